@@ -1,0 +1,118 @@
+"""Score a table of predictions against a table of labels: the one code path behind
+``affectlab score`` and ``affectlab evaluate``.
+
+Both tables follow the sample-table contract (affectlab.data.table); predictions may carry AU
+probabilities, which are thresholded (0.5, or per-AU thresholds from a file).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affectlab.errors import DataError
+from affectlab.labels import LabelSchema, canonical_au
+from affectlab.metrics import multitask_scores
+
+
+@dataclass(frozen=True)
+class Matched:
+    """Predictions and labels row-aligned on the image path, plus what could not be paired."""
+
+    predictions: pd.DataFrame
+    labels: pd.DataFrame
+    unmatched_labels: int
+    unmatched_predictions: int
+
+
+def _keys(table: pd.DataFrame, root: Path | None) -> pd.Series:
+    """Absolute normalised paths, or paths relative to the file's folder when ``root`` is given."""
+    paths = table["path"].astype(str).map(os.path.normpath)
+    if root is None:
+        return paths
+    return paths.map(lambda p: os.path.relpath(p, root) if os.path.isabs(p) else p)
+
+
+def _check_unique(keys: pd.Series, what: str | os.PathLike[str]) -> None:
+    dup = keys[keys.duplicated()]
+    if len(dup):
+        raise DataError(what, f"image {dup.iloc[0]!r} appears more than once")
+
+
+def match(predictions: pd.DataFrame, labels: pd.DataFrame, *, pred_root: Path | None = None,
+          label_root: Path | None = None, pred_name: str = "predictions", label_name: str = "labels") -> Matched:
+    """Pair rows by image path: first as absolute paths, then what is left by the path relative to each
+    file's own folder (so ``video1/00001.jpg`` in two files in different folders still pairs)."""
+    p_abs, l_abs = _keys(predictions, None), _keys(labels, None)
+    _check_unique(p_abs, pred_name)
+    _check_unique(l_abs, label_name)
+    label_row = {k: j for j, k in enumerate(l_abs)}
+    pairs = {i: label_row[k] for i, k in enumerate(p_abs) if k in label_row}
+    if pred_root is not None and label_root is not None and len(pairs) < len(labels):
+        taken = set(pairs.values())
+        label_row = {k: j for j, k in enumerate(_keys(labels, label_root)) if j not in taken}
+        pairs |= {i: label_row[k] for i, k in enumerate(_keys(predictions, pred_root))
+                  if i not in pairs and k in label_row}
+    if not pairs:
+        raise DataError(pred_name, f"no image path in common with {label_name}")
+    p_idx, l_idx = list(pairs), list(pairs.values())
+    return Matched(
+        predictions=predictions.iloc[p_idx].reset_index(drop=True),
+        labels=labels.iloc[l_idx].reset_index(drop=True),
+        unmatched_labels=len(labels) - len(pairs),
+        unmatched_predictions=len(predictions) - len(pairs),
+    )
+
+
+def _columns(table: pd.DataFrame, names: tuple[str, ...] | list[str]) -> np.ndarray | None:
+    if not all(n in table.columns for n in names):
+        return None
+    return table[list(names)].to_numpy(dtype=float)
+
+
+def score_tables(predictions: pd.DataFrame, labels: pd.DataFrame, schema: LabelSchema,
+                 au_thresholds: np.ndarray | None = None) -> dict:
+    """ABAW metrics (affectlab.metrics.multitask_scores) for row-aligned predictions and labels.
+
+    A task is scored when the labels carry it and the predictions carry it too."""
+    au_true, au_prob = _columns(labels, schema.au_names), _columns(predictions, schema.au_names)
+    has_expr = "expr" in labels.columns and "expr" in predictions.columns
+    va_true, va_pred = _columns(labels, ["valence", "arousal"]), _columns(predictions, ["valence", "arousal"])
+    both = lambda a, b: (a, b) if a is not None and b is not None else (None, None)  # noqa: E731
+    au_true, au_prob = both(au_true, au_prob)
+    va_true, va_pred = both(va_true, va_pred)
+    return multitask_scores(
+        schema,
+        au_true=au_true, au_prob=au_prob,
+        expr_true=labels["expr"].to_numpy() if has_expr else None,
+        expr_pred=predictions["expr"].to_numpy() if has_expr else None,
+        va_true=va_true, va_pred=va_pred,
+        au_thresholds=au_thresholds,
+    )
+
+
+def load_thresholds(path: str | os.PathLike[str], schema: LabelSchema) -> np.ndarray:
+    """Per-AU thresholds from a JSON object ``{"AU1": 0.4, ...}`` naming every AU of the schema."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(path, "thresholds file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(path, f"not a JSON file: {e}") from None
+    if not isinstance(raw, dict):
+        raise DataError(path, 'expected a JSON object like {"AU1": 0.5, ...}')
+    try:
+        given = {canonical_au(k): float(v) for k, v in raw.items()}
+    except (ValueError, TypeError) as e:
+        raise DataError(path, str(e)) from None
+    missing = [a for a in schema.au_names if a not in given]
+    if missing:
+        raise DataError(path, f"no threshold for {', '.join(missing)}")
+    values = np.array([given[a] for a in schema.au_names])
+    if not np.all((values > 0) & (values < 1)):
+        raise DataError(path, "thresholds must lie strictly between 0 and 1")
+    return values
