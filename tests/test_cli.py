@@ -194,3 +194,18 @@ def test_data_summary_bad_header_is_one_line(capsys, abaw):
     bad = abaw.annotate("VA_Set", "v1", ["0.1,0.2"], header="arousal,valence")
     code, _, err = run(capsys, "data", "summary", str(abaw.annotations))
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(bad) in err
+
+
+def test_models_table_json(capsys, tmp_path):
+    code, out, err = run(capsys, "models", "mtl-baseline", "streaming", "--json", str(tmp_path / "m.json"))
+    assert code == 0, err
+    rows = json.loads((tmp_path / "m.json").read_text())
+    assert [r["name"] for r in rows] == ["mtl-baseline", "streaming"]
+    assert all(set(r) == {"name", "params", "gflops", "input_size"} for r in rows)
+    assert rows[0]["params"] > 20e6 and 0.9 < rows[0]["gflops"] < 1.3  # ResNet50 at 112 px: 4.1 / 4
+    assert "mtl-baseline" in out
+
+
+def test_models_unknown_name(capsys):
+    code, _, err = run(capsys, "models", "nope")
+    assert code == 2 and "known:" in err and len(err.strip().splitlines()) == 1

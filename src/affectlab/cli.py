@@ -70,6 +70,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from affectlab.models import format_model_table, model_table
+
+    rows = model_table(args.names or None)
+    print(format_model_table(rows))
+    if args.json:
+        write_json(args.json, [{k: r[k] for k in ("name", "params", "gflops", "input_size")} for r in rows])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affectlab", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"affectlab {__version__}")
@@ -98,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--aus", **aus)
     score.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
     score.set_defaults(func=cmd_score)
+
+    models = sub.add_parser("models", help="the registered models: parameters and GFLOPs at their papers' input size")
+    models.add_argument("names", nargs="*", help="only these models (default: all)")
+    models.add_argument("--json", metavar="FILE", help='also write [{"name", "params", "gflops", "input_size"}, ...]')
+    models.set_defaults(func=cmd_models)
     return parser
 
 

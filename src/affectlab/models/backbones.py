@@ -1,0 +1,148 @@
+"""Convolutional trunks that turn a normalised face (B, 3, H, W) into a feature map (B, C, h, w).
+
+Built from torchvision with ``weights=None`` (nothing is ever downloaded); ImageNet initialisation
+comes only from a local file the user names (:meth:`Backbone.load_imagenet`), for instance
+torchvision's own ``mobilenet_v2-b0353104.pth``.
+
+- ``inception_v3``: InceptionV3 up to ``Mixed_6e``, a 17×17×768 map at 299 px: the feature
+  extractor of SMM-EmotionNet (smm paper §3.1, "Part I") and of the context paper (§3).
+- ``resnet50``: ResNet50 without its pooling and classifier, 2048 channels: the CNN of the
+  teacher-student and multi-database papers (112 px faces).
+- ``mobilenet_v2``: MobileNetV2 features, 1280 channels: the small, fast default.
+
+With ``timm`` installed, any other timm model name works as well (its last feature map).
+torchvision is imported only inside the builders, i.e. after ``import affectlab`` has installed
+the import hook of :mod:`affectlab.compat`.
+"""
+from __future__ import annotations
+
+import importlib.util
+from collections import OrderedDict
+from os import PathLike
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from affectlab.errors import AffectlabError, DataError
+
+
+class _ImageNetToTF(nn.Module):
+    """torchvision's ``transform_input`` for InceptionV3: ImageNet-normalised input -> [-1, 1] scale.
+
+    torchvision's InceptionV3 ImageNet weights were ported from TensorFlow and expect inputs
+    scaled to [-1, 1]; this fixed per-channel affine map lets the trunk take the same
+    ImageNet-normalised input as every other backbone (the SMM paper normalises with ImageNet
+    mean/std, §4.2).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+        self.register_buffer("scale", (std / 0.5).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", ((mean - 0.5) / 0.5).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.shift
+
+
+def _inception_v3() -> tuple[nn.Module, int]:
+    from torchvision.models import inception_v3
+
+    full = inception_v3(weights=None, aux_logits=False, init_weights=True)
+    names = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+             "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"]
+    layers = OrderedDict([("transform_input", _ImageNetToTF())] + [(n, getattr(full, n)) for n in names])
+    return nn.Sequential(layers), 768
+
+
+def _resnet50() -> tuple[nn.Module, int]:
+    from torchvision.models import resnet50
+
+    full = resnet50(weights=None)
+    names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    return nn.Sequential(OrderedDict((n, getattr(full, n)) for n in names)), 2048
+
+
+def _mobilenet_v2() -> tuple[nn.Module, int]:
+    from torchvision.models import mobilenet_v2
+
+    return nn.Sequential(OrderedDict(features=mobilenet_v2(weights=None).features)), 1280
+
+
+#: The torchvision trunks; their parameter names equal torchvision's, so its ImageNet files load.
+TORCHVISION_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
+    "inception_v3": _inception_v3,
+    "resnet50": _resnet50,
+    "mobilenet_v2": _mobilenet_v2,
+}
+
+
+class _LastFeatureMap(nn.Module):
+    """A timm ``features_only`` model returns a list of maps; keep the deepest."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)[-1]
+
+
+def _timm(name: str) -> tuple[nn.Module, int]:
+    import timm
+
+    if not timm.is_model(name):
+        raise AffectlabError(f"unknown backbone {name!r}: neither {', '.join(TORCHVISION_BACKBONES)} nor a timm model")
+    model = timm.create_model(name, pretrained=False, features_only=True, out_indices=(-1,))
+    return _LastFeatureMap(model), model.feature_info.channels()[-1]
+
+
+def backbone_names() -> list[str]:
+    """The built-in backbone names (any timm model name works too when timm is installed)."""
+    return list(TORCHVISION_BACKBONES)
+
+
+class Backbone(nn.Module):
+    """A named trunk: ``forward`` gives the feature map, ``out_channels`` its channel count."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        if name in TORCHVISION_BACKBONES:
+            self.body, self.out_channels = TORCHVISION_BACKBONES[name]()
+        elif importlib.util.find_spec("timm") is not None:
+            self.body, self.out_channels = _timm(name)
+        else:
+            raise AffectlabError(f"unknown backbone {name!r}; known: {', '.join(TORCHVISION_BACKBONES)} "
+                                 "(install timm for more)")
+        self.name = name
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def load_imagenet(self, path: str | PathLike[str]) -> None:
+        """Load ImageNet weights from a local state-dict file (``torch.load(weights_only=True)``).
+
+        The file's classifier (and any other layer this trunk dropped) is ignored; every tensor
+        of the trunk must be in the file with the right shape, or a DataError names the file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, f"no such weights file for backbone {self.name!r}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # corrupt, truncated, or a pickle that is not plain tensors
+            raise DataError(path, f"cannot read as a PyTorch weights file ({type(e).__name__})") from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise DataError(path, "not a state dict of tensors")
+        own = self.body.state_dict()
+        missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+        if missing:
+            raise DataError(path, f"does not fit backbone {self.name!r}: {len(missing)} of its {len(own)} tensors "
+                                  f"are missing (first: {missing[0]})")
+        wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+        if wrong:
+            raise DataError(path, f"does not fit backbone {self.name!r}: {wrong[0]} has shape "
+                                  f"{tuple(state[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}")
+        self.body.load_state_dict({k: state[k] for k in own if k in state}, strict=False)

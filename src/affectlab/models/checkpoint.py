@@ -1,0 +1,164 @@
+"""Self-contained model files: weights plus everything needed to run the model alone.
+
+A checkpoint is one safetensors file. Its tensors are the model's ``state_dict``; its metadata
+header holds one JSON document under the key ``"affectlab"``: model name and config, label
+schema, input size, normalisation mean/std, the face-alignment template and the affectlab
+version. Loading reads JSON and raw tensors only, so it never executes code from the file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Sequence
+
+import safetensors.torch
+from safetensors import SafetensorError, safe_open
+
+from affectlab import __version__
+from affectlab.errors import AffectlabError, DataError
+from affectlab.labels import LabelSchema
+from affectlab.models.base import AffectModel
+from affectlab.models.registry import create_model
+
+FORMAT_VERSION = 1
+_KEY = "affectlab"
+
+#: The face-alignment target: where the 5 landmarks (left eye, right eye, nose tip, left and right
+#: mouth corner; left/right as seen in the image) land in a 112×112 crop, in that crop's pixel
+#: frame. This is the standard 5-point template of 112×112 aligned faces (ArcFace/InsightFace).
+ALIGN_TEMPLATE_112: tuple[tuple[float, float], ...] = (
+    (38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041),
+)
+
+
+def align_template(input_size: int) -> list[list[float]]:
+    """:data:`ALIGN_TEMPLATE_112` scaled to a square crop of ``input_size`` pixels."""
+    scale = input_size / 112
+    return [[x * scale, y * scale] for x, y in ALIGN_TEMPLATE_112]
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint says about its model, besides the weights."""
+
+    model: str
+    config: dict[str, Any]
+    schema: LabelSchema
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    align_template: tuple[tuple[float, float], ...]
+    affectlab_version: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["schema"] = self.schema.to_dict()
+        return json.dumps({"format_version": FORMAT_VERSION, **d})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CheckpointMeta":
+        return cls(model=d["model"], config=d["config"], schema=LabelSchema.from_dict(d["schema"]),
+                   input_size=int(d["input_size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
+                   align_template=tuple(tuple(p) for p in d["align_template"]),
+                   affectlab_version=d["affectlab_version"], extra=d.get("extra") or {})
+
+
+def _checked_meta(model: AffectModel, input_size: int, mean: Sequence[float], std: Sequence[float],
+                  template: Sequence[Sequence[float]] | None, extra: dict[str, Any] | None) -> CheckpointMeta:
+    if not model.model_name:
+        raise AffectlabError(f"{type(model).__name__} is not a registered model; only those can be checkpointed")
+    if int(input_size) != input_size or input_size <= 0:
+        raise AffectlabError(f"input_size must be a positive number of pixels, got {input_size!r}")
+    if len(mean) != 3 or len(std) != 3 or not all(math.isfinite(s) and s > 0 for s in std):
+        raise AffectlabError(f"mean and std must be 3 per-channel numbers (std > 0), got {mean!r} and {std!r}")
+    template = align_template(input_size) if template is None else template
+    if len(template) != 5 or any(len(p) != 2 for p in template):
+        raise AffectlabError("align_template must be 5 (x, y) points: eyes, nose tip, mouth corners")
+    try:
+        json.dumps(extra or {})
+    except TypeError as e:
+        raise AffectlabError(f"extra must be JSON-serialisable: {e}") from None
+    return CheckpointMeta(model=model.model_name, config=model.config, schema=model.schema,
+                          input_size=int(input_size), mean=tuple(map(float, mean)), std=tuple(map(float, std)),
+                          align_template=tuple((float(x), float(y)) for x, y in template),
+                          affectlab_version=__version__, extra=dict(extra or {}))
+
+
+def save_checkpoint(model: AffectModel, path: str | PathLike[str], *, input_size: int, mean: Sequence[float],
+                    std: Sequence[float], align_template: Sequence[Sequence[float]] | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` and its run-alone metadata to ``path`` (a ``.safetensors`` file).
+
+    ``align_template`` defaults to :data:`ALIGN_TEMPLATE_112` scaled to ``input_size``; ``extra``
+    holds any JSON-ready facts worth keeping (epoch, metrics, training recipe). The file is
+    written beside its final name first, so an interrupted save never leaves a half file.
+    """
+    meta = _checked_meta(model, input_size, mean, std, align_template, extra)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    safetensors.torch.save_model(model, str(partial), metadata={_KEY: meta.to_json()})
+    os.replace(partial, path)
+    return path
+
+
+def read_checkpoint_meta(path: str | PathLike[str]) -> CheckpointMeta:
+    """The metadata of a checkpoint, without loading its weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataError(path, f"not a safetensors file, or a corrupt one ({str(e).splitlines()[0]})") from None
+    if _KEY not in header:
+        raise DataError(path, "not an affectlab checkpoint (a safetensors file without affectlab metadata)")
+    try:
+        document = json.loads(header[_KEY])
+        version = document["format_version"]
+        if version <= FORMAT_VERSION:
+            return CheckpointMeta.from_dict(document)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataError(path, f"damaged affectlab metadata ({type(e).__name__}: {e})") from None
+    raise DataError(path, f"written by a newer affectlab (checkpoint format {version}); upgrade affectlab")
+
+
+def _schema_difference(found: LabelSchema, expected: LabelSchema) -> str:
+    for what, a, b in [("AUs", found.au_names, expected.au_names),
+                       ("expressions", found.expr_names, expected.expr_names),
+                       ("VA names", found.va_names, expected.va_names)]:
+        if a != b:
+            return f"its {what} are {', '.join(a)}, expected {', '.join(b)}"
+    return "its labels differ"
+
+
+def load_model(path: str | PathLike[str], schema: LabelSchema | None = None, device: str = "cpu") -> AffectModel:
+    """Rebuild the model stored at ``path``, load its weights and return it in eval mode.
+
+    ``schema``, if given, is the label schema the caller needs; a checkpoint with other labels
+    is refused. The model's :class:`CheckpointMeta` (input size, normalisation, alignment
+    template, ...) is on ``model.checkpoint_meta``. Every failure is a one-line DataError naming the file.
+    """
+    meta = read_checkpoint_meta(path)
+    if schema is not None and meta.schema != schema:
+        raise DataError(path, f"label schema mismatch: {_schema_difference(meta.schema, schema)}")
+    try:
+        model = create_model(meta.model, meta.schema, **meta.config)
+    except (AffectlabError, TypeError, ValueError) as e:  # TypeError/ValueError: a config of the wrong form
+        raise DataError(path, f"cannot rebuild the model: {e}") from None
+    try:
+        missing, unexpected = safetensors.torch.load_model(model, path, strict=False, device=device)
+    except (RuntimeError, SafetensorError, OSError) as e:
+        reason = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e).splitlines()[0])
+        raise DataError(path, f"weights do not fit model {meta.model!r}: {reason}") from None
+    if missing or unexpected:
+        raise DataError(path, f"weights do not fit model {meta.model!r}: {len(missing)} missing "
+                              f"(first: {missing[:1]}), {len(unexpected)} unexpected (first: {unexpected[:1]})")
+    model.checkpoint_meta = meta
+    return model.to(device).eval()

@@ -1,0 +1,74 @@
+"""The prior-aided streaming network (prior-aided-streaming-network.txt, Zhang et al., ABAW2, §3).
+
+A prior model gives a 512-d expression embedding Emb (§3.2); three feature extractors and two
+translation modules then run the tasks in the order AU -> EXPR -> VA (§3.3, Fig. 1).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
+from affectlab.models.backbones import Backbone
+from affectlab.models.base import AffectModel, Prediction
+from affectlab.models.heads import mlp
+from affectlab.models.registry import register_model
+
+
+def _fc(n_in: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.ReLU(inplace=True))
+
+
+@register_model("streaming")
+class StreamingNet(AffectModel):
+    """Prior-aided streaming network (streaming paper §3.2-3.3, Fig. 1).
+
+    - Prior model (§3.2): an image -> Emb ∈ R^512. The paper uses the deviation module of DLN,
+      whose weights are not public; here any backbone serves, globally pooled and projected to 512
+      (the paper's own ablation swaps DLN for ResNet50, Table 3). It stays trainable, as in the paper.
+    - Feature extractors (§3.3): Emb -> AU features in R^{n_au×16}, EXPR features in R^64 and
+      VA features in R^64.
+    - AU predictor: an MLP on the AU features gives S = {s_1..s_12}, the AU logits (eqs. 1-3 train it).
+    - AU→EXPR module: translates the AU features to 64-d; concatenated with the EXPR features
+      (128-d) it feeds the EXPR predictor (eq. 4).
+    - {AU, EXPR}→VA module: translates the AU and EXPR features jointly to 64-d; concatenated with
+      the VA features (128-d) it feeds the VA predictor, whose output goes through tanh (eqs. 5-6).
+
+    The paper gives the feature sizes only; each extractor and translation module here is one FC
+    layer with ReLU and each predictor an MLP with one hidden layer of ``hidden`` (64) units.
+    ``features``: ``emb`` (B, 512), ``au_features`` (B, n_au, 16), ``expr_features`` and
+    ``va_features`` (B, 128), the predictors' inputs.
+    """
+
+    def __init__(self, schema: LabelSchema = DEFAULT_SCHEMA, *, backbone: str = "mobilenet_v2", emb_dim: int = 512,
+                 au_dim: int = 16, expr_dim: int = 64, va_dim: int = 64, hidden: int = 64):
+        super().__init__(schema, dict(backbone=backbone, emb_dim=emb_dim, au_dim=au_dim, expr_dim=expr_dim,
+                                      va_dim=va_dim, hidden=hidden))
+        n_au_features = schema.n_au * au_dim
+        self.backbone = Backbone(backbone)
+        self.prior_projection = nn.Linear(self.backbone.out_channels, emb_dim)
+        self.au_extractor = _fc(emb_dim, n_au_features)
+        self.expr_extractor = _fc(emb_dim, expr_dim)
+        self.va_extractor = _fc(emb_dim, va_dim)
+        self.au_to_expr = _fc(n_au_features, expr_dim)
+        self.au_expr_to_va = _fc(n_au_features + expr_dim, va_dim)
+        self.heads = nn.ModuleDict({
+            "au": mlp([n_au_features, hidden, schema.n_au]),
+            "expr": mlp([2 * expr_dim, hidden, schema.n_expr]),
+            "va": mlp([2 * va_dim, hidden, 2]),
+        })
+
+    def forward(self, x: Tensor) -> Prediction:
+        Emb = self.prior_projection(self.backbone(x).mean((-2, -1)))
+        F_au = self.au_extractor(Emb)
+        F_expr = self.expr_extractor(Emb)
+        F_va = self.va_extractor(Emb)
+        expr_in = torch.cat([self.au_to_expr(F_au), F_expr], dim=-1)  # AU→EXPR
+        va_in = torch.cat([self.au_expr_to_va(torch.cat([F_au, F_expr], dim=-1)), F_va], dim=-1)  # {AU, EXPR}→VA
+        return Prediction(
+            au=self.heads["au"](F_au),
+            expr=self.heads["expr"](expr_in),
+            va=torch.tanh(self.heads["va"](va_in)),
+            features={"emb": Emb, "au_features": F_au.unflatten(-1, (self.schema.n_au, -1)),
+                      "expr_features": expr_in, "va_features": va_in},
+        )

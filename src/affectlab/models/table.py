@@ -1,0 +1,83 @@
+"""Parameters and forward GFLOPs of every model at its paper's input size (``affectlab models``).
+
+GFLOPs are counted from the model itself with ``torch.utils.flop_counter.FlopCounterMode`` and
+reported as multiply-adds (FLOPs / 2), the convention of torchvision and fvcore: ResNet50 at
+224 px is 4.1, InceptionV3 at 299 px is 5.7.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
+from affectlab.models.base import AffectModel
+from affectlab.models.registry import create_model, list_models
+
+#: Each model as its paper ran it: (config, input size). SMM, MSS and the context models use
+#: InceptionV3 at 299 px (smm §4.2, context §3). mtl-baseline and cnn-rnn are the teacher-student
+#: CNN and CNN-RNN: ResNet50 at 112 px with 20 VA bins. streaming uses ResNet50 at 112 px: the
+#: paper's DLN prior is not public and its own ablation substitutes ResNet50 (it cropped 224 px).
+PAPER_SETTINGS: dict[str, tuple[dict[str, Any], int]] = {
+    "mtl-baseline": ({"backbone": "resnet50", "va_bins": 20}, 112),
+    "cnn-rnn": ({"backbone": "resnet50", "va_bins": 20}, 112),
+    "smm": ({}, 299),
+    "mss": ({}, 299),
+    "context": ({}, 299),
+    "context-ensemble": ({}, 299),
+    "streaming": ({"backbone": "resnet50"}, 112),
+}
+_CLIP = 2  # frames in the clip a sequence model is counted on; every part is linear in T
+
+
+def count_params(model: nn.Module) -> int:
+    """All parameters, trainable or frozen."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_gflops(model: nn.Module, x: Tensor) -> float:
+    """Forward multiply-adds of ``model(x)`` in units of 10^9 (FLOPs / 2), in eval mode.
+
+    Counted with autograd on: in inference mode PyTorch may route a Transformer layer through a
+    fused kernel that the counter cannot see.
+    """
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter, torch.enable_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / 2e9
+
+
+def model_row(model: AffectModel, input_size: int) -> dict[str, Any]:
+    """One table row; a sequence model's GFLOPs are per frame."""
+    frames = _CLIP if model.input_layout == "BTCHW" else 1
+    return {"name": model.model_name, "backbone": model.config.get("backbone", ""), "input_size": input_size,
+            "params": count_params(model),
+            "gflops": count_gflops(model, model.example_input(input_size, frames=_CLIP)) / frames}
+
+
+def model_table(names: Iterable[str] | None = None, schema: LabelSchema = DEFAULT_SCHEMA) -> list[dict[str, Any]]:
+    """Rows ``{name, backbone, input_size, params, gflops}`` for the registered models, at the
+    settings of :data:`PAPER_SETTINGS` (the model's defaults at 224 px for a model not listed there)."""
+    rows = []
+    for name in list_models() if names is None else names:
+        config, size = PAPER_SETTINGS.get(name, ({}, 224))
+        rows.append(model_row(create_model(name, schema, **config), size))
+    return rows
+
+
+def format_model_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`model_table` rows."""
+    header = f"{'model':<18} {'backbone':<14} {'input':>7} {'params (M)':>11} {'GFLOPs':>8}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        size = f"{r['input_size']}px"
+        lines.append(f"{r['name']:<18} {r['backbone']:<14} {size:>7} {r['params'] / 1e6:>11.2f} {r['gflops']:>8.2f}")
+    lines.append("GFLOPs: forward multiply-adds per image (per frame for cnn-rnn), the torchvision/fvcore convention.")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""affectlab.models.backbones: feature-map shapes and ImageNet initialisation from a local file."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from affectlab.errors import AffectlabError, DataError
+from affectlab.models import Backbone, backbone_names, create_model
+
+
+def one_line(e: pytest.ExceptionInfo) -> str:
+    message = str(e.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("name, size, shape", [
+    ("inception_v3", 299, (768, 17, 17)),  # SMM §3.1: "17×17 and it has 768 channels"
+    ("resnet50", 112, (2048, 4, 4)),
+    ("mobilenet_v2", 64, (1280, 2, 2)),
+])
+def test_feature_map_shape_and_channels(name, size, shape):
+    backbone = Backbone(name).eval()
+    with torch.no_grad():
+        fmap = backbone(torch.zeros(1, 3, size, size))
+    assert fmap.shape[1:] == shape and backbone.out_channels == shape[0]
+
+
+def test_builtin_names():
+    assert backbone_names() == ["inception_v3", "resnet50", "mobilenet_v2"]
+
+
+def test_unknown_backbone():
+    with pytest.raises(AffectlabError, match="unknown backbone 'vgg-nope'"):
+        Backbone("vgg-nope")
+
+
+def test_imagenet_mobilenet_v2_file_loads(mobilenet_v2_weights):
+    state = torch.load(mobilenet_v2_weights, weights_only=True)
+    backbone = Backbone("mobilenet_v2")
+    backbone.load_imagenet(mobilenet_v2_weights)
+    own = backbone.body.state_dict()
+    assert all(torch.equal(own[k], state[k]) for k in own if not k.endswith("num_batches_tracked"))
+
+
+def test_create_model_with_backbone_weights(mobilenet_v2_weights):
+    model = create_model("mtl-baseline", backbone_weights=mobilenet_v2_weights)
+    first = model.backbone.body.features[0][0].weight
+    assert torch.equal(first, torch.load(mobilenet_v2_weights, weights_only=True)["features.0.0.weight"])
+    assert "backbone_weights" not in model.config  # checkpoints never need the ImageNet file
+
+
+def test_weights_of_another_architecture_are_refused(mobilenet_v2_weights):
+    with pytest.raises(DataError, match="does not fit backbone 'resnet50'") as e:
+        Backbone("resnet50").load_imagenet(mobilenet_v2_weights)
+    assert str(mobilenet_v2_weights) in one_line(e)
+
+
+def test_wrong_shape_is_refused(tmp_path):
+    state = Backbone("mobilenet_v2").body.state_dict()
+    state["features.0.0.weight"] = torch.zeros(1, 1, 1, 1)
+    path = tmp_path / "bad.pth"
+    torch.save(state, path)
+    with pytest.raises(DataError, match=r"features\.0\.0\.weight has shape \(1, 1, 1, 1\)") as e:
+        Backbone("mobilenet_v2").load_imagenet(path)
+    one_line(e)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such weights file"),
+    (b"\x00garbage, not a torch file", "cannot read as a PyTorch weights file"),
+    ({"epoch": 3}, "not a state dict of tensors"),
+])
+def test_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "weights.pth"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        torch.save(content, path)
+    with pytest.raises(DataError, match=message) as e:
+        Backbone("mobilenet_v2").load_imagenet(path)
+    assert one_line(e).startswith(str(path))
