@@ -10,9 +10,9 @@ from safetensors import safe_open
 
 from affectlab import __version__
 from affectlab.errors import AffectlabError, DataError
+from affectlab.faces.align import ARCFACE_112
 from affectlab.labels import schema
 from affectlab.models import (
-    ALIGN_TEMPLATE_112,
     align_template,
     create_model,
     list_models,
@@ -50,14 +50,14 @@ def test_metadata_makes_the_file_self_contained(tmp_path):
     assert meta.model == "mtl-baseline" and meta.config == model.config
     assert meta.schema == model.schema and meta.input_size == 112
     assert meta.mean == IMAGENET["mean"] and meta.std == IMAGENET["std"]
-    assert meta.align_template == ALIGN_TEMPLATE_112  # the default template, at 112 px unscaled
+    assert meta.align_template == tuple(map(tuple, ARCFACE_112.tolist()))  # the default template, at 112 px unscaled
     assert meta.affectlab_version == __version__ and meta.extra == {"epoch": 3}
     assert load_model(path).checkpoint_meta == meta
     assert not list(tmp_path.glob("sub/*.partial"))
 
 
 def test_default_template_scales_with_the_input():
-    assert align_template(224)[0] == pytest.approx([2 * ALIGN_TEMPLATE_112[0][0], 2 * ALIGN_TEMPLATE_112[0][1]])
+    assert align_template(224)[0] == pytest.approx([2 * ARCFACE_112[0, 0] + 0.5, 2 * ARCFACE_112[0, 1] + 0.5])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -12,7 +12,6 @@ from affectlab.models import context, multitask, smm, streaming  # noqa: F401  (
 from affectlab.models.backbones import Backbone, backbone_names
 from affectlab.models.base import AffectModel, Prediction
 from affectlab.models.checkpoint import (
-    ALIGN_TEMPLATE_112,
     CheckpointMeta,
     align_template,
     load_model,
@@ -23,7 +22,7 @@ from affectlab.models.registry import create_model, get_model_class, list_models
 from affectlab.models.table import count_gflops, count_params, format_model_table, model_table
 
 __all__ = [
-    "ALIGN_TEMPLATE_112", "AffectModel", "Backbone", "CheckpointMeta", "Prediction", "align_template",
+    "AffectModel", "Backbone", "CheckpointMeta", "Prediction", "align_template",
     "backbone_names", "count_gflops", "count_params", "create_model", "format_model_table", "get_model_class",
     "list_models", "load_model", "model_options", "model_table", "read_checkpoint_meta", "register_model",
     "save_checkpoint",

@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 
 from affectlab import __version__
 from affectlab.errors import AffectlabError, DataError
+from affectlab.faces.align import ARCFACE_112, scale_template
 from affectlab.labels import LabelSchema
 from affectlab.models.base import AffectModel
 from affectlab.models.registry import create_model
@@ -27,18 +28,10 @@ from affectlab.models.registry import create_model
 FORMAT_VERSION = 1
 _KEY = "affectlab"
 
-#: The face-alignment target: where the 5 landmarks (left eye, right eye, nose tip, left and right
-#: mouth corner; left/right as seen in the image) land in a 112×112 crop, in that crop's pixel
-#: frame. This is the standard 5-point template of 112×112 aligned faces (ArcFace/InsightFace).
-ALIGN_TEMPLATE_112: tuple[tuple[float, float], ...] = (
-    (38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041),
-)
-
-
 def align_template(input_size: int) -> list[list[float]]:
-    """:data:`ALIGN_TEMPLATE_112` scaled to a square crop of ``input_size`` pixels."""
-    scale = input_size / 112
-    return [[x * scale, y * scale] for x, y in ALIGN_TEMPLATE_112]
+    """The default face-alignment target of a crop of ``input_size`` pixels: where the 5 landmarks
+    land (:data:`affectlab.faces.align.ARCFACE_112`, scaled)."""
+    return scale_template(ARCFACE_112, input_size).tolist()
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,7 @@ def save_checkpoint(model: AffectModel, path: str | PathLike[str], *, input_size
                     extra: dict[str, Any] | None = None) -> Path:
     """Write ``model`` and its run-alone metadata to ``path`` (a ``.safetensors`` file).
 
-    ``align_template`` defaults to :data:`ALIGN_TEMPLATE_112` scaled to ``input_size``; ``extra``
+    ``align_template`` defaults to :func:`align_template` of ``input_size``; ``extra``
     holds any JSON-ready facts worth keeping (epoch, metrics, training recipe). The file is
     written beside its final name first, so an interrupted save never leaves a half file.
     """

@@ -1,0 +1,326 @@
+"""MTCNN face detector with 5 landmarks (Zhang et al. 2016, "Joint Face Detection and Alignment
+using Multitask Cascaded Convolutional Networks").
+
+Three networks in a cascade: P-Net scores every 12x12 window of an image pyramid (fully
+convolutional, stride 2), R-Net re-scores the surviving windows at 24x24, O-Net at 48x48 and places
+the 5 landmarks. Each stage also regresses box offsets (in units of the window's width/height) and
+non-maximum suppression (NMS) removes duplicates between stages.
+
+The weights are facenet-pytorch 2.6.0's (MIT, ``affectlab/assets/mtcnn``). Their input convention:
+RGB, ``(x - 127.5) / 128``, rows = y; R-Net and O-Net flatten their last feature map width-major
+(the original Caffe models were trained on transposed MATLAB images).
+
+Coordinates: boxes are edges (a box covering the whole image is ``0, 0, W, H``; slice it as
+``image[int(y1):int(y2), int(x1):int(x2)]``); landmarks are positions with pixel centres on
+integers, the convention of ``cv2.warpAffine`` and of 68-point annotations. O-Net was trained
+with landmark offsets from the index of the crop's first pixel, so a landmark is that index plus
+the offset times the crop side (checked on AffectNet's 68-point labels: no horizontal bias left).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from affectlab.errors import AffectlabError
+
+_PNET_WINDOW, _PNET_STRIDE = 12, 2
+_NMS_PER_SCALE, _NMS_ACROSS_SCALES, _NMS_REFINE = 0.5, 0.7, 0.7
+_CHUNK = 512  # crops per R-/O-Net forward pass: bounds memory on crowded images
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one image, by decreasing score.
+
+    ``boxes`` (N, 4) x1, y1, x2, y2; ``scores`` (N,); ``landmarks`` (N, 5, 2) x, y of left eye,
+    right eye, nose, left mouth corner, right mouth corner ("left" = image-left).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+class PNet(nn.Module):
+    """Proposal net: a face probability and box offsets for each 12x12 window, stride 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        return torch.softmax(self.conv4_1(x), dim=1)[:, 1], self.conv4_2(x)
+
+
+class RNet(nn.Module):
+    """Refinement net on 24x24 crops: face probability and box offsets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
+        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
+        self.dense5_1, self.dense5_2 = nn.Linear(128, 2), nn.Linear(128, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x)).permute(0, 3, 2, 1).flatten(1)
+        x = self.prelu4(self.dense4(x))
+        return torch.softmax(self.dense5_1(x), dim=1)[:, 1], self.dense5_2(x)
+
+
+class ONet(nn.Module):
+    """Output net on 48x48 crops: face probability, box offsets and 5 landmarks (x0..x4, y0..y4)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+        self.dense6_1, self.dense6_2, self.dense6_3 = nn.Linear(256, 2), nn.Linear(256, 4), nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x)).permute(0, 3, 2, 1).flatten(1)
+        x = self.prelu5(self.dense5(x))
+        return torch.softmax(self.dense6_1(x), dim=1)[:, 1], self.dense6_2(x), self.dense6_3(x)
+
+
+def _load(net: nn.Module, name: str, device: str | torch.device) -> nn.Module:
+    """Weights ship inside the package, so detection works offline."""
+    with resources.files("affectlab").joinpath(f"assets/mtcnn/{name}.pt").open("rb") as f:
+        net.load_state_dict(torch.load(f, map_location="cpu", weights_only=True))
+    return net.to(device).eval()
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, factor: float) -> list[float]:
+    """Scales at which P-Net's 12-pixel window spans faces from ``min_face_size`` to the short side."""
+    first = _PNET_WINDOW / min_face_size
+    scales: list[float] = []
+    while min(height, width) * first * factor ** len(scales) >= _PNET_WINDOW:
+        scales.append(first * factor ** len(scales))
+    return scales
+
+
+def _pyramid(image: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """Downscaled copies at the given (width, height), each made from the previous one.
+
+    Gaussian halvings (``cv2.pyrDown``) while a step would shrink by 2x or more, then one bilinear
+    step: as smooth as ``INTER_AREA`` at a fraction of its cost at non-integer ratios.
+    """
+    levels, source = [], image
+    for width, height in sizes:
+        while source.shape[1] >= 2 * width and source.shape[0] >= 2 * height:
+            source = cv2.pyrDown(source)
+        source = cv2.resize(source, (width, height), interpolation=cv2.INTER_LINEAR)
+        levels.append(source)
+    return levels
+
+
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    groups: np.ndarray | None = None,
+    mode: Literal["union", "min"] = "union",
+) -> np.ndarray:
+    """Greedy NMS; indices of kept boxes by decreasing score.
+
+    ``groups`` (e.g. image index) keeps boxes of different groups from suppressing each other.
+    ``mode="min"`` divides the overlap by the smaller area, so a box lying inside a larger,
+    better one is removed too (MTCNN's last stage).
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    boxes = boxes.astype(np.float64)
+    groups = np.zeros(len(boxes)) if groups is None else groups
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        w = np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0])
+        h = np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1])
+        inter = np.maximum(w, 0) * np.maximum(h, 0)
+        denom = np.minimum(area[i], area[rest]) if mode == "min" else area[i] + area[rest] - inter
+        order = rest[(inter <= threshold * denom) | (groups[rest] != groups[i])]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Apply the networks' box offsets, given in units of the window's width and height."""
+    wh = boxes[:, 2:] - boxes[:, :2]
+    return boxes + offsets * np.concatenate([wh, wh], axis=1)
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Integer square windows around the boxes' centres: the next net sees undistorted faces."""
+    side = np.maximum(np.round((boxes[:, 2:] - boxes[:, :2]).max(axis=1)), 1.0)
+    corner = np.round((boxes[:, :2] + boxes[:, 2:]) / 2 - side[:, None] / 2)
+    return np.concatenate([corner, corner + side[:, None]], axis=1)
+
+
+def _crops(images: Sequence[np.ndarray], index: np.ndarray, windows: np.ndarray, size: int) -> np.ndarray:
+    """(K, size, size, 3) uint8 crops of integer windows; black outside the image (as in training)."""
+    out = np.zeros((len(windows), size, size, 3), dtype=np.uint8)
+    for k, (i, (x1, y1, x2, y2)) in enumerate(zip(index, windows.astype(np.int64))):
+        image = images[i]
+        h, w = image.shape[:2]
+        patch = image[max(y1, 0) : min(y2, h), max(x1, 0) : min(x2, w)]
+        if patch.size == 0:
+            continue
+        if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
+            pads = (max(-y1, 0), max(y2 - h, 0), max(-x1, 0), max(x2 - w, 0))
+            patch = cv2.copyMakeBorder(patch, *pads, cv2.BORDER_CONSTANT, value=0)
+        interpolation = cv2.INTER_AREA if x2 - x1 > size else cv2.INTER_LINEAR
+        out[k] = cv2.resize(patch, (size, size), interpolation=interpolation)
+    return out
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise AffectlabError(f"face detection needs an HxWx3 uint8 RGB image, got a {got}")
+    return np.ascontiguousarray(image)
+
+
+@dataclass
+class _Candidates:
+    """Windows still in the running, across a batch of images."""
+
+    index: np.ndarray  # (K,) image index
+    boxes: np.ndarray  # (K, 4)
+    scores: np.ndarray  # (K,)
+
+
+class MTCNN:
+    """The P-, R-, O-Net cascade with pretrained weights, for RGB uint8 images.
+
+    ``min_face_size`` (pixels) sets the largest pyramid scale, and so most of the run time;
+    ``thresholds`` are the three nets' face-probability cut-offs; ``factor`` is the pyramid step.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        min_face_size: float = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+    ) -> None:
+        if min_face_size <= 0:
+            raise AffectlabError(f"min_face_size must be positive, got {min_face_size}")
+        if not 0 < factor < 1:
+            raise AffectlabError(f"the pyramid factor must lie in (0, 1), got {factor}")
+        self.device = torch.device(device)
+        self.min_face_size = min_face_size
+        self.thresholds = thresholds
+        self.factor = factor
+        self.pnet = _load(PNet(), "pnet", self.device)
+        self.rnet = _load(RNet(), "rnet", self.device)
+        self.onet = _load(ONet(), "onet", self.device)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Faces in one HxWx3 uint8 RGB image."""
+        return self.detect_batch([image])[0]
+
+    @torch.inference_mode()
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Faces in each image; images of equal size share P-Net passes, and all share R/O-Net passes."""
+        checked = [_check_image(image) for image in images]
+        candidates = self._propose(checked)
+        candidates = self._refine(checked, candidates)
+        return self._output(checked, candidates)
+
+    def _tensor(self, batch: np.ndarray) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> normalised (B, 3, H, W) float, the nets' input convention."""
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
+        return x.sub_(127.5).mul_(1 / 128)
+
+    def _propose(self, images: list[np.ndarray]) -> _Candidates:
+        """Stage 1: P-Net over each image's pyramid, NMS per scale, then across scales."""
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(i)
+        found = []
+        for (h, w, _), members in by_shape.items():
+            scales = pyramid_scales(h, w, self.min_face_size, self.factor)
+            sizes = [(int(np.ceil(w * scale)), int(np.ceil(h * scale))) for scale in scales]
+            pyramids = [_pyramid(images[i], sizes) for i in members]
+            for level, (level_w, level_h) in enumerate(sizes):
+                prob, offsets = self.pnet(self._tensor(np.stack([p[level] for p in pyramids])))
+                b, row, col = torch.nonzero(prob >= self.thresholds[0], as_tuple=True)
+                scores = prob[b, row, col].cpu().numpy()
+                offsets = offsets.permute(0, 2, 3, 1)[b, row, col].cpu().numpy()
+                corner = torch.stack([col, row], dim=1).cpu().numpy() * _PNET_STRIDE
+                # window edges in the level -> in the image, with the level's exact (rounded) scale
+                to_image = np.array([w / level_w, h / level_h, w / level_w, h / level_h])
+                boxes = np.concatenate([corner, corner + _PNET_WINDOW], axis=1) * to_image
+                index = np.asarray(members)[b.cpu().numpy()]
+                keep = nms(boxes, scores, _NMS_PER_SCALE, groups=index)
+                found.append((index[keep], boxes[keep], scores[keep], offsets[keep]))
+        if not found:
+            return _Candidates(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0))
+        index, boxes, scores, offsets = (np.concatenate(parts) for parts in zip(*found))
+        keep = nms(boxes, scores, _NMS_ACROSS_SCALES, groups=index)
+        return _Candidates(index[keep], _square(_regress(boxes[keep], offsets[keep])), scores[keep])
+
+    def _refine(self, images: list[np.ndarray], c: _Candidates) -> _Candidates:
+        """Stage 2: R-Net re-scores 24x24 crops of the proposals."""
+        if not len(c.index):
+            return c
+        x = self._tensor(_crops(images, c.index, c.boxes, 24))
+        prob, offsets = (torch.cat(parts).cpu().numpy() for parts in zip(*map(self.rnet, x.split(_CHUNK))))
+        passed = np.flatnonzero(prob > self.thresholds[1])
+        index, boxes, scores, offsets = c.index[passed], c.boxes[passed], prob[passed], offsets[passed]
+        keep = nms(boxes, scores, _NMS_REFINE, groups=index)
+        return _Candidates(index[keep], _square(_regress(boxes[keep], offsets[keep])), scores[keep])
+
+    def _output(self, images: list[np.ndarray], c: _Candidates) -> list[Detections]:
+        """Stage 3: O-Net on 48x48 crops gives the final scores, boxes and landmarks."""
+        boxes, scores, landmarks, index = np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)), c.index
+        if len(c.index):
+            x = self._tensor(_crops(images, c.index, c.boxes, 48))
+            prob, offsets, points = (torch.cat(p).cpu().numpy() for p in zip(*map(self.onet, x.split(_CHUNK))))
+            keep = np.flatnonzero(prob > self.thresholds[2])
+            windows, index, scores = c.boxes[keep], c.index[keep], prob[keep]
+            wh = (windows[:, 2:] - windows[:, :2])[:, None, :]
+            points = points[keep].reshape(-1, 2, 5).transpose(0, 2, 1)
+            landmarks = windows[:, None, :2] + points * wh  # offsets from the window's first pixel
+            boxes = _regress(windows, offsets[keep])
+            keep = nms(boxes, scores, _NMS_REFINE, groups=index, mode="min")
+            boxes, scores, landmarks, index = boxes[keep], scores[keep], landmarks[keep], index[keep]
+        return [
+            Detections(
+                boxes[index == i].astype(np.float32),
+                scores[index == i].astype(np.float32),
+                landmarks[index == i].astype(np.float32),
+            )
+            for i in range(len(images))
+        ]
