@@ -1,0 +1,167 @@
+"""From aligned face crops to probabilities, on PyTorch or onnxruntime.
+
+A backend holds a model and its :class:`~affectlab.models.checkpoint.CheckpointMeta` (input size,
+normalisation, alignment template, label schema) and turns a batch of crops (N, S, S, 3) uint8 RGB
+into AU and expression probabilities and VA. ``export_onnx`` writes a model with its metadata inside
+the ONNX file, so ``--model model.onnx`` runs alone on onnxruntime, checked to agree with PyTorch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from affectlab.errors import AffectlabError, DataError
+from affectlab.models import load_model
+from affectlab.models.base import AffectModel
+from affectlab.models.checkpoint import CheckpointMeta, read_checkpoint_meta
+
+_ONNX_META_KEY = "affectlab"
+OUTPUTS = ("au", "expr", "va")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-face outputs: AU probabilities (N, n_au), expression probabilities (N, n_expr), VA (N, 2)."""
+
+    au: np.ndarray
+    expr: np.ndarray
+    va: np.ndarray
+
+
+def to_input(crops: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """uint8 crops (N, S, S, 3) RGB -> float32 (N, 3, S, S), scaled to [0, 1] then normalised."""
+    x = crops.astype(np.float32) * (1 / 255)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _probabilities(au_logits: np.ndarray, expr_logits: np.ndarray, va: np.ndarray) -> Scores:
+    expr = np.exp(expr_logits - expr_logits.max(axis=1, keepdims=True))
+    return Scores(au=1 / (1 + np.exp(-au_logits)), expr=expr / expr.sum(axis=1, keepdims=True), va=np.clip(va, -1, 1))
+
+
+class _Outputs(torch.nn.Module):
+    """The model as a tensor-in, tuple-out function, for tracing and export."""
+
+    def __init__(self, model: AffectModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p = self.model(x)
+        return p.au, p.expr, p.va
+
+
+class TorchBackend:
+    """A checkpointed model on a torch device (``cpu``, ``cuda``, ``cuda:1``)."""
+
+    def __init__(self, model: AffectModel, device: str = "cpu"):
+        if model.input_layout != "BCHW":
+            raise AffectlabError(f"model {model.model_name!r} takes {model.input_layout} input; analyze runs "
+                                 "single-face image models (BCHW)")
+        if model.checkpoint_meta is None:
+            raise AffectlabError("the model carries no checkpoint metadata; load it with affectlab.load_model")
+        self.meta: CheckpointMeta = model.checkpoint_meta
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray) -> Scores:
+        x = torch.from_numpy(to_input(crops, self.meta.mean, self.meta.std)).to(self.device)
+        p = self.model(x)
+        return _probabilities(p.au.float().cpu().numpy(), p.expr.float().cpu().numpy(), p.va.float().cpu().numpy())
+
+
+class OnnxBackend:
+    """An exported model on onnxruntime's CPU provider."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        import onnxruntime as ort
+
+        try:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+            raise DataError(path, f"not a loadable ONNX model ({str(e).splitlines()[0]})") from None
+        document = self.session.get_modelmeta().custom_metadata_map.get(_ONNX_META_KEY)
+        if document is None:
+            raise DataError(path, "an ONNX model without affectlab metadata (export it with `affectlab export`)")
+        self.meta = CheckpointMeta.from_dict(json.loads(document))
+
+    def __call__(self, crops: np.ndarray) -> Scores:
+        au, expr, va = self.session.run(list(OUTPUTS), {"image": to_input(crops, self.meta.mean, self.meta.std)})
+        return _probabilities(au, expr, va)
+
+
+#: The bundled default model, trained by ``configs/default.yaml`` (see docs/model-card.md).
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default.safetensors"
+
+
+def default_backend(device: str = "cpu") -> TorchBackend:
+    """The bundled model; where the package has none yet, an untrained one, with a loud warning."""
+    if DEFAULT_MODEL.is_file():
+        return TorchBackend(load_model(DEFAULT_MODEL), device)
+    from affectlab.models import create_model
+    from affectlab.models.checkpoint import align_template
+    from affectlab.labels import DEFAULT_SCHEMA
+
+    warnings.warn("no trained default model is bundled with this affectlab: using an UNTRAINED model, whose "
+                  "predictions are meaningless; pass --model CHECKPOINT for real results", stacklevel=2)
+    torch.manual_seed(0)
+    model = create_model("mtl-baseline", DEFAULT_SCHEMA)
+    model.checkpoint_meta = CheckpointMeta(
+        model=model.model_name, config=model.config, schema=DEFAULT_SCHEMA, input_size=112,
+        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), align_template=tuple(map(tuple, align_template(112))),
+        affectlab_version="untrained")
+    return TorchBackend(model, device)
+
+
+def load_backend(path: str | os.PathLike[str], device: str = "cpu") -> TorchBackend | OnnxBackend:
+    """``.onnx`` files run on onnxruntime (CPU); checkpoints on PyTorch and ``device``."""
+    if Path(path).suffix.lower() == ".onnx":
+        if device != "cpu":
+            raise AffectlabError("ONNX models run on the CPU here; use the .safetensors checkpoint with --device")
+        return OnnxBackend(path)
+    return TorchBackend(load_model(path), device)
+
+
+def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, check: bool = True,
+                atol: float = 1e-4) -> Path:
+    """Export a checkpoint to ONNX (batch dimension dynamic) with its metadata embedded.
+
+    With ``check``, runs both on the same random batch and raises if any probability or VA value
+    differs by more than ``atol``."""
+    import onnx
+
+    meta = read_checkpoint_meta(checkpoint)
+    model = load_model(checkpoint)
+    backend = TorchBackend(model)
+    size = meta.input_size
+    example = torch.zeros(2, 3, size, size)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
+        torch.onnx.export(_Outputs(model).eval(), (example,), str(partial), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=list(OUTPUTS),
+                          dynamic_axes={name: {0: "batch"} for name in ("image", *OUTPUTS)})
+    exported = onnx.load(str(partial))
+    entry = exported.metadata_props.add()
+    entry.key, entry.value = _ONNX_META_KEY, meta.to_json()
+    onnx.save(exported, str(partial))
+    os.replace(partial, out)
+    if check:
+        crops = np.random.default_rng(0).integers(0, 256, size=(4, size, size, 3), dtype=np.uint8)
+        a, b = backend(crops), OnnxBackend(out)(crops)
+        worst = max(float(np.abs(getattr(a, k) - getattr(b, k)).max()) for k in ("au", "expr", "va"))
+        if worst > atol:
+            raise AffectlabError(f"ONNX export of {checkpoint} differs from PyTorch by {worst:.2e} (> {atol})")
+    return out

@@ -1,0 +1,82 @@
+"""affectlab.analyze.predict: crops to probabilities on PyTorch and onnxruntime, and the ONNX export."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from affectlab.analyze.predict import OnnxBackend, TorchBackend, export_onnx, load_backend, to_input
+from affectlab.errors import AffectlabError, DataError
+from affectlab.models import create_model, load_model, save_checkpoint
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("mtl-baseline", backbone="mobilenet_v2")
+    path = tmp_path_factory.mktemp("ckpt") / "m.safetensors"
+    save_checkpoint(model, path, input_size=64, mean=MEAN, std=STD)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory):
+    """Exported (and checked against PyTorch by export_onnx itself) once for the module."""
+    return export_onnx(checkpoint, tmp_path_factory.mktemp("onnx") / "m.onnx")
+
+
+def crops(n: int, size: int = 64) -> np.ndarray:
+    return np.random.default_rng(n).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+
+
+def test_to_input_normalises_per_channel():
+    c = np.zeros((1, 2, 2, 3), dtype=np.uint8)
+    c[..., 0] = 255
+    x = to_input(c, MEAN, STD)
+    assert x.shape == (1, 3, 2, 2) and x.dtype == np.float32
+    assert x[0, 0, 0, 0] == pytest.approx((1 - MEAN[0]) / STD[0]) and x[0, 1, 0, 0] == pytest.approx(-MEAN[1] / STD[1])
+
+
+def test_torch_backend_matches_the_model(checkpoint):
+    model = load_model(checkpoint)
+    batch = crops(3)
+    scores = TorchBackend(model)(batch)
+    with torch.no_grad():
+        p = model(torch.from_numpy(to_input(batch, MEAN, STD)))
+    np.testing.assert_allclose(scores.au, torch.sigmoid(p.au).numpy(), atol=1e-6)
+    np.testing.assert_allclose(scores.expr, torch.softmax(p.expr, 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(scores.expr.sum(1), 1, atol=1e-6)
+    assert scores.va.shape == (3, 2) and np.all(np.abs(scores.va) <= 1)
+
+
+def test_onnx_export_agrees_with_pytorch(checkpoint, exported):
+    onnx_backend = load_backend(exported)
+    assert isinstance(onnx_backend, OnnxBackend) and onnx_backend.meta.input_size == 64
+    batch = crops(7)  # another batch size than the export's example
+    a, b = load_backend(checkpoint)(batch), onnx_backend(batch)
+    for k in ("au", "expr", "va"):
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), atol=1e-5)
+
+
+def test_onnx_without_affectlab_metadata_is_refused(exported, tmp_path):
+    import onnx
+
+    stripped = onnx.load(str(exported))
+    del stripped.metadata_props[:]
+    onnx.save(stripped, str(tmp_path / "plain.onnx"))
+    with pytest.raises(DataError, match="without affectlab metadata"):
+        load_backend(tmp_path / "plain.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="junk.onnx: not a loadable ONNX model"):
+        load_backend(tmp_path / "junk.onnx")
+    with pytest.raises(AffectlabError, match="CPU"):
+        load_backend(exported, device="cuda")
+
+
+def test_sequence_models_are_refused_with_a_reason(tmp_path):
+    model = create_model("cnn-rnn", backbone="mobilenet_v2")
+    save_checkpoint(model, tmp_path / "seq.safetensors", input_size=64, mean=MEAN, std=STD)
+    with pytest.raises(AffectlabError, match="BTCHW"):
+        load_backend(tmp_path / "seq.safetensors")
