@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score
 
+from affectlab.analyze.predict import DEFAULT_MODEL
 from affectlab.cli import main
 from affectlab.labels import AU_ABAW, EXPR_NAMES
 
@@ -209,3 +210,32 @@ def test_models_table_json(capsys, tmp_path):
 def test_models_unknown_name(capsys):
     code, _, err = run(capsys, "models", "nope")
     assert code == 2 and "known:" in err and len(err.strip().splitlines()) == 1
+
+
+def test_analyze_command(capsys, tmp_path, shared_data):
+    media = shared_data / "media"
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG broken")
+    code, out, err = run(capsys, "analyze", str(media / "single_face.mp4"), str(media / "multi_face.jpg"),
+                         str(tmp_path / "corrupt.png"), "--out", str(tmp_path / "out"), "--detect-every", "3")
+    assert code == 1  # one input failed; the others were analysed
+    assert "single_face: faces in 72/72 frames (1 person tracked)" in out and "images: faces in 1/1 images" in out
+    errors = [line for line in err.splitlines() if line.startswith("affectlab: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"affectlab: error: {tmp_path / 'corrupt.png'}: cannot decode image")
+    if not DEFAULT_MODEL.is_file():
+        assert "UNTRAINED" in err  # the untrained stand-in is announced loudly until a trained model is bundled
+    assert len(pd.read_csv(tmp_path / "out" / "images.csv")) == 5
+
+
+def test_export_command(capsys, tmp_path):
+    import torch
+
+    from affectlab.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(create_model("mtl-baseline"), tmp_path / "m.safetensors", input_size=64,
+                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    code, out, err = run(capsys, "export", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "m.onnx"))
+    assert code == 0, err
+    assert (tmp_path / "m.onnx").is_file() and "checked against PyTorch" in out
+    code, _, err = run(capsys, "export", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "x.onnx"))
+    assert code == 2 and "none.safetensors: no such checkpoint file" in err

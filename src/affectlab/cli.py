@@ -80,6 +80,36 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import warnings
+
+    from affectlab.analyze.analyzer import Analyzer
+    from affectlab.analyze.run import run_analysis
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        analyzer = Analyzer(args.model, device=args.device, faces=args.faces, stride=args.stride,
+                            detect_every=args.detect_every, batch_size=args.batch_size)
+    for w in caught:
+        print(f"affectlab: WARNING: {w.message}", file=sys.stderr)
+    report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
+                          video_out=args.video_out, abaw=args.abaw, progress=not args.quiet and sys.stderr.isatty())
+    for line in report.summaries:
+        print(line)
+    print(f"wrote {len(report.written)} files to {args.out}")
+    for line in report.failures:
+        print(f"affectlab: error: {line}", file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from affectlab.analyze.predict import export_onnx
+
+    out = export_onnx(args.model, args.out)
+    print(f"wrote {out} (checked against PyTorch)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affectlab", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"affectlab {__version__}")
@@ -113,6 +143,33 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("names", nargs="*", help="only these models (default: all)")
     models.add_argument("--json", metavar="FILE", help='also write [{"name", "params", "gflops", "input_size"}, ...]')
     models.set_defaults(func=cmd_models)
+
+    analyze = sub.add_parser("analyze", help="AUs, expression and valence/arousal of every face in images and videos",
+                             description="Detect, align and analyse every face in images, folders, globs and videos. "
+                                         "Each video goes to OUT/<stem>.csv, all images to OUT/images.csv.")
+    analyze.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video, folder or glob")
+    analyze.add_argument("--out", default="affectlab_out", help="output folder (default: affectlab_out)")
+    analyze.add_argument("--model", help="checkpoint (.safetensors) or exported .onnx (default: the bundled model)")
+    analyze.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
+                         help="detect faces, or take each input as an aligned face crop (default: detect)")
+    analyze.add_argument("--stride", type=int, default=1, help="analyse every n-th video frame (default: 1)")
+    analyze.add_argument("--detect-every", type=int, default=1, metavar="K",
+                         help="run the face detector on every k-th analysed frame and track in between (default: 1)")
+    analyze.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
+    analyze.add_argument("--plots", action="store_true", help="write PNG plots beside each table")
+    analyze.add_argument("--video-out", action="store_true", help="write each video with boxes, expression and VA drawn")
+    analyze.add_argument("--abaw", action="store_true", help="also write ABAW submission files under OUT/abaw")
+    analyze.add_argument("--skip-existing", action="store_true", help="skip videos and images already analysed in OUT")
+    analyze.add_argument("--quiet", action="store_true", help="no progress bars")
+    analyze.set_defaults(func=cmd_analyze)
+
+    export = sub.add_parser("export", help="export a checkpoint for onnxruntime",
+                            description="Export a checkpoint to ONNX with its metadata, checked to agree with PyTorch.")
+    export.add_argument("model", help="checkpoint (.safetensors)")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="only onnx for now")
+    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

@@ -1,0 +1,154 @@
+"""``Analyzer``: media in, one results row per face per frame out (see analyze.results).
+
+Frames are decoded, faces detected (MTCNN, every ``detect_every``-th frame, tracked in between),
+aligned to the model's template and predicted in batches. Videos are processed in chunks of frames
+and yielded as they are done, so memory stays flat and a caller can write rows as they come.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
+from affectlab.analyze.predict import OnnxBackend, TorchBackend, default_backend, load_backend
+from affectlab.analyze.results import finalize, prediction_frame
+from affectlab.errors import AffectlabError, DataError
+from affectlab.faces import MTCNN, FaceTracker, align_face
+
+FACE_MODES = ("detect", "crops")
+
+
+class Analyzer:
+    """Analyse images and videos with a checkpoint (``.safetensors``), an exported ``.onnx`` model, or
+    the bundled default model (``model=None``).
+
+    ``faces="detect"`` finds faces with MTCNN; ``faces="crops"`` takes each input as an already
+    aligned face crop (e.g. ABAW ``cropped_aligned`` frames) and skips detection. In a video,
+    ``stride`` keeps every n-th frame and ``detect_every`` runs the detector on every k-th kept frame,
+    tracking faces in between (faster, slightly less precise boxes).
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | TorchBackend | OnnxBackend | None = None, *,
+                 device: str = "cpu", faces: str = "detect", stride: int = 1, detect_every: int = 1,
+                 batch_size: int = 32, min_face_size: float = 40, chunk_frames: int = 64):
+        if faces not in FACE_MODES:
+            raise AffectlabError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
+        if stride < 1 or detect_every < 1 or batch_size < 1:
+            raise AffectlabError("stride, detect_every and batch_size must be at least 1")
+        if isinstance(model, (TorchBackend, OnnxBackend)):
+            self.backend = model
+        else:
+            self.backend = default_backend(device) if model is None else load_backend(model, device)
+        meta = self.backend.meta
+        self.schema = meta.schema
+        self.size = meta.input_size
+        self.template = np.asarray(meta.align_template, dtype=np.float64)
+        thresholds = meta.extra.get("au_thresholds")
+        self.au_thresholds = np.full(self.schema.n_au, 0.5) if thresholds is None else np.asarray(
+            [thresholds[a] for a in self.schema.au_names], dtype=np.float64)
+        self.faces, self.stride, self.detect_every = faces, stride, detect_every
+        self.batch_size, self.chunk_frames = batch_size, chunk_frames
+        self.detector = MTCNN(device, min_face_size=min_face_size) if faces == "detect" else None
+
+    # --- public API -------------------------------------------------------------------------
+
+    def analyze(self, path: str | os.PathLike[str]) -> pd.DataFrame:
+        """All rows of one image or video as a DataFrame.
+
+        A video that breaks part-way (truncated, corrupt) returns the rows of the frames before the
+        break and warns with the reason; an input that yields nothing raises DataError."""
+        chunks = []
+        try:
+            for chunk in self.iter_rows(path):
+                chunks.append(chunk)
+        except DataError as e:
+            if not chunks:
+                raise
+            warnings.warn(str(e), stacklevel=2)
+        return pd.concat(chunks, ignore_index=True)
+
+    def analyze_images(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[pd.DataFrame | DataError]:
+        """Rows of many images, batched for the detector and the model; a bad image yields its
+        DataError in place of rows, and the others go on."""
+        pending = iter(paths)
+        while batch := list(islice(pending, max(1, self.batch_size // 2))):
+            frames: list[Frame] = []
+            for path in batch:
+                try:
+                    frames += list(iter_frames(path))
+                except DataError as e:
+                    yield e
+            if frames:
+                yield self._rows(frames, self._faces_of_stills(frames))
+
+    def iter_rows(self, path: str | os.PathLike[str]) -> Iterator[pd.DataFrame]:
+        """Rows of one input in chunks, as soon as each chunk is done (a video's frames in order)."""
+        if not is_video(path):
+            frames = list(iter_frames(path))
+            yield self._rows(frames, self._faces_of_stills(frames))
+            return
+        tracker = FaceTracker()
+        frames = iter_video(path, self.stride)
+        kept = 0
+        while chunk := list(islice(frames, self.chunk_frames)):
+            detect = [(kept + i) % self.detect_every == 0 for i in range(len(chunk))]
+            kept += len(chunk)
+            yield self._rows(chunk, self._faces_of_video(chunk, detect, tracker))
+
+    # --- faces ------------------------------------------------------------------------------
+
+    def _faces_of_stills(self, frames: Sequence[Frame]) -> list[list[tuple[int, np.ndarray, np.ndarray, float]]]:
+        """(face_id, box, landmarks or None, confidence) per face of each still image; ids by score."""
+        if self.detector is None:
+            return [[self._whole(f)] for f in frames]
+        found = self.detector.detect_batch([f.image for f in frames])
+        return [[(i, d.boxes[i], d.landmarks[i], float(d.scores[i])) for i in range(len(d))] for d in found]
+
+    def _faces_of_video(self, chunk: Sequence[Frame], detect: Sequence[bool], tracker: FaceTracker):
+        if self.detector is None:
+            return [[self._whole(f)] for f in chunk]
+        to_detect = [f.image for f, d in zip(chunk, detect) if d]
+        found = iter(self.detector.detect_batch(to_detect) if to_detect else [])
+        faces = []
+        for d in detect:
+            tracked = tracker.update(next(found) if d else None)
+            faces.append([(t.face_id, t.box, t.landmarks, t.score) for t in tracked])
+        return faces
+
+    @staticmethod
+    def _whole(frame: Frame) -> tuple[int, np.ndarray, None, float]:
+        h, w = frame.image.shape[:2]
+        return 0, np.array([0, 0, w, h], dtype=np.float32), None, 1.0
+
+    def _crop(self, image: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
+        if landmarks is None:  # a given crop: it already is the face, just the model's size
+            return cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return align_face(image, landmarks, self.template, self.size)
+
+    # --- rows -------------------------------------------------------------------------------
+
+    def _rows(self, frames: Sequence[Frame], faces: Sequence[list]) -> pd.DataFrame:
+        meta, crops = [], []
+        for frame, found in zip(frames, faces):
+            base = {"input": frame.input, "frame": frame.frame, "timestamp": frame.timestamp}
+            if not found:
+                meta.append(base | {"face_id": -1, "confidence": 0.0, "success": 0})
+            for face_id, box, landmarks, score in found:
+                x1, y1, x2, y2 = (float(v) for v in box)
+                meta.append(base | {"face_id": face_id, "x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1,
+                                    "confidence": score, "success": 1})
+                crops.append(self._crop(frame.image, landmarks))
+        table = pd.DataFrame(meta)
+        if crops:
+            scores = [self.backend(np.stack(crops[i:i + self.batch_size])) for i in range(0, len(crops), self.batch_size)]
+            predicted = prediction_frame(self.schema, *(np.concatenate([getattr(s, k) for s in scores])
+                                                        for k in ("au", "expr", "va")), self.au_thresholds)
+            predicted.index = np.flatnonzero(table["success"].to_numpy() == 1)
+            table = table.join(predicted)  # rows without a face keep empty predictions
+        return finalize(table, self.schema)

@@ -1,0 +1,148 @@
+"""Analyzer and run_analysis on the real sample media: rows, success flags, face ids, errors, files."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from affectlab.analyze.analyzer import Analyzer
+from affectlab.analyze.results import result_columns
+from affectlab.analyze.run import run_analysis
+from affectlab.errors import AffectlabError, DataError
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the untrained-default warning: these tests check the pipeline, not accuracy
+        return Analyzer()
+
+
+@pytest.fixture(scope="module")
+def media(shared_data):
+    return shared_data / "media"
+
+
+def test_single_face_image(analyzer, media):
+    df = analyzer.analyze(media / "single_face.jpg")
+    assert list(df.columns) == result_columns(analyzer.schema)
+    assert len(df) == 1 and df["success"].tolist() == [1] and df["frame"].tolist() == [-1]
+    row = df.iloc[0]
+    assert 150 < row["x"] < 250 and 150 < row["width"] < 260 and row["confidence"] > 0.9
+    probs = df[list(analyzer.schema.expr_names)].to_numpy(dtype=float)
+    assert np.allclose(probs.sum(1), 1, atol=1e-3) and row["expression"] in analyzer.schema.expr_names
+    assert -1 <= row["valence"] <= 1 and set(df.filter(like="_c").iloc[0]) <= {0, 1}
+
+
+def test_several_faces_and_no_face(analyzer, media):
+    many = analyzer.analyze(media / "multi_face.jpg")
+    assert len(many) == 5 and many["face_id"].tolist() == list(range(5)) and (many["success"] == 1).all()
+    none = analyzer.analyze(media / "free-mountain-vector-01.jpg")
+    assert len(none) == 1 and none["success"].tolist() == [0] and none["face_id"].tolist() == [-1]
+    assert none[["AU01", "valence", "expression"]].isna().all(axis=None)
+
+
+def test_grayscale_and_alpha_images(analyzer, media, tmp_path):
+    Image.open(media / "single_face.jpg").convert("L").save(tmp_path / "gray.png")
+    gray = analyzer.analyze(tmp_path / "gray.png")
+    assert gray["success"].tolist() == [1]
+    alpha = analyzer.analyze(media / "Image_with_alpha.png")
+    assert len(alpha) >= 1 and alpha["success"].iloc[0] == 1
+    big_gray = analyzer.analyze(media / "BWPictureHuman.jpg")  # 2560x1912 L: decodes and runs (MTCNN misses the face)
+    assert len(big_gray) >= 1
+
+
+def test_video_rows_ids_and_stride(analyzer, media):
+    df = analyzer.analyze(media / "single_face.mp4")
+    assert df["frame"].tolist() == list(range(1, 73)) and (df["success"] == 1).all()
+    assert df["face_id"].nunique() == 1 and df["timestamp"].is_monotonic_increasing
+    strided = Analyzer(analyzer.backend, stride=3, detect_every=2).analyze(media / "single_face.mp4")
+    assert strided["frame"].tolist() == list(range(1, 73, 3)) and strided["face_id"].nunique() == 1
+    both = df.set_index("frame").loc[strided["frame"], ["x", "y"]].to_numpy(dtype=float)
+    assert np.abs(both - strided[["x", "y"]].to_numpy(dtype=float)).max() < 40  # tracked boxes stay on the face
+
+
+def test_hevc_video_with_and_without_face(analyzer, media):
+    df = analyzer.analyze(media / "face_noface.mov")
+    assert df["frame"].tolist() == list(range(1, 170))  # every frame has a row, face or not
+    found = df[df["success"] == 1]
+    assert 0 < len(found) < len(df) and found["face_id"].nunique() <= 2
+    assert (df.loc[df["success"] == 0, "face_id"] == -1).all()
+
+
+def test_no_face_video(analyzer, media):
+    df = analyzer.analyze(media / "no_face.mp4")
+    assert len(df) == 95 and (df["success"] == 0).all()
+
+
+def test_crops_mode_skips_detection(analyzer, shared_data):
+    crops = Analyzer(analyzer.backend, faces="crops")
+    path = sorted((shared_data / "affectnet" / "images").iterdir())[0]
+    df = crops.analyze(path)
+    assert df[["x", "y", "width", "height", "confidence", "success"]].iloc[0].tolist() == [0, 0, 224, 224, 1, 1]
+
+
+def test_bad_options():
+    with pytest.raises(AffectlabError, match="faces must be"):
+        Analyzer(faces="guess")
+
+
+def test_run_keeps_going_past_bad_inputs(analyzer, media, tmp_path):
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8 broken")
+    data = (media / "WolfgangLanger_Pexels.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.3)])
+    out = tmp_path / "out"
+    report = run_analysis(analyzer, [media / "single_face.jpg", tmp_path / "corrupt.jpg", tmp_path / "cut.mp4",
+                                     tmp_path / "missing.mp4"], out, progress=False, abaw=True)
+    failures = "\n".join(report.failures)
+    assert len(report.failures) == 3 and "corrupt.jpg: cannot decode image" in failures
+    assert "cut.mp4" in failures and "kept the" in failures and "missing.mp4: no such file" in failures
+    images = pd.read_csv(out / "images.csv")
+    assert images["input"].tolist() == [str(media / "single_face.jpg")]
+    cut = pd.read_csv(out / "cut.csv")  # the frames before the break are kept
+    assert len(cut) > 50 and cut["frame"].tolist() == list(range(1, len(cut) + 1))
+    assert (out / "abaw" / "AU" / "cut.txt").is_file() and (out / "abaw" / "mtl.txt").is_file()
+
+
+def test_abaw_files_have_one_line_per_frame(analyzer, media, tmp_path):
+    run_analysis(analyzer, [media / "single_face.mp4"], tmp_path, abaw=True, progress=False)
+    au = (tmp_path / "abaw" / "AU" / "single_face.txt").read_text().splitlines()
+    expr = (tmp_path / "abaw" / "EXPR" / "single_face.txt").read_text().splitlines()
+    va = (tmp_path / "abaw" / "VA" / "single_face.txt").read_text().splitlines()
+    assert au[0] == ",".join(analyzer.schema.au_names) and len(au) == 73
+    assert all(set(line.split(",")) <= {"0", "1"} for line in au[1:])
+    assert expr[0] == ",".join(analyzer.schema.expr_names) and all(0 <= int(e) <= 7 for e in expr[1:])
+    assert va[0] == "valence,arousal" and all(-1 <= float(x) <= 1 for line in va[1:] for x in line.split(","))
+
+
+def test_skip_existing_redoes_only_unfinished(analyzer, media, tmp_path):
+    first = run_analysis(analyzer, [media / "single_face.mp4", media / "single_face.jpg"], tmp_path, progress=False)
+    assert not first.failures
+    (tmp_path / "single_face.csv").rename(tmp_path / "single_face.csv.partial")  # as if interrupted
+    logged = []
+    again = run_analysis(analyzer, [media / "single_face.mp4", media / "single_face.jpg"], tmp_path,
+                         skip_existing=True, progress=False, log=logged.append)
+    assert not again.failures and not logged  # the partial video was redone, not skipped
+    assert len(pd.read_csv(tmp_path / "single_face.csv")) == 72
+    assert len(pd.read_csv(tmp_path / "images.csv")) == 1  # the image was not analysed twice
+    run_analysis(analyzer, [media / "single_face.mp4"], tmp_path, skip_existing=True, progress=False, log=logged.append)
+    assert len(logged) == 1 and "skipped" in logged[0]
+
+
+def test_face_less_clip_abaw_is_a_clean_failure(analyzer, media, tmp_path):
+    report = run_analysis(analyzer, [media / "no_face.mp4"], tmp_path, abaw=True, progress=False)
+    assert report.failures == [f"no_face: no face was found in {media / 'no_face.mp4'}; nothing to write for ABAW"]
+    assert len(pd.read_csv(tmp_path / "no_face.csv")) == 95
+
+
+def test_analyze_warns_and_keeps_rows_of_a_truncated_video(analyzer, media, tmp_path):
+    data = (media / "WolfgangLanger_Pexels.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.3)])
+    with pytest.warns(UserWarning, match="cut.mp4"):
+        df = analyzer.analyze(tmp_path / "cut.mp4")
+    assert len(df) > 50
+    with pytest.raises(DataError):
+        analyzer.analyze(tmp_path / "nothing.mp4")
