@@ -7,8 +7,11 @@ and yielded as they are done, so memory stays flat and a caller can write rows a
 from __future__ import annotations
 
 import os
+import time
 import warnings
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
 
 import cv2
@@ -55,6 +58,16 @@ class Analyzer:
         self.faces, self.stride, self.detect_every = faces, stride, detect_every
         self.batch_size, self.chunk_frames = batch_size, chunk_frames
         self.detector = MTCNN(device, min_face_size=min_face_size) if faces == "detect" else None
+        #: Seconds spent per stage (decode, detect, align, predict) since construction: for benchmarks.
+        self.timings: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def _timed(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] += time.perf_counter() - start
 
     # --- public API -------------------------------------------------------------------------
 
@@ -81,7 +94,8 @@ class Analyzer:
             frames: list[Frame] = []
             for path in batch:
                 try:
-                    frames += list(iter_frames(path))
+                    with self._timed("decode"):
+                        frames += list(iter_frames(path))
                 except DataError as e:
                     yield e
             if frames:
@@ -90,13 +104,18 @@ class Analyzer:
     def iter_rows(self, path: str | os.PathLike[str]) -> Iterator[pd.DataFrame]:
         """Rows of one input in chunks, as soon as each chunk is done (a video's frames in order)."""
         if not is_video(path):
-            frames = list(iter_frames(path))
+            with self._timed("decode"):
+                frames = list(iter_frames(path))
             yield self._rows(frames, self._faces_of_stills(frames))
             return
         tracker = FaceTracker()
         frames = iter_video(path, self.stride)
         kept = 0
-        while chunk := list(islice(frames, self.chunk_frames)):
+        while True:
+            with self._timed("decode"):
+                chunk = list(islice(frames, self.chunk_frames))
+            if not chunk:
+                break
             detect = [(kept + i) % self.detect_every == 0 for i in range(len(chunk))]
             kept += len(chunk)
             yield self._rows(chunk, self._faces_of_video(chunk, detect, tracker))
@@ -107,18 +126,20 @@ class Analyzer:
         """(face_id, box, landmarks or None, confidence) per face of each still image; ids by score."""
         if self.detector is None:
             return [[self._whole(f)] for f in frames]
-        found = self.detector.detect_batch([f.image for f in frames])
+        with self._timed("detect"):
+            found = self.detector.detect_batch([f.image for f in frames])
         return [[(i, d.boxes[i], d.landmarks[i], float(d.scores[i])) for i in range(len(d))] for d in found]
 
     def _faces_of_video(self, chunk: Sequence[Frame], detect: Sequence[bool], tracker: FaceTracker):
         if self.detector is None:
             return [[self._whole(f)] for f in chunk]
         to_detect = [f.image for f, d in zip(chunk, detect) if d]
-        found = iter(self.detector.detect_batch(to_detect) if to_detect else [])
-        faces = []
-        for d in detect:
-            tracked = tracker.update(next(found) if d else None)
-            faces.append([(t.face_id, t.box, t.landmarks, t.score) for t in tracked])
+        with self._timed("detect"):
+            found = iter(self.detector.detect_batch(to_detect) if to_detect else [])
+            faces = []
+            for d in detect:
+                tracked = tracker.update(next(found) if d else None)
+                faces.append([(t.face_id, t.box, t.landmarks, t.score) for t in tracked])
         return faces
 
     @staticmethod
@@ -133,7 +154,8 @@ class Analyzer:
 
     # --- rows -------------------------------------------------------------------------------
 
-    def _rows(self, frames: Sequence[Frame], faces: Sequence[list]) -> pd.DataFrame:
+    def _meta_and_crops(self, frames: Sequence[Frame], faces: Sequence[list]) -> tuple[list[dict], list[np.ndarray]]:
+        """One meta row per face (or per face-less frame) and the aligned crop of each face."""
         meta, crops = [], []
         for frame, found in zip(frames, faces):
             base = {"input": frame.input, "frame": frame.frame, "timestamp": frame.timestamp}
@@ -144,9 +166,16 @@ class Analyzer:
                 meta.append(base | {"face_id": face_id, "x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1,
                                     "confidence": score, "success": 1})
                 crops.append(self._crop(frame.image, landmarks))
+        return meta, crops
+
+    def _rows(self, frames: Sequence[Frame], faces: Sequence[list]) -> pd.DataFrame:
+        with self._timed("align"):
+            meta, crops = self._meta_and_crops(frames, faces)
         table = pd.DataFrame(meta)
         if crops:
-            scores = [self.backend(np.stack(crops[i:i + self.batch_size])) for i in range(0, len(crops), self.batch_size)]
+            with self._timed("predict"):
+                scores = [self.backend(np.stack(crops[i:i + self.batch_size]))
+                          for i in range(0, len(crops), self.batch_size)]
             predicted = prediction_frame(self.schema, *(np.concatenate([getattr(s, k) for s in scores])
                                                         for k in ("au", "expr", "va")), self.au_thresholds)
             predicted.index = np.flatnonzero(table["success"].to_numpy() == 1)
