@@ -6,6 +6,8 @@ and yielded as they are done, so memory stays flat and a caller can write rows a
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import time
 import warnings
@@ -25,6 +27,27 @@ from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face
 
 FACE_MODES = ("detect", "crops")
+
+
+def _load_malloc_trim():
+    """glibc's ``malloc_trim``, or None elsewhere (macOS, musl, Windows)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the last chunk back to the OS.
+
+    The detector allocates differently sized pyramids and crops for every chunk of frames; glibc keeps
+    the freed blocks in fragmented arenas, so without this the resident size of a long video grows by
+    about 0.2 MB per frame although nothing is kept (measured in bench/memory.py)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 class Analyzer:
@@ -118,7 +141,10 @@ class Analyzer:
                 break
             detect = [(kept + i) % self.detect_every == 0 for i in range(len(chunk))]
             kept += len(chunk)
-            yield self._rows(chunk, self._faces_of_video(chunk, detect, tracker))
+            rows = self._rows(chunk, self._faces_of_video(chunk, detect, tracker))
+            del chunk
+            release_freed_memory()
+            yield rows
 
     # --- faces ------------------------------------------------------------------------------
 
