@@ -79,3 +79,4 @@ def test_expr_id():
 def test_schema_round_trips_through_dict():
     s = schema("teacher-student", n_expr=7)
     assert LabelSchema.from_dict(s.to_dict()) == s
+

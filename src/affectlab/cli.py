@@ -110,6 +110,230 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled_data(paths: Sequence[str], images: str | None, split: str | None, aus: LabelSchema):
+    """The rows of one or more sources, stacked into one sample table."""
+    from affectlab.data import concat_tables, read_source
+
+    return concat_tables([read_source(p, images=images, split=split, schema=aus) for p in paths], aus).samples
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from affectlab.inspect.visualize import visualize
+    from affectlab.models import load_model
+    from affectlab.scoring import load_thresholds
+
+    device = _device(args.device)
+    model = load_model(args.model, device=device)
+    samples = _labelled_data(args.data, args.images, args.split, model.schema)
+    thresholds = load_thresholds(args.thresholds, model.schema) if args.thresholds else None
+    report = visualize(model, samples, args.out, per_class=args.per_class, max_rows=args.max_rows, seed=args.seed,
+                       perplexity=args.perplexity, au_thresholds=thresholds, batch_size=args.batch_size,
+                       device=device, progress=not args.quiet and sys.stderr.isatty())
+    summary = report.summary
+    if summary["unreadable"]:
+        print(f"affectlab: warning: {summary['unreadable']} unreadable image(s) left out", file=sys.stderr)
+    print(f"{summary['rows']} faces through {args.model}; spaces: "
+          + ", ".join(f"{k} = {v}" for k, v in summary["spaces"].items() if v))
+    if "va" in summary:
+        print(f"angle between the valence and arousal arrows: {summary['va']['angle_deg']:.1f} degrees")
+    for line in report.skipped:
+        print(f"affectlab: note: not drawn: {line}", file=sys.stderr)
+    print(f"wrote {len(report.written)} files to {args.out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from affectlab.inspect.compare import (Run, comparison_json, evaluate_checkpoint, format_comparison, read_scores,
+                                           run_names)
+    from affectlab.data import read_source
+    from affectlab.models import read_checkpoint_meta
+    from affectlab.scoring import load_thresholds
+
+    checkpoints = [r for r in args.runs if Path(r).suffix.lower() != ".json"]
+    if checkpoints and not args.data:
+        raise AffectlabError(f"{checkpoints[0]}: a checkpoint is evaluated on labelled data: give --data SOURCE")
+    device = _device(args.device)
+    samples: dict[LabelSchema, Any] = {}  # one table per label schema, read once
+    runs = []
+    for name, path in zip(run_names(args.runs), args.runs):
+        if path in checkpoints:
+            schema = read_checkpoint_meta(path).schema
+            if schema not in samples:
+                samples[schema] = read_source(args.data, images=args.images, split=args.split, schema=schema).samples
+            thresholds = load_thresholds(args.thresholds, schema) if args.thresholds else None
+            runs.append(Run(name, evaluate_checkpoint(path, samples[schema], au_thresholds=thresholds,
+                                                      batch_size=args.batch_size, device=device)))
+        else:
+            runs.append(Run(name, read_scores(path)))
+    print(format_comparison(runs))
+    if args.json:
+        write_json(args.json, comparison_json(runs))
+    return 0
+
+
+def _device(value: str) -> str:
+    """``auto``: the GPU when there is one."""
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if value == "auto" else value
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from affectlab.train import load_recipe, train
+
+    overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
+    recipe = load_recipe(args.recipe, overrides)
+    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    results = train(recipe, out, resume=args.resume)
+    if os.environ.get("RANK", "0") != "0":
+        return 0
+    for name, member in {**results["members"], **results["ensembles"]}.items():
+        for source, scores in member.get("validation", {}).items():
+            p = "  ".join(f"{k} {v:.4f}" for k, v in scores.items() if k.startswith("P_") and v is not None)
+            print(f"{name:<20} {source:<16} {p or 'no scores'}")
+    final = results.get("final")
+    if final:
+        print(f"final model: {' '.join(final)}")
+        print(f"evaluate it: affectlab evaluate {' '.join(f'--model {m}' for m in final)} --data LABELS")
+    print(f"run directory: {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from affectlab.data import read_source
+    from affectlab.metrics import format_scores
+    from affectlab.models import load_model
+    from affectlab.scoring import load_thresholds
+    from affectlab.train.evaluate import evaluate
+
+    device = _device(args.device)
+    models = [load_model(path, device=device) for path in args.model]
+    schema = models[0].schema
+    labels = read_source(args.data, images=args.images, split=args.split, schema=schema)
+    thresholds = load_thresholds(args.thresholds, schema) if args.thresholds else None
+    result = evaluate(models, labels.samples, method=args.ensemble, au_thresholds=thresholds,
+                      batch_size=args.batch_size, workers=args.workers, device=device)
+    if result.unreadable:
+        print(f"affectlab: warning: {len(result.unreadable)} unreadable image(s) left out, e.g. "
+              f"{result.unreadable[0]}", file=sys.stderr)
+    print(format_scores(result.scores))
+    if args.json:
+        write_json(args.json, result.scores)
+    if args.predictions:
+        result.predictions.to_csv(args.predictions, index=False)
+    return 0
+
+
+def cmd_smooth_search(args: argparse.Namespace) -> int:
+    from affectlab.data import read_source
+    from affectlab.models import load_model
+    from affectlab.train.smooth_search import format_search, search_mu, write_smoothing
+
+    device = _device(args.device)
+    model = load_model(args.model, device=device)
+    table = read_source(args.data, images=args.images, split=args.split, schema=model.schema)
+    results = search_mu(model, table.samples, grid=args.mu, folds=args.folds, batch_size=args.batch_size,
+                        workers=args.workers, device=device)
+    print(format_search(results))
+    chosen = {task: r.mu for task, r in results.items()}
+    if args.write or args.output:
+        target = args.output or args.model
+        write_smoothing(model, target, chosen)
+        print(f"smoothing {chosen} stored in {target}")
+    if args.json:
+        write_json(args.json, {task: {"mu": r.mu, "scores": {str(k): v for k, v in r.scores.items()}, "folds": r.folds}
+                               for task, r in results.items()})
+    return 0
+
+
+def _mu_grid(value: str) -> list[float]:
+    try:
+        grid = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0,1,2, got {value!r}") from None
+    if not grid or min(grid) < 0:
+        raise argparse.ArgumentTypeError("mu values must be >= 0")
+    return grid
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Options anywhere among positionals: ``train RECIPE --out DIR key=value ...`` (plain argparse would take
+    no overrides after ``--out``)."""
+
+    _mixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._mixing:
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
+def _add_training_commands(sub: argparse._SubParsersAction) -> None:
+    """``train``, ``evaluate`` and ``smooth-search``."""
+    source = dict(images=dict(help="cropped_aligned root for the ABAW layouts"),
+                  split=dict(help="read one split only (ABAW: train or validation; FER+: train or valid)"))
+    loading = dict(batch_size=dict(type=int, default=128, help="images per forward pass (default 128)"),
+                   workers=dict(type=int, default=2, help="data loader processes (default 2)"),
+                   device=dict(default="auto", help="cpu, cuda, cuda:1, ... (default: auto)"))
+
+    train = sub.add_parser("train", help="train a recipe (configs/*.yaml) from partially labelled, multi-database data",
+                           description="Run a YAML recipe's stages (teacher, students, folds, ...) into a run "
+                                       "directory. Any recipe value can be changed with key=value, e.g. "
+                                       "sources.au.path=/data/abaw stages.student.repeat=3 data.workers=8. "
+                                       "Several GPUs: torchrun --nproc_per_node=N -m affectlab.cli train ...")
+    train.__class__ = _IntermixedParser
+    train.add_argument("recipe", help="YAML recipe, e.g. configs/teacher-student.yaml")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides (values parsed as YAML)")
+    train.add_argument("--out", help="run directory (default: runs/<recipe name>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    train.add_argument("--device", help="cpu, cuda (default: the recipe's train.device, auto)")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="ABAW metrics of a trained model (or an ensemble) on labelled data",
+                              description="Predict every image of DATA with the model(s) and print per-AU F1, "
+                                          "per-class F1, macro F1, accuracy, CCC of valence and arousal and the "
+                                          "ABAW P scores for the labels DATA has; the JSON is that of "
+                                          "'affectlab score'.")
+    evaluate.add_argument("--model", action="append", required=True, metavar="CKPT",
+                          help="checkpoint (.safetensors); repeat for an ensemble")
+    evaluate.add_argument("--data", required=True, metavar="SOURCE",
+                          help="anything 'data summary' reads: manifest CSV, ABAW root or MTL file, a dataset folder")
+    evaluate.add_argument("--images", **source["images"])
+    evaluate.add_argument("--split", **source["split"])
+    evaluate.add_argument("--ensemble", choices=("mean", "vote"), default="mean",
+                          help="how several models combine (default mean)")
+    evaluate.add_argument("--thresholds", metavar="FILE", help='JSON per-AU thresholds {"AU1": 0.4, ...} (default 0.5)')
+    evaluate.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    evaluate.add_argument("--predictions", metavar="FILE", help="also write the predictions as a CSV manifest")
+    for name, kwargs in loading.items():
+        evaluate.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    smooth = sub.add_parser("smooth-search", help="choose the temporal smoothing (SMM eq. 9) of a model per task",
+                            description="Grid search of mu (SMM eq. 9) per task with k-fold cross-validation over "
+                                        "the videos of DATA (SMM §5.2); --write stores the chosen mu in the "
+                                        "checkpoint for 'analyze --smooth'.")
+    smooth.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (.safetensors)")
+    smooth.add_argument("--data", required=True, metavar="SOURCE", help="labelled video frames (e.g. an ABAW root)")
+    smooth.add_argument("--images", **source["images"])
+    smooth.add_argument("--split", **source["split"])
+    smooth.add_argument("--mu", type=_mu_grid, default=list(range(11)), metavar="LIST",
+                        help="mu values to try (default 0,1,...,10)")
+    smooth.add_argument("--folds", type=int, default=3, help="cross-validation folds over videos (default 3)")
+    smooth.add_argument("--write", action="store_true", help="store the chosen mu in the checkpoint itself")
+    smooth.add_argument("--output", metavar="CKPT", help="store the model with the chosen mu here instead")
+    smooth.add_argument("--json", metavar="FILE", help="also write the search results as JSON")
+    for name, kwargs in loading.items():
+        smooth.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+    smooth.set_defaults(func=cmd_smooth_search)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affectlab", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"affectlab {__version__}")
@@ -170,6 +394,46 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["onnx"], default="onnx", help="only onnx for now")
     export.add_argument("--out", required=True, help="the .onnx file to write")
     export.set_defaults(func=cmd_export)
+
+    visualize = sub.add_parser("visualize", help="t-SNE figures of a model's sign-vehicle and message spaces",
+                               description="Extract a model's feature spaces on labelled data and draw the SMM "
+                                           "paper's Figures 5-6: one t-SNE panel per AU coloured by presence and "
+                                           "titled with its F1; the message space by expression with covariance "
+                                           "ellipses; by valence and by arousal with the arrows of steepest ascent "
+                                           "and the angle between them. Also writes the 2-D points as CSV.")
+    visualize.add_argument("--model", required=True, help="checkpoint (.safetensors)")
+    visualize.add_argument("--data", required=True, nargs="+", metavar="SOURCE",
+                           help="labelled source(s): anything 'data summary' reads; several are stacked")
+    visualize.add_argument("--out", required=True, help="output folder")
+    visualize.add_argument("--images", help="cropped_aligned root for the ABAW layouts")
+    visualize.add_argument("--split", help="read one split only (ABAW: train or validation; FER+: train or valid)")
+    visualize.add_argument("--per-class", type=int, default=200, metavar="N",
+                           help="points of each class per panel (AU absent/present, each expression; default: 200)")
+    visualize.add_argument("--max-rows", type=int, default=4000, metavar="N",
+                           help="faces drawn at random from the data to run through the model (default: 4000)")
+    visualize.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: 30)")
+    visualize.add_argument("--seed", type=int, default=0, help="seed of the sampling and of t-SNE (default: 0)")
+    visualize.add_argument("--thresholds", metavar="FILE",
+                           help='JSON per-AU thresholds {"AU1": 0.4, ...} for the F1 titles (default 0.5)')
+    visualize.add_argument("--batch-size", type=int, default=64, help="faces per model call (default: 64)")
+    visualize.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
+    visualize.add_argument("--quiet", action="store_true", help="no progress bars")
+    visualize.set_defaults(func=cmd_visualize)
+
+    compare = sub.add_parser("compare", help="evaluated runs side by side (per-AU F1, per-class F1, CCC, P scores)",
+                             description="Print the scores of several runs side by side, like the SMM paper's "
+                                         "Tables 1, 3 and 4. A RUN is the JSON of 'evaluate --json' or 'score "
+                                         "--json', or a checkpoint, evaluated here on --data.")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="evaluation JSON or checkpoint (.safetensors)")
+    compare.add_argument("--data", metavar="SOURCE", help="labelled source to evaluate checkpoints on (as 'evaluate')")
+    compare.add_argument("--images", help="cropped_aligned root for the ABAW layouts")
+    compare.add_argument("--split", help="read one split only (ABAW: train or validation; FER+: train or valid)")
+    compare.add_argument("--thresholds", metavar="FILE", help='JSON per-AU thresholds {"AU1": 0.4, ...} (default 0.5)')
+    compare.add_argument("--batch-size", type=int, default=128, help="faces per model call (default: 128)")
+    compare.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
+    compare.add_argument("--json", metavar="FILE", help='also write {"runs": [...], "rows": [{"section", "metric", "values"}]}')
+    compare.set_defaults(func=cmd_compare)
+    _add_training_commands(sub)
     return parser
 
 

@@ -1,0 +1,140 @@
+"""Temporal smoothing of a static model's features, SMM §5.2, eq. 9:
+
+    Λ_t = (ε_t + μ Λ_{t-1}) / (1 + μ)
+
+ε_t is a frame's feature vector — the sign-vehicle features S^(h)(x_t) for AUs, the message M(x_t)
+for EXPR and VA — and Λ_t its smoothed value; μ ≥ 0 sets the smoothness (μ = 0: no smoothing). The
+smoothed features then go through the model's last FC layers, as in the paper ("After temporal
+smoothing, these features were fed into the last FC layer"). The paper leaves Λ_0 open; here
+Λ_0 = ε_1, so the first frame passes unchanged and a video does not fade in from zero.
+
+:data:`READOUTS` says, per model, which feature feeds each task and which layers turn it into the
+output. μ is chosen per task (``affectlab smooth-search``, :mod:`affectlab.train.smooth_search`) and
+stored in the checkpoint under ``extra["smoothing"]`` (e.g. ``{"au": 7, "expr": 9, "va": 9}``, the
+values SMM reports), where :func:`checkpoint_mu` finds it for ``analyze --smooth``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+from scipy.signal import lfilter
+from torch import Tensor
+
+from affectlab.errors import AffectlabError
+from affectlab.models import AffectModel
+from affectlab.models.heads import va_outputs
+
+SMOOTHED_TASKS: tuple[str, ...] = ("au", "expr", "va")
+#: SMM §5.2 grid: μ ∈ {0, 1, ..., 10}.
+MU_GRID: tuple[int, ...] = tuple(range(11))
+
+Readout = Callable[[AffectModel, Tensor], Tensor]
+
+
+def _head(task: str) -> Readout:
+    return lambda m, f: m.heads[task](f)
+
+
+def _va_tanh(m: AffectModel, f: Tensor) -> Tensor:
+    return torch.tanh(m.heads["va"](f))
+
+
+#: model name -> task -> (feature name, readout from that feature to AU logits / EXPR logits / VA).
+READOUTS: dict[str, dict[str, tuple[str, Readout]]] = {
+    "smm": {"au": ("sign", _head("au")), "expr": ("message", _head("expr")), "va": ("message", _va_tanh)},
+    "mss": {"au": ("sign", _head("au")), "expr": ("message_expr", _head("expr")), "va": ("message_va", _va_tanh)},
+    "context": {"au": ("sign", _head("au")), "expr": ("embedding", _head("expr")), "va": ("embedding", _va_tanh)},
+    "mtl-baseline": {"au": ("embedding", _head("au")), "expr": ("embedding", _head("expr")),
+                     "va": ("embedding", lambda m, f: va_outputs(m.heads["va"](f), m.config["va_bins"])[0])},
+    "streaming": {"au": ("au_features", lambda m, f: m.heads["au"](f.flatten(-2))),
+                  "expr": ("expr_features", _head("expr")), "va": ("va_features", _va_tanh)},
+}
+#: Ensembles whose members each have a readout; their outputs are averaged like the ensemble's.
+ENSEMBLE_MEMBERS: dict[str, tuple[str, ...]] = {"context-ensemble": ("face", "context")}
+
+
+def smoothing_inputs(model: AffectModel, task: str) -> list[tuple[AffectModel, str, Readout]]:
+    """(module, feature name in the model's ``Prediction.features``, readout) for each part of ``task``."""
+    name = model.model_name
+    if name in ENSEMBLE_MEMBERS:
+        parts = []
+        for member in ENSEMBLE_MEMBERS[name]:
+            sub = getattr(model, member)
+            feature, readout = READOUTS[sub.model_name][task]
+            parts.append((sub, f"{member}_{feature}", readout))
+        return parts
+    if name not in READOUTS:
+        raise AffectlabError(f"temporal smoothing (SMM eq. 9) is not defined for model {name!r}; "
+                             f"it works with {', '.join([*READOUTS, *ENSEMBLE_MEMBERS])}")
+    feature, readout = READOUTS[name][task]
+    return [(model, feature, readout)]
+
+
+@torch.no_grad()
+def readout(model: AffectModel, task: str, features: Mapping[str, Tensor | np.ndarray]) -> Tensor:
+    """A task's output from (smoothed) features: AU logits, EXPR logits or VA in [-1, 1]."""
+    outs = []
+    for module, feature, fn in smoothing_inputs(model, task):
+        x = torch.as_tensor(features[feature])
+        param = next(module.parameters())
+        outs.append(fn(module, x.to(device=param.device, dtype=param.dtype)).float().cpu())
+    return torch.stack(outs).mean(0)
+
+
+def smooth(features: np.ndarray, mu: float) -> np.ndarray:
+    """Eq. 9 along axis 0 (time) of one video's features (T, ...), with Λ_0 = ε_1."""
+    if mu < 0:
+        raise ValueError(f"mu must be >= 0, got {mu}")
+    x = np.asarray(features, dtype=np.float64)
+    if mu == 0 or len(x) == 0:
+        return x.copy()
+    b, a = [1 / (1 + mu)], [1, -mu / (1 + mu)]
+    zi = (mu / (1 + mu)) * x[:1]  # the filter state that makes Λ_0 = ε_1
+    return lfilter(b, a, x, axis=0, zi=zi)[0]
+
+
+def smooth_videos(features: np.ndarray, videos: np.ndarray, frames: np.ndarray, mu: float) -> np.ndarray:
+    """Eq. 9 within each video, frames in order; rows keep their places. Stills (video "") stay as they are."""
+    out = np.asarray(features, dtype=np.float64).copy()
+    videos, frames = np.asarray(videos), np.asarray(frames)
+    for video in np.unique(videos[videos != ""]):
+        rows = np.flatnonzero(videos == video)
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        out[rows] = smooth(out[rows], mu)
+    return out
+
+
+def checkpoint_mu(model: AffectModel) -> dict[str, float]:
+    """The μ per task stored in a loaded checkpoint by ``affectlab smooth-search --write`` ({} if none)."""
+    meta = model.checkpoint_meta
+    return {k: float(v) for k, v in (meta.extra.get("smoothing", {}) if meta else {}).items()}
+
+
+class TemporalSmoother:
+    """Eq. 9 online, frame by frame, for one face track: ``step(features)`` gives each task's output.
+
+    ``mu`` per task (e.g. :func:`checkpoint_mu`); a task without one is not smoothed. Call
+    :meth:`reset` when the track ends or jumps.
+    """
+
+    def __init__(self, model: AffectModel, mu: Mapping[str, float]):
+        self.model, self.mu = model, dict(mu)
+        self.state: dict[tuple[str, str], Tensor] = {}
+
+    def reset(self) -> None:
+        self.state.clear()
+
+    def step(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Outputs (au logits, expr logits, va) for one frame's features (each with a leading batch dim of 1)."""
+        out = {}
+        for task in SMOOTHED_TASKS:
+            mu = self.mu.get(task, 0.0)
+            smoothed = {}
+            for _, feature, _ in smoothing_inputs(self.model, task):
+                eps = features[feature].detach().float()
+                prev = self.state.get((task, feature), eps)
+                smoothed[feature] = self.state[(task, feature)] = (eps + mu * prev) / (1 + mu)
+            out[task] = readout(self.model, task, smoothed)
+        return out

@@ -1,0 +1,14 @@
+"""Training from partially labelled, multi-database data: recipes, the trainer, distillation, evaluation.
+
+    from affectlab.train import load_recipe, train
+    recipe = load_recipe("configs/teacher-student.yaml", ["stages.student.repeat=2"])
+    results = train(recipe, "runs/ts")
+
+See :mod:`affectlab.train.config` for the recipe format and :mod:`affectlab.train.trainer` for the run
+directory.
+"""
+from affectlab.train.config import ConfigError, Recipe, load_recipe
+from affectlab.train.evaluate import Evaluation, InputSpec, evaluate
+from affectlab.train.trainer import StepInfo, train
+
+__all__ = ["ConfigError", "Evaluation", "InputSpec", "Recipe", "StepInfo", "evaluate", "load_recipe", "train"]

@@ -1,0 +1,543 @@
+"""Training recipes: YAML files of generic pieces, checked into typed dataclasses.
+
+A recipe composes sources (path, tasks, downsampling), a sampler (per-group quotas and balancing),
+a model (registry name and config), loss terms (function and weight per task), an optimiser and
+scheduler, and stages (teacher, N students, k folds, joins) — everything a paper specifies is written
+in its recipe, nothing in the trainer. ``key=value`` overrides (the CLI's, and the tests') address
+any value by its dotted path; list items are addressed by their ``name`` or index::
+
+    affectlab train configs/teacher-student.yaml sources.au.path=data/disfa.csv stages.student.repeat=3
+
+Values are parsed as YAML (``tasks=[expr,va]``, ``config.va_bins=20``, ``augment=null``); a null entry
+of a named section removes it (``sources.disfa=null``, ``validation.aff-wild2=null``). A stage's
+``overrides`` are merged into the recipe for that stage only (e.g. a student sampler that uses the
+shared annotations of multi-database eq. 10). Dataset paths are used as written: relative to the
+working directory.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from affectlab.data.sampling import BALANCE_METHODS
+from affectlab.data.transforms import Augmentation
+from affectlab.errors import AffectlabError
+
+TASKS: tuple[str, ...] = ("au", "expr", "va")
+
+
+class ConfigError(AffectlabError):
+    """A recipe or override that cannot be used; names the file and the key."""
+
+
+def _choice(value: str, options: tuple[str, ...], what: str) -> None:
+    if value not in options:
+        raise ValueError(f"{what} must be one of {', '.join(options)}, got {value!r}")
+
+
+def _tasks(values: list[str], what: str) -> None:
+    for t in values:
+        _choice(t, TASKS, what)
+
+
+@dataclass
+class Subset:
+    """Part of a source by fold: rows whose ``by`` key (path, video, subject) falls in folds ``keep``
+    of ``folds`` (e.g. held-out CK+ subjects: ``{by: subject, folds: 5, keep: [4]}``)."""
+
+    keep: list[int]
+    by: str = "path"
+    folds: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.keep or not all(0 <= k < self.folds for k in self.keep):
+            raise ValueError(f"keep must list folds in 0..{self.folds - 1}, got {self.keep}")
+
+
+@dataclass
+class Source:
+    """A dataset by path (anything :func:`affectlab.data.read_source` reads) and the labels to use from it."""
+
+    path: str
+    images: str | None = None
+    split: str | None = None
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    downsample: int = 1
+    subset: Subset | None = None
+
+    def __post_init__(self) -> None:
+        _tasks(self.tasks, "tasks")
+        if self.downsample < 1:
+            raise ValueError(f"downsample must be >= 1, got {self.downsample}")
+
+
+@dataclass
+class Group:
+    """One quota of every batch: rows of ``sources`` labelled for every task in ``require``.
+
+    ``tasks``: the labels this group supervises (None = every label its rows have); the others are
+    masked, so a group can stand for one paper task (multi-database's EXPR, VA, EXPR_VA).
+    ``balance``: none, ml-ros (AUs), classes (expressions) or va-bins (20 VA bins, ML-ROS).
+    """
+
+    sources: list[str]
+    quota: int
+    require: list[str] = field(default_factory=list)
+    tasks: list[str] | None = None
+    balance: str = "none"
+    ml_ros_percentage: float = 25.0
+
+    def __post_init__(self) -> None:
+        _tasks(self.require, "require")
+        _tasks(self.tasks or [], "tasks")
+        _choice(self.balance, BALANCE_METHODS, "balance")
+        needs = {"ml-ros": "au", "classes": "expr", "va-bins": "va"}.get(self.balance)
+        if needs and needs not in self.require:
+            raise ValueError(f"balance {self.balance} needs require: [{needs}, ...]")
+        if self.quota < 1:
+            raise ValueError(f"quota must be >= 1, got {self.quota}")
+
+
+@dataclass
+class Data:
+    """Crop policy and loading (see :mod:`affectlab.data.transforms`)."""
+
+    input_size: int = 112
+    margin: float = 0.07
+    views: list[float] = field(default_factory=lambda: [0.0])
+    image_context: float = 0.0
+    augment: Augmentation | None = field(default_factory=Augmentation)
+    workers: int = 2
+    on_corrupt: str = "skip"
+    eval_batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        _choice(self.on_corrupt, ("skip", "fail"), "on_corrupt")
+        if not self.views or min(self.views) < 0:
+            raise ValueError(f"views are context fractions >= 0, got {self.views}")
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    backbone_weights: str | None = None
+
+
+@dataclass
+class LossTerm:
+    """One task's supervision: a loss of :data:`affectlab.train.objective.LOSSES` and its weight.
+
+    ``pos_weight``: P^AU of SMM eq. 4 from the training labels; ``class_weight``: P^EXPR of SMM eq. 5;
+    ``soft_targets``: rows with vote distributions (FER+) learn those; ``options``: extra keyword
+    arguments of the loss (e.g. ``lam`` of streaming eq. 4).
+    """
+
+    fn: str
+    weight: float = 1.0
+    pos_weight: bool = False
+    class_weight: bool = False
+    soft_targets: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Loss:
+    """``reduce: batch`` averages each task over the batch's labelled rows (SMM eq. 7 sums the tasks);
+    ``reduce: group`` averages within each sampler group and sums the groups (multi-database eq. 7)."""
+
+    terms: dict[str, LossTerm]
+    reduce: str = "batch"
+
+    def __post_init__(self) -> None:
+        _tasks(list(self.terms), "loss terms")
+        _choice(self.reduce, ("batch", "group"), "reduce")
+
+
+@dataclass
+class Optimizer:
+    name: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        _choice(self.name, ("sgd", "adam", "adamw"), "optimizer")
+
+
+@dataclass
+class Scheduler:
+    """``constant``; ``cosine`` (to ``min_lr`` over the stage); ``step`` (× ``gamma`` every
+    ``step_epochs``); ``cosine-restarts`` (period ``restart_epochs``, × ``t_mult`` after each restart)."""
+
+    name: str = "constant"
+    step_epochs: float = 1.0
+    gamma: float = 0.1
+    restart_epochs: float = 1.0
+    t_mult: int = 1
+    min_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        _choice(self.name, ("constant", "cosine", "step", "cosine-restarts"), "scheduler")
+
+
+@dataclass
+class Distill:
+    """Students learn from a teacher stage's soft labels (teacher-student eq. 7, multi-database eqs. 8-10).
+
+    ``teacher_outputs``: ``online`` (the teacher sees the student's augmented batch) or ``cached``
+    (computed once per image, unaugmented, and kept in memory).
+    """
+
+    teacher: str
+    lam: float = 0.6
+    T: float = 1.5
+    teacher_outputs: str = "online"
+
+    def __post_init__(self) -> None:
+        _choice(self.teacher_outputs, ("online", "cached"), "teacher_outputs")
+        if not 0 <= self.lam <= 1:
+            raise ValueError(f"lam must lie in [0, 1], got {self.lam}")
+
+
+@dataclass
+class Rules:
+    """AU→EXPR rules mined from rows labelled for both (streaming §3.4)."""
+
+    min_support: int = 20
+    min_confidence: float = 0.8
+
+
+@dataclass
+class PseudoLabels:
+    """Streaming §3.4: labels for rows that lack them, from mined rules and/or a teacher stage's
+    confident predictions (softmax or sigmoid beyond ``threshold``)."""
+
+    rules: Rules | None = None
+    teacher: str | None = None
+    threshold: float = 0.8
+    tasks: list[str] = field(default_factory=lambda: ["expr", "au"])
+
+    def __post_init__(self) -> None:
+        for t in self.tasks:
+            _choice(t, ("expr", "au"), "pseudo-label tasks")
+        if self.rules is None and self.teacher is None:
+            raise ValueError("pseudo_labels needs rules, a teacher, or both")
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when the validation ``monitor`` has not improved for ``patience`` evaluations; keep the best
+    weights. ``monitor``: ``P`` (the sum of the P scores present; P_MTL with all three tasks) or a
+    dotted key of the scores (``P_EXPR``, ``abaw2.expr``, ``va.ccc_valence``)."""
+
+    patience: int = 5
+    monitor: str = "P"
+
+
+@dataclass
+class Folds:
+    """k-fold training (streaming §4.3.1): member i trains without fold i of the training rows and
+    validates on it; folds keep ``by`` (video, subject) together."""
+
+    k: int = 5
+    by: str = "video"
+    seed: int = 0
+
+
+@dataclass
+class Combine:
+    """A model built from finished stages instead of trained: ``members`` maps a submodule of
+    ``model`` to the stage whose weights it takes (ensemble-with-context: face and context nets)."""
+
+    model: str
+    members: dict[str, str]
+
+
+@dataclass
+class Stage:
+    """A training stage of ``epochs`` (of the sampler's longest group) or ``steps`` (which win when both
+    are given). ``repeat``: N independent members (students); ``folds``: k-fold members;
+    ``init_from``: start from a finished stage's weights; ``overrides``: recipe changes for this stage."""
+
+    name: str
+    epochs: float | None = None
+    steps: int | None = None
+    repeat: int = 1
+    folds: Folds | None = None
+    init_from: str | None = None
+    distill: Distill | None = None
+    pseudo_labels: PseudoLabels | None = None
+    early_stopping: EarlyStopping | None = None
+    combine: Combine | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.combine is None and self.epochs is None and self.steps is None:
+            raise ValueError(f"stage {self.name!r} needs epochs or steps")
+        if self.repeat < 1:
+            raise ValueError(f"repeat must be >= 1, got {self.repeat}")
+        if self.folds is not None and self.repeat != 1:
+            raise ValueError("a stage takes repeat or folds, not both")
+
+
+@dataclass
+class Ensemble:
+    """Averaged (``mean``) or voted (``vote``, streaming §4.3.1) predictions of stages' members."""
+
+    members: list[str]
+    method: str = "mean"
+
+    def __post_init__(self) -> None:
+        _choice(self.method, ("mean", "vote"), "ensemble method")
+
+
+@dataclass
+class Train:
+    """Engineering: ``amp``/``channels_last`` ``auto`` = bf16 autocast / channels_last on CUDA only.
+    ``eval_every`` in epochs (or ``eval_every_steps``); ``checkpoint_every`` in steps."""
+
+    device: str = "auto"
+    amp: bool | str = "auto"
+    channels_last: bool | str = "auto"
+    eval_every: float = 1.0
+    eval_every_steps: int | None = None
+    checkpoint_every: int = 500
+    log_every: int = 10
+    progress: bool = True
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        # YAML 1.1 reads on/off as booleans
+        if isinstance(self.amp, bool):
+            self.amp = "bf16" if self.amp else "off"
+        if isinstance(self.channels_last, bool):
+            self.channels_last = "on" if self.channels_last else "off"
+        _choice(self.amp, ("auto", "bf16", "off"), "amp")
+        _choice(self.channels_last, ("auto", "on", "off"), "channels_last")
+
+
+@dataclass
+class Recipe:
+    name: str
+    paper: str
+    sources: dict[str, Source]
+    sampler: dict[str, Group]
+    model: ModelSpec
+    loss: Loss
+    stages: list[Stage]
+    seed: int = 0
+    aus: Union[str, list[str]] = "abaw"
+    validation: dict[str, Source] = field(default_factory=dict)
+    data: Data = field(default_factory=Data)
+    optimizer: Optimizer = field(default_factory=Optimizer)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    train: Train = field(default_factory=Train)
+    ensembles: dict[str, Ensemble] = field(default_factory=dict)
+    final: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        for g_name, group in self.sampler.items():
+            unknown = [s for s in group.sources if s not in self.sources]
+            if unknown:
+                raise ValueError(f"sampler group {g_name!r} names unknown sources {unknown}; "
+                                 f"sources: {list(self.sources)}")
+        known = set(names) | set(self.ensembles)
+        if self.final is not None and self.final not in known:
+            raise ValueError(f"final must name a stage or ensemble, got {self.final!r}")
+        for e_name, ens in self.ensembles.items():
+            bad = [m for m in ens.members if m not in names]
+            if bad:
+                raise ValueError(f"ensemble {e_name!r} names unknown stages {bad}")
+        for i, stage in enumerate(self.stages):
+            earlier = set(names[:i])
+            refs = [stage.init_from, stage.distill and stage.distill.teacher,
+                    stage.pseudo_labels and stage.pseudo_labels.teacher,
+                    *(stage.combine.members.values() if stage.combine else [])]
+            late = [r for r in refs if r and r not in earlier]
+            if late:
+                raise ValueError(f"stage {stage.name!r} refers to {late}, which must be earlier stages")
+
+    def for_stage(self, stage: Stage) -> "Recipe":
+        """This recipe with the stage's ``overrides`` merged in."""
+        if not stage.overrides:
+            return self
+        return build_recipe(_merge(copy.deepcopy(self.raw), stage.overrides), where=f"stage {stage.name}")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """Deep-merge ``extra`` into ``base`` (dicts merge, anything else replaces)."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load_recipe(path: str | os.PathLike[str], overrides: list[str] = ()) -> Recipe:
+    """Read a YAML recipe, apply ``key=value`` overrides, check every value; ConfigError on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such recipe file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read ({e})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a recipe is a YAML mapping of keys to values")
+    for item in overrides:
+        apply_override(raw, item)
+    return build_recipe(raw, where=str(path))
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Set ``a.b.c=value`` in a raw recipe dict (the value parsed as YAML)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    parts = key.strip().split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        node = _child(node, part, ".".join(parts[: i + 1]), create=True)
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"override {key}: {'.'.join(parts[:-1])} is a value, not a section")
+
+
+def _list_index(items: list, part: str, where: str) -> int:
+    """A list item by index or by its ``name``."""
+    if part.lstrip("-").isdigit() and -len(items) <= int(part) < len(items):
+        return int(part)
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == part:
+            return i
+    names = [item.get("name") for item in items if isinstance(item, dict)]
+    raise ConfigError(f"override {where}: no item {part!r}; items: {names or list(range(len(items)))}")
+
+
+def _child(node: Any, part: str, where: str, create: bool) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, part, where)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"override {where}: not a section")
+    if node.get(part) is None and create:
+        node[part] = {}
+    return node[part]
+
+
+def build_recipe(raw: dict, where: str = "recipe") -> Recipe:
+    """A checked :class:`Recipe` from a raw dict."""
+    recipe = _build(Recipe, {k: v for k, v in raw.items() if k != "raw"}, where, "")
+    recipe.raw = copy.deepcopy(raw)
+    return recipe
+
+
+def _build(tp: Any, value: Any, where: str, key: str) -> Any:
+    """Convert ``value`` to type ``tp`` (dataclasses, unions, lists, dicts, scalars) or raise ConfigError."""
+    here = key or "(top level)"
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _build(option, value, where, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[-1])
+    if value is None:
+        raise ConfigError(f"{where}: {here}: a value is required")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {here}: expected a section (mapping), got {value!r}")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "raw"}
+        unknown = [k for k in value if k not in fields]
+        if unknown:
+            raise ConfigError(f"{where}: {here}: unknown key {unknown[0]!r}; known: {', '.join(fields)}")
+        required = [n for n, f in fields.items()
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [n for n in required if n not in value]
+        if missing:
+            raise ConfigError(f"{where}: {here}: missing key {missing[0]!r}")
+        kwargs = {k: _build(hints[k], v, where, f"{key}.{k}" if key else k) for k, v in value.items()}
+        try:
+            return tp(**kwargs)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{where}: {here}: {e}") from None
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {here}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_build(item, v, where, f"{key}.{i}") for i, v in enumerate(value)]
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: {here}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_build(a, v, where, f"{key}.{i}") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {here}: expected a mapping, got {value!r}")
+        _, item = typing.get_args(tp)
+        if item is Any:
+            return dict(value)
+        return {str(k): _build(item, v, where, f"{key}.{k}") for k, v in value.items() if v is not None}
+    return _scalar(tp, value, where, here)
+
+
+def _scalar(tp: Any, value: Any, where: str, key: str) -> Any:
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        raise TypeError(f"unsupported recipe field type {tp}")
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    raise ConfigError(f"{where}: {key}: expected {names[tp]}, got {value!r}")

@@ -1,0 +1,133 @@
+"""A recipe's sources as training and validation tables, and its sampler groups as pools.
+
+Every source is read with :func:`affectlab.data.read_source` (once per path, images and split),
+narrowed to a subset of folds, downsampled by frame and stripped of the labels it is not used for.
+The training sources are stacked into one table (one dataset for all), and each row remembers the
+recipe name of its source, which is how sampler groups find their rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from affectlab.data import SampleTable, concat_tables, read_source
+from affectlab.data.sampling import GroupPool, assign_folds, downsample_frames
+from affectlab.data.table import add_skipped, soft_columns
+from affectlab.errors import AffectlabError
+from affectlab.labels import LabelSchema
+from affectlab.train.config import TASKS, Group, Source
+
+TableCache = dict[tuple, SampleTable]
+
+
+@dataclass
+class SourceTables:
+    """Stacked rows of several sources: ``samples`` and each row's recipe source name."""
+
+    samples: pd.DataFrame
+    names: np.ndarray
+    skipped: dict[str, int]
+
+
+def read_one(source: Source, schema: LabelSchema, cache: TableCache) -> SampleTable:
+    """One source as the recipe uses it: subset, downsampling and task selection applied."""
+    key = (source.path, source.images, source.split)
+    if key not in cache:
+        cache[key] = read_source(source.path, images=source.images, split=source.split, schema=schema)
+    table = cache[key]
+    df = table.samples
+    skipped = dict(table.skipped)
+    if source.subset is not None:
+        sub = source.subset
+        df = df[np.isin(assign_folds(group_keys(df, sub.by, source.path), sub.folds, sub.seed), sub.keep)]
+    if source.downsample > 1:
+        keep = downsample_frames(df["video"].to_numpy(), df["frame"].to_numpy(), source.downsample)
+        add_skipped(skipped, f"downsampled by {source.downsample}", int((~keep).sum()))
+        df = df[keep]
+    df = without_tasks(df, schema, [t for t in TASKS if t not in source.tasks])
+    return SampleTable(df.reset_index(drop=True), skipped)
+
+
+def group_keys(df: pd.DataFrame, by: str, where: str) -> pd.Series:
+    """The grouping key of each row; a still image (empty video) is its own group."""
+    if by not in df.columns:
+        raise AffectlabError(f"{where}: cannot split by {by!r}: no such column")
+    keys = df[by].astype(str)
+    if by == "video":
+        keys = keys.where(keys != "", df["path"])
+    return keys
+
+
+def without_tasks(samples: pd.DataFrame, schema: LabelSchema, tasks: list[str]) -> pd.DataFrame:
+    """``samples`` with the labels of ``tasks`` marked missing."""
+    if not tasks:
+        return samples
+    out = samples.copy()
+    if "au" in tasks:
+        out[list(schema.au_names)] = np.nan
+    if "expr" in tasks:
+        out["expr"] = -1
+        out[[c for c in soft_columns(schema) if c in out]] = np.nan
+    if "va" in tasks:
+        out[list(schema.va_names)] = np.nan
+    return out
+
+
+def read_sources(sources: dict[str, Source], schema: LabelSchema, cache: TableCache) -> SourceTables:
+    """All ``sources`` stacked into one table."""
+    tables = {name: read_one(src, schema, cache) for name, src in sources.items()}
+    empty = [n for n, t in tables.items() if len(t) == 0]
+    if empty:
+        raise AffectlabError(f"source {empty[0]!r} ({sources[empty[0]].path}) has no rows left to train on")
+    stacked = concat_tables(tables.values(), schema)
+    names = np.concatenate([np.full(len(t), n, dtype=object) for n, t in tables.items()])
+    return SourceTables(stacked.samples, names, stacked.skipped)
+
+
+def labelled(samples: pd.DataFrame, schema: LabelSchema, task: str) -> np.ndarray:
+    """Rows with at least one label of ``task`` (an expression counts as a class id or a vote distribution)."""
+    if task == "au":
+        return samples[list(schema.au_names)].notna().any(axis=1).to_numpy()
+    if task == "va":
+        return samples[list(schema.va_names)].notna().any(axis=1).to_numpy()
+    soft = [c for c in soft_columns(schema) if c in samples]
+    has_soft = samples[soft].notna().all(axis=1).to_numpy() if soft else False
+    return (samples["expr"].to_numpy() >= 0) | has_soft
+
+
+def expression_classes(samples: pd.DataFrame, schema: LabelSchema) -> np.ndarray:
+    """The class a row counts as when balancing: its label, else the top of its vote distribution."""
+    expr = samples["expr"].to_numpy()
+    soft = [c for c in soft_columns(schema) if c in samples]
+    if not soft:
+        return expr
+    votes = np.nan_to_num(samples[soft].to_numpy(dtype=np.float64), nan=-1.0)
+    return np.where(expr >= 0, expr, votes.argmax(axis=1))
+
+
+def group_pools(groups: dict[str, Group], tables: SourceTables, schema: LabelSchema) -> list[GroupPool]:
+    """One pool per sampler group: its rows and the labels it balances on."""
+    samples = tables.samples
+    pools = []
+    for name, group in groups.items():
+        mask = np.isin(tables.names, group.sources)
+        for task in group.require:
+            mask &= labelled(samples, schema, task)
+        rows = np.flatnonzero(mask)
+        if len(rows) == 0:
+            raise AffectlabError(f"sampler group {name!r}: no row of {', '.join(group.sources)} is labelled for "
+                                 f"{' and '.join(group.require) or 'anything'}")
+        sub = samples.iloc[rows]
+        labels = {"none": None, "ml-ros": lambda: sub[list(schema.au_names)].to_numpy(dtype=np.float64),
+                  "classes": lambda: expression_classes(sub, schema),
+                  "va-bins": lambda: sub[list(schema.va_names)].to_numpy(dtype=np.float64)}[group.balance]
+        pools.append(GroupPool(name, rows, group.quota, group.balance, labels() if labels else None,
+                               group.ml_ros_percentage))
+    return pools
+
+
+def group_tasks(groups: dict[str, Group]) -> np.ndarray:
+    """(G, 3) bool: which of au, expr, va each group supervises."""
+    return np.array([[t in (g.tasks if g.tasks is not None else TASKS) for t in TASKS] for g in groups.values()])

@@ -1,0 +1,188 @@
+"""Run models over a sample table and score them: validation during training and ``affectlab evaluate``.
+
+Predictions become a table in the sample-table layout (AU probabilities, ``expr`` ids plus one
+probability column per class, ``valence``, ``arousal``), scored by :func:`affectlab.scoring.score_tables`,
+the one scoring path that ``affectlab score`` uses too. Several models form an ensemble: ``mean``
+averages AU and class probabilities and VA (teacher-student "Student Ensemble"); ``vote`` lets each
+model vote (streaming §4.3.1): an AU is present when at least half the models say so, the class with
+most votes wins (ties to the higher mean probability), VA is averaged.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from affectlab.data.dataset import FaceDataset
+from affectlab.errors import AffectlabError
+from affectlab.labels import LabelSchema
+from affectlab.models import AffectModel
+from affectlab.scoring import score_tables
+
+DEFAULT_MARGIN = 0.07
+#: The context view of a face-and-context ensemble whose checkpoint does not say (ensemble-with-context §3).
+DEFAULT_CONTEXT = 0.25
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a model wants its faces: input size, crop margin, views (contexts), the context unaligned
+    images carry, clip length (see :mod:`affectlab.data.transforms`)."""
+
+    size: int
+    margin: float = DEFAULT_MARGIN
+    views: tuple[float, ...] = (0.0,)
+    image_context: float = 0.0
+    clip_len: int = 0
+
+    @classmethod
+    def of(cls, model: AffectModel) -> "InputSpec":
+        """From a loaded checkpoint (its ``extra["crop"]``, written by the trainer) and the model's layout."""
+        meta = model.checkpoint_meta
+        if meta is None:
+            raise AffectlabError("the model has no checkpoint metadata; load it with affectlab.load_model")
+        crop = meta.extra.get("crop", {})
+        views = tuple(crop.get("views", (0.0,)))
+        if model.input_layout == "BVCHW" and len(views) != 2:
+            views = (0.0, DEFAULT_CONTEXT)
+        clip = int(model.config.get("seq_len", 32)) if model.input_layout == "BTCHW" else 0
+        return cls(meta.input_size, float(crop.get("margin", DEFAULT_MARGIN)), views,
+                   float(crop.get("image_context", 0.0)), clip)
+
+    def to_extra(self) -> dict:
+        """What a checkpoint records (``extra["crop"]``) so evaluation and analysis crop alike."""
+        return {"margin": self.margin, "views": list(self.views), "image_context": self.image_context}
+
+
+def _loader(samples: pd.DataFrame, schema: LabelSchema, spec: InputSpec, batch_size: int, workers: int) -> DataLoader:
+    dataset = FaceDataset(samples, schema, size=spec.size, margin=spec.margin, views=spec.views,
+                          image_context=spec.image_context, clip_len=spec.clip_len)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      persistent_workers=False, generator=torch.Generator())
+
+
+@torch.no_grad()
+def collect_outputs(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, *, batch_size: int = 128,
+                    workers: int = 0, device: str | torch.device = "cpu", autocast: bool = False,
+                    features: bool = False) -> dict[str, np.ndarray]:
+    """Raw outputs for every row: ``au`` and ``expr`` logits, ``va``, ``va_bins`` (when the model has
+    them), ``corrupt`` (rows whose image could not be read) and, with ``features``, every named
+    feature as ``feature:<name>``. Sequence models give the output of each row's own frame."""
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    errors: list[str] = []
+    try:
+        for batch in _loader(samples, model.schema, spec, batch_size, workers):
+            image = batch["image"].to(device)
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
+                pred = model(image)
+            named = {"au": pred.au, "expr": pred.expr, "va": pred.va}
+            if pred.va_bins is not None:
+                named["va_bins"] = pred.va_bins
+            if features:
+                named.update({f"feature:{k}": v for k, v in pred.features.items()})
+            if spec.clip_len:
+                anchor = batch["anchor"].to(device)
+                named = {k: v[torch.arange(len(v), device=device), anchor] for k, v in named.items()}
+            for k, v in named.items():
+                parts.setdefault(k, []).append(v.float().cpu().numpy())
+            parts.setdefault("corrupt", []).append(batch["corrupt"].numpy())
+            errors += [e for e in batch["error"] if e]
+    finally:
+        model.train(was_training)
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["errors"] = np.array(errors, dtype=object)
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def combine_outputs(outputs: Sequence[dict[str, np.ndarray]], method: str = "mean") -> dict[str, np.ndarray]:
+    """One set of probabilities from one or more models' outputs (see the module docstring)."""
+    au = np.stack([_sigmoid(o["au"]) for o in outputs])
+    expr = np.stack([_softmax(o["expr"]) for o in outputs])
+    va = np.stack([o["va"] for o in outputs]).mean(0)
+    if method == "mean":
+        return {"au": au.mean(0), "expr": expr.mean(0), "va": va}
+    if method != "vote":
+        raise ValueError(f"unknown ensemble method {method!r}; expected mean or vote")
+    votes = (au >= 0.5).mean(0)
+    n_classes = expr.shape[2]
+    counts = np.eye(n_classes)[expr.argmax(2)].sum(0)
+    shares = counts / len(outputs)
+    winner = (counts + expr.mean(0) / 2).argmax(1)  # a mean probability (< 1) only breaks ties
+    return {"au": votes, "expr": shares, "va": va, "expr_id": winner}
+
+
+def predictions_table(samples: pd.DataFrame, probs: dict[str, np.ndarray], schema: LabelSchema) -> pd.DataFrame:
+    """Probabilities as a table that :func:`affectlab.scoring.score_tables` pairs with ``samples``."""
+    expr_id = probs.get("expr_id", probs["expr"].argmax(1))
+    table = pd.DataFrame({"path": samples["path"].to_numpy()})
+    for c in ("source", "video", "frame"):
+        if c in samples:
+            table[c] = samples[c].to_numpy()
+    # float64 throughout: written to CSV and read back (affectlab score), the numbers stay the same
+    table[list(schema.au_names)] = probs["au"].astype(np.float64)
+    table["expr"] = expr_id.astype(np.int64)
+    table[list(schema.expr_names)] = probs["expr"].astype(np.float64)
+    table[list(schema.va_names)] = probs["va"].astype(np.float64)
+    return table
+
+
+@dataclass
+class Evaluation:
+    """Scores of one table, the predictions behind them, and the images that could not be read."""
+
+    scores: dict
+    predictions: pd.DataFrame
+    readable: np.ndarray  # (N,) bool: rows whose image could be read (the only ones scored)
+    unreadable: list[str]  # "path: reason" of the others
+
+
+def evaluate(models: Sequence[AffectModel], samples: pd.DataFrame, *, method: str = "mean",
+             au_thresholds: np.ndarray | None = None, batch_size: int = 128, workers: int = 0,
+             device: str | torch.device = "cpu", autocast: bool = False, spec: InputSpec | None = None) -> Evaluation:
+    """Predict ``samples`` with one model or an ensemble and score against the table's own labels.
+
+    Members must share label schema and input (``spec``, default: each checkpoint's own); unreadable
+    images are left out of the scores.
+    """
+    if not models:
+        raise AffectlabError("no model to evaluate")
+    schema = models[0].schema
+    specs = [spec or InputSpec.of(m) for m in models]
+    for m, s in zip(models[1:], specs[1:]):
+        if m.schema != schema or s != specs[0]:
+            raise AffectlabError("ensemble members must share labels and input (size, margin, views)")
+    outputs = [collect_outputs(m, samples, specs[0], batch_size=batch_size, workers=workers, device=device,
+                               autocast=autocast) for m in models]
+    predictions = predictions_table(samples, combine_outputs(outputs, method), schema)
+    readable = ~outputs[0]["corrupt"]
+    scores = score_tables(predictions[readable].reset_index(drop=True), samples[readable].reset_index(drop=True),
+                          schema, au_thresholds=au_thresholds)
+    return Evaluation(scores, predictions, readable, list(outputs[0]["errors"]))
+
+
+def monitor_value(scores: dict, monitor: str) -> float:
+    """The early-stopping number: ``P`` = sum of the P scores present, else a dotted key of ``scores``."""
+    if monitor == "P":
+        present = [scores[k] for k in ("P_AU", "P_EXPR", "P_VA") if k in scores and scores[k] == scores[k]]
+        return float(sum(present)) if present else float("nan")
+    value = scores
+    for part in monitor.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return float("nan")
+        value = value[part]
+    return float(value) if value is not None else float("nan")

@@ -1,0 +1,112 @@
+"""Recipes: YAML into checked dataclasses, key=value overrides, stage overrides, one-line errors."""
+from __future__ import annotations
+
+import pytest
+
+from affectlab.cli import main
+from affectlab.train.config import ConfigError, apply_override, load_recipe
+
+from train_world import CONFIGS, mini_recipe
+
+MINIMAL = """
+name: mini
+paper: "x §1"
+sources:
+  a: {path: a.csv, tasks: [au]}
+  b: {path: b.csv}
+sampler:
+  g: {sources: [a], quota: 4, require: [au], balance: ml-ros}
+model: {name: mtl-baseline}
+loss: {terms: {au: {fn: weighted_bce}}}
+stages:
+  - {name: teacher, epochs: 2}
+  - name: student
+    steps: 5
+    distill: {teacher: teacher}
+    overrides: {sampler: {g: {quota: 8}}, optimizer: {lr: 0.5}}
+"""
+
+
+@pytest.fixture
+def mini(tmp_path):
+    path = tmp_path / "mini.yaml"
+    path.write_text(MINIMAL)
+    return path
+
+
+def test_defaults_fill_in_and_values_are_typed(mini):
+    r = load_recipe(mini)
+    assert r.sources["b"].tasks == ["au", "expr", "va"] and r.sources["a"].downsample == 1
+    assert r.sampler["g"].balance == "ml-ros" and r.data.augment.flip == 0.5
+    assert r.stages[1].distill.lam == 0.6 and r.stages[1].distill.T == 1.5
+
+
+def test_overrides_address_any_value(mini):
+    r = load_recipe(mini, ["optimizer.lr=1e-3", "stages.student.steps=7", "stages.0.epochs=1.5",
+                           "sources.a.tasks=[au,va]", "model.config.va_bins=20", "data.augment=null",
+                           "sources.b=null", "validation.v={path: v.csv, split: valid}"])
+    assert r.optimizer.lr == 1e-3, "YAML 1.1 reads 1e-3 as text; float fields accept it"
+    assert r.stages[1].steps == 7 and r.stages[0].epochs == 1.5 and r.sources["a"].tasks == ["au", "va"]
+    assert r.model.config == {"va_bins": 20} and r.data.augment is None
+    assert "b" not in r.sources and r.validation["v"].split == "valid"
+
+
+def test_stage_overrides_apply_to_that_stage_only(mini):
+    r = load_recipe(mini)
+    student = r.for_stage(r.stages[1])
+    assert student.sampler["g"].quota == 8 and student.optimizer.lr == 0.5
+    assert r.sampler["g"].quota == 4 and r.for_stage(r.stages[0]) is r
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sampler.g.qouta=3", "sampler.g: unknown key 'qouta'; known: sources, quota"),
+    ("sampler.g.quota=many", "sampler.g.quota: expected a whole number, got 'many'"),
+    ("sampler.g.balance=smote", "balance must be one of none, ml-ros, classes, va-bins"),
+    ("sampler.g.require=[]", "balance ml-ros needs require: [au, ...]"),
+    ("sampler.g.sources=[c]", "sampler group 'g' names unknown sources ['c']"),
+    ("stages.nobody.steps=3", "no item 'nobody'; items: ['teacher', 'student']"),
+    ("stages.student.distill.teacher=student", "must be earlier stages"),
+    ("loss.terms.pose={fn: x}", "loss terms must be one of au, expr, va"),
+    ("optimizer", "is not key=value"),
+])
+def test_bad_values_name_the_key(mini, override, message):
+    with pytest.raises(ConfigError) as e:
+        load_recipe(mini, [override])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_file_errors_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="no such recipe file"):
+        load_recipe(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsources: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
+        load_recipe(bad)
+    bad.write_text("name: x\n")
+    with pytest.raises(ConfigError, match="missing key 'paper'"):
+        load_recipe(bad)
+
+
+def test_override_into_a_scalar_is_refused():
+    raw = {"optimizer": {"lr": 1.0}}
+    with pytest.raises(ConfigError, match="optimizer.lr is a value"):
+        apply_override(raw, "optimizer.lr.x=3")
+
+
+def test_cli_reports_recipe_errors_in_one_line(capsys, tmp_path):
+    code = main(["train", str(CONFIGS / "smm.yaml"), "--out", str(tmp_path / "r"), "sampler.au.quota=lots"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "sampler.au.quota: expected a whole number" in err
+
+
+def test_cli_names_a_missing_dataset(capsys, tmp_path):
+    code = main(["train", str(CONFIGS / "smm.yaml"), "--out", str(tmp_path / "r"), "sources.au.path=/no/such/dir"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "/no/such/dir" in err and err.count("\n") == 0
+
+
+def test_a_loss_that_does_not_fit_the_model_is_a_one_line_error(world, tmp_path, capsys):
+    path = mini_recipe(world, tmp_path)
+    assert main(["train", str(path), "--out", str(tmp_path / "r"), "loss.terms.va.fn=va_bins"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a model with VA bins" in err

@@ -1,0 +1,155 @@
+"""Loss composition: masks per sampler group, batch vs group reduction, class weights, soft targets, and the
+student loss of teacher-student eq. 7 / multi-database eq. 10."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from affectlab import losses as L
+from affectlab.labels import DEFAULT_SCHEMA
+from affectlab.models import Prediction
+from affectlab.train.config import Loss, LossTerm
+from affectlab.train.distill import CachedTeacher, distillation_losses, student_loss
+from affectlab.train.objective import Objective, flatten_time, label_masks
+
+N_AU = DEFAULT_SCHEMA.n_au
+
+
+def batch(n: int = 4, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "au": torch.randint(0, 2, (n, N_AU), generator=g).float(), "au_mask": torch.ones(n, N_AU, dtype=torch.bool),
+        "expr": torch.randint(0, 8, (n,), generator=g), "expr_mask": torch.ones(n, dtype=torch.bool),
+        "expr_soft": torch.zeros(n, 8), "expr_soft_mask": torch.zeros(n, dtype=torch.bool),
+        "va": torch.rand(n, 2, generator=g) * 2 - 1, "va_mask": torch.ones(n, 2, dtype=torch.bool),
+        "group": torch.tensor([0, 0, 1, 1][:n]), "index": torch.arange(n),
+    }
+
+
+def prediction(n: int = 4, seed: int = 1, bins: bool = False) -> Prediction:
+    g = torch.Generator().manual_seed(seed)
+    va_bins = torch.randn(n, 2, 20, generator=g) if bins else None
+    va = L.va_from_bin_logits(va_bins) if bins else torch.tanh(torch.randn(n, 2, generator=g))
+    return Prediction(au=torch.randn(n, N_AU, generator=g), expr=torch.randn(n, 8, generator=g), va=va, va_bins=va_bins)
+
+
+def objective(reduce: str = "batch", **terms) -> Objective:
+    terms = terms or {"au": LossTerm("weighted_bce"), "expr": LossTerm("ce"), "va": LossTerm("ccc")}
+    labels = pd.DataFrame({**{a: [0.0, 1.0, 1.0, 1.0] for a in DEFAULT_SCHEMA.au_names},
+                           "expr": [0, 0, 0, 3], "valence": 0.0, "arousal": 0.0})
+    return Objective(Loss(terms, reduce), DEFAULT_SCHEMA, labels, has_va_bins=True)
+
+
+def test_group_tasks_narrow_the_masks():
+    b = batch()
+    b["group"] = torch.tensor([0, 1, -1, 1])
+    masks = label_masks(b, torch.tensor([[True, False, False], [False, True, True]]))
+    assert masks["au"].any(1).tolist() == [True, False, True, False]
+    assert masks["expr"].tolist() == [False, True, True, True]
+    assert masks["va"].all(1).tolist() == [False, True, True, True]
+
+
+def test_batch_reduction_is_a_masked_mean_over_the_batch():
+    b, p = batch(), prediction()
+    losses = objective().task_losses(p, b, label_masks(b, None))
+    assert torch.isclose(losses["expr"], F.cross_entropy(p.expr, b["expr"]))
+    assert torch.isclose(losses["au"], F.binary_cross_entropy_with_logits(p.au, b["au"]))
+    assert torch.isclose(losses["va"], L.ccc_loss(p.va, b["va"], b["va_mask"]))
+
+
+def test_group_reduction_sums_each_groups_own_mean():
+    """Multi-database eq. 7: each task's loss per sampler group (N instances each), summed over groups."""
+    b, p = batch(), prediction()
+    losses = objective("group").task_losses(p, b, label_masks(b, None))
+    per_group = [F.cross_entropy(p.expr[rows], b["expr"][rows]) for rows in (slice(0, 2), slice(2, 4))]
+    assert torch.isclose(losses["expr"], sum(per_group))
+    ccc = [L.ccc_loss(p.va[r], b["va"][r], b["va_mask"][r]) for r in (slice(0, 2), slice(2, 4))]
+    assert torch.isclose(losses["va"], sum(ccc))
+
+
+def test_class_weights_come_from_the_training_labels():
+    obj = objective(au=LossTerm("weighted_bce", pos_weight=True), expr=LossTerm("ce", class_weight=True))
+    assert torch.allclose(obj.options["au"]["pos_weight"], torch.full((N_AU,), 1 / 3))  # SMM eq. 4: 1 neg / 3 pos
+    w = obj.options["expr"]["class_weight"]
+    assert w[0] < w[3] and math.isclose(float(w[[0, 3]].mean()), 1.0, rel_tol=1e-6)  # SMM eq. 5
+
+
+def test_vote_distributions_train_rows_that_have_them():
+    b, p = batch(), prediction()
+    b["expr_soft_mask"] = torch.tensor([True, False, False, False])
+    b["expr_soft"][0] = torch.tensor([0.5, 0.5, 0, 0, 0, 0, 0, 0])
+    loss = objective(expr=LossTerm("ce", soft_targets=True)).task_losses(p, b, label_masks(b, None))["expr"]
+    soft = -(b["expr_soft"][0] * F.log_softmax(p.expr[0], 0)).sum()
+    hard = F.cross_entropy(p.expr[1:], b["expr"][1:], reduction="sum")
+    assert torch.isclose(loss, (soft + hard) / 4)
+
+
+@pytest.mark.parametrize("terms, message", [
+    ({"au": LossTerm("ccc")}, "is an va loss, not a au loss"),
+    ({"va": LossTerm("nope")}, "unknown loss 'nope'"),
+    ({"au": LossTerm("circle", pos_weight=True)}, "goes with weighted_bce"),
+])
+def test_bad_terms_are_refused(terms, message):
+    with pytest.raises(ValueError, match=message):
+        objective(**terms)
+
+
+def test_va_bins_needs_a_model_with_bins():
+    with pytest.raises(ValueError, match="needs a model with VA bins"):
+        Objective(Loss({"va": LossTerm("va_bins")}), DEFAULT_SCHEMA, pd.DataFrame({"expr": []}), has_va_bins=False)
+
+
+def test_clip_outputs_and_labels_flatten_together():
+    p = Prediction(au=torch.zeros(2, 3, N_AU), expr=torch.zeros(2, 3, 8), va=torch.zeros(2, 3, 2))
+    b = {"au": torch.zeros(2, 3, N_AU), "expr": torch.zeros(2, 3), "group": torch.tensor([0, 1]),
+         "index": torch.tensor([5, 6]), "image": torch.zeros(2, 3, 3, 4, 4)}
+    fp, fb = flatten_time(p, b)
+    assert fp.au.shape == (6, N_AU) and fb["au"].shape == (6, N_AU) and fb["expr"].shape == (6,)
+    assert fb["group"].tolist() == [0, 0, 0, 1, 1, 1] and fb["image"].shape == (2, 3, 3, 4, 4)
+
+
+# --- distillation ------------------------------------------------------------------------------
+
+
+def test_student_loss_is_teacher_student_eq_7():
+    """Labelled row: λ·L + (1 - λ)·L^d; unlabelled row: L^d alone (eq. 7 / multi-database eq. 10)."""
+    lam, T = 0.6, 1.5
+    b, s, t = batch(2), prediction(2, seed=1, bins=True), prediction(2, seed=2, bins=True)
+    b["expr_mask"] = torch.tensor([True, False])
+    obj = objective(expr=LossTerm("ce", weight=2.0))
+    total, parts = student_loss(obj, s, t, b, label_masks(b, None), lam, T)
+    kl = F.kl_div(F.log_softmax(s.expr / T, 1), F.softmax(t.expr / T, 1), reduction="none").sum(1)
+    expected_kd = ((1 - lam) * kl[0] + kl[1]) / 2
+    assert torch.isclose(parts["expr_kd"], expected_kd, atol=1e-6)
+    assert torch.isclose(total, 2.0 * (lam * F.cross_entropy(s.expr[:1], b["expr"][:1]) + expected_kd), atol=1e-6)
+
+
+def test_distillation_of_aus_weighs_entries_and_vanishes_on_agreement():
+    b, s = batch(2), prediction(2, bins=True)
+    b["au_mask"][1] = False
+    same = distillation_losses(s, s, label_masks(b, None), 0.6, 1.5)
+    assert same["expr"].abs() < 1e-6 and same["va"].abs() < 1e-6
+    t = prediction(2, seed=5, bins=True)
+    d = distillation_losses(s, t, label_masks(b, None), 0.6, 1.5)
+    bce = F.binary_cross_entropy_with_logits(s.au, torch.sigmoid(t.au), reduction="none")
+    assert torch.isclose(d["au"], (0.4 * bce[0].sum() + bce[1].sum()) / (2 * N_AU), atol=1e-6)
+
+
+def test_va_without_bins_is_distilled_by_mean_squared_error():
+    b, s, t = batch(2), prediction(2, seed=1), prediction(2, seed=2)
+    b["va_mask"][:] = False
+    d = distillation_losses(s, t, label_masks(b, None), 0.6, 1.5)
+    assert torch.isclose(d["va"], F.mse_loss(s.va, t.va))
+
+
+def test_cached_teacher_looks_outputs_up_by_row():
+    outputs = {"au": torch.arange(10.0)[:, None].repeat(1, N_AU), "expr": torch.zeros(10, 8),
+               "va": torch.zeros(10, 2)}
+    pred = CachedTeacher(outputs)(torch.tensor([7, 2]))
+    assert pred.au[:, 0].tolist() == [7.0, 2.0] and pred.va_bins is None
+    assert np.allclose(pred.expr.numpy(), 0)

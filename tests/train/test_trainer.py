@@ -1,0 +1,161 @@
+"""The trainer: exact resume, unreadable images, early stopping, clips, cached teachers, run directories."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import safetensors.torch
+import torch
+
+from affectlab.cli import main
+from affectlab.errors import AffectlabError
+from affectlab.models import list_models, load_model
+from affectlab.train import load_recipe, train
+
+from train_world import mini_recipe
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_at(step: int):
+    def hook(info):
+        if info.step == step:
+            raise Interrupt
+    return hook
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(str(path))
+
+
+def test_resume_ends_with_the_weights_of_an_uninterrupted_run(world, tmp_path):
+    """Stopped after step 5 (last checkpoint: step 4) and resumed, a run matches one never stopped:
+    sampler position, optimiser and scheduler state and the RNG (SMM's Transformer has dropout) all resume."""
+    recipe = load_recipe(mini_recipe(world, tmp_path, model="smm", config="{backbone: mobilenet_v2}",
+                                     stages="[{name: a, steps: 3}, {name: b, steps: 7, init_from: a}]"),
+                         ["data.workers=2"])
+    train(recipe, tmp_path / "whole")
+    with pytest.raises(Interrupt):
+        train(recipe, tmp_path / "split", hooks=[stop_at(5)])
+    assert (tmp_path / "split" / "state.pt").exists() and (tmp_path / "split" / "a.safetensors").exists()
+    with pytest.raises(AffectlabError, match="pass --resume"):
+        train(recipe, tmp_path / "split")
+    seen = []
+    train(recipe, tmp_path / "split", resume=True, hooks=[lambda info: seen.append((info.member, info.step))])
+    assert seen[0] == ("b", 5), "the finished stage is skipped; stage b continues after its step-4 checkpoint"
+    whole, split = weights(tmp_path / "whole" / "b.safetensors"), weights(tmp_path / "split" / "b.safetensors")
+    assert whole.keys() == split.keys()
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+    log = pd.read_csv(tmp_path / "split" / "metrics.csv")
+    losses = log[(log["member"] == "b") & (log["name"] == "train/loss")]
+    assert losses["step"].tolist() == list(range(1, 8)), "steps logged after the checkpoint are not duplicated"
+    assert not (tmp_path / "split" / "state.pt").exists()
+
+
+def test_resume_refuses_a_changed_recipe(world, tmp_path):
+    path = mini_recipe(world, tmp_path)
+    with pytest.raises(Interrupt):
+        train(load_recipe(path), tmp_path / "run", hooks=[stop_at(3)])
+    with pytest.raises(AffectlabError, match="differs from the one this run started with"):
+        train(load_recipe(path, ["optimizer.lr=0.5"]), tmp_path / "run", resume=True)
+    train(load_recipe(path, ["train.log_every=5"]), tmp_path / "run", resume=True)  # train.* may change
+
+
+@pytest.fixture
+def corrupt_world(world, tmp_path):
+    """The world's expression manifest with one image that cannot be decoded."""
+    folder = tmp_path / "data"
+    shutil.copytree(world.root / "stills", folder / "stills")
+    (folder / "stills" / "s03.png").write_bytes(b"\x89PNG broken")
+    shutil.copy(world.expr, folder / "expr.csv")
+    return folder / "expr.csv"
+
+
+def test_unreadable_images_are_counted_and_skipped(world, corrupt_world, tmp_path, capsys):
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 12}]")
+    code = main(["train", str(path), "--out", str(tmp_path / "run"), f"sources.expr.path={corrupt_world}",
+                 "train.amp=bf16", "train.channels_last=on"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert err.count("skipping unreadable image") == 1 and "s03.png" in err
+    progress = json.loads((tmp_path / "run" / "progress.json").read_text())
+    assert progress["completed"]["main"]["unreadable_images"] == 1
+    assert load_model(tmp_path / "run" / "main.safetensors").checkpoint_meta.extra["unreadable_images"][0].endswith(
+        "s03.png")
+
+
+def test_unreadable_images_can_stop_the_run_with_the_file_named(world, corrupt_world, tmp_path, capsys):
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 12}]")
+    code = main(["train", str(path), "--out", str(tmp_path / "run"), f"sources.expr.path={corrupt_world}",
+                 "data.on_corrupt=fail"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "s03.png: not a decodable image" in err
+
+
+def test_early_stopping_keeps_the_best_weights(world, tmp_path):
+    """A monitor that never improves (a row count) stops after `patience` evaluations and restores the first."""
+    stages = "[{name: main, steps: 20, early_stopping: {patience: 2, monitor: n.expr}}]"
+    path = mini_recipe(world, tmp_path, stages=stages)
+    results = train(load_recipe(path, ["train.eval_every_steps=1"]), tmp_path / "stopped")
+    assert results["members"]["main"]["steps"] == 3
+    train(load_recipe(path, ["stages.main.steps=1", "stages.main.early_stopping=null"]), tmp_path / "one")
+    best, one = weights(tmp_path / "stopped" / "main.safetensors"), weights(tmp_path / "one" / "main.safetensors")
+    assert all(torch.equal(best[k], one[k]) for k in best)
+
+
+def test_early_stopping_needs_its_metric(world, tmp_path):
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 4, early_stopping: {monitor: P_EXPRESSO}}]")
+    with pytest.raises(AffectlabError, match="P_EXPRESSO"):
+        train(load_recipe(path), tmp_path / "run")
+
+
+def test_sequence_models_train_on_clips(world, tmp_path):
+    """cnn-rnn takes clips of consecutive frames; a CNN stage initialises its backbone (teacher-student Fig. 4)."""
+    path = mini_recipe(world, tmp_path, stages="""
+  - {name: cnn, steps: 2}
+  - name: rnn
+    steps: 2
+    init_from: cnn
+    overrides: {model: {name: cnn-rnn, config: {backbone: mobilenet_v2, seq_len: 3}}}
+""")
+    abaw = [f"sources.va.path={world.abaw}", f"sources.va.images={world.frames}", "sources.va.split=train",
+            f"validation.labelled.path={world.abaw}", f"validation.labelled.images={world.frames}",
+            "validation.labelled.split=validation"]
+    results = train(load_recipe(path, abaw), tmp_path / "run")
+    cnn, rnn = weights(tmp_path / "run" / "cnn.safetensors"), weights(tmp_path / "run" / "rnn.safetensors")
+    assert torch.equal(cnn["backbone.body.features.0.0.weight"], rnn["backbone.body.features.0.0.weight"]), \
+        "frozen backbone, initialised from the CNN"
+    assert results["members"]["rnn"]["validation"]["labelled"]["n"]["va"] == 12
+
+
+def test_cached_teacher_outputs(world, tmp_path):
+    path = mini_recipe(world, tmp_path, config="{backbone: mobilenet_v2, va_bins: 20}", stages="""
+  - {name: teacher, steps: 2}
+  - {name: student, steps: 2, distill: {teacher: teacher, teacher_outputs: cached}}
+""")
+    seen = []
+    train(load_recipe(path, ["loss.terms.va.fn=va_bins"]), tmp_path / "run", hooks=[lambda i: seen.append(i.losses)])
+    assert {"au_kd", "expr_kd", "va_kd"} <= set(seen[-1])
+
+
+ARCHITECTURES = {  # name -> overrides beyond the small backbone
+    "mtl-baseline": [], "cnn-rnn": ["model.config.seq_len=2", "model.config.freeze_backbone=false"], "smm": [],
+    "mss": [], "context": [], "context-ensemble": ["data.views=[0.0,0.25]", "data.input_size=40"], "streaming": [],
+}
+
+
+def test_every_registered_architecture_is_covered():
+    assert set(list_models()) == set(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_architecture_trains_on_partially_labelled_sources(name, world, tmp_path):
+    path = mini_recipe(world, tmp_path, model=name, stages="[{name: main, steps: 2}]")
+    results = train(load_recipe(path, ARCHITECTURES[name] + ["train.eval_every_steps=100"]), tmp_path / "run")
+    scores = results["members"]["main"]["validation"]["labelled"]
+    assert {"P_AU", "P_EXPR", "P_VA"} <= set(scores)
+    assert load_model(tmp_path / "run" / "main.safetensors").model_name == name
