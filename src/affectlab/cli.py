@@ -110,8 +110,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled_data(paths: Sequence[str], images: str | None, split: str | None, aus: LabelSchema):
-    """The rows of one or more sources, stacked into one sample table."""
+def _labelled_data(paths: Sequence[str], images: str | None, split: str | None, aus: LabelSchema) -> Any:
+    """The rows of one or more sources, stacked into one sample table (a DataFrame)."""
     from affectlab.data import concat_tables, read_source
 
     return concat_tables([read_source(p, images=images, split=split, schema=aus) for p in paths], aus).samples
@@ -143,9 +143,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from affectlab.data import read_source
     from affectlab.inspect.compare import (Run, comparison_json, evaluate_checkpoint, format_comparison, read_scores,
                                            run_names)
-    from affectlab.data import read_source
     from affectlab.models import read_checkpoint_meta
     from affectlab.scoring import load_thresholds
 
@@ -431,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--thresholds", metavar="FILE", help='JSON per-AU thresholds {"AU1": 0.4, ...} (default 0.5)')
     compare.add_argument("--batch-size", type=int, default=128, help="faces per model call (default: 128)")
     compare.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
-    compare.add_argument("--json", metavar="FILE", help='also write {"runs": [...], "rows": [{"section", "metric", "values"}]}')
+    compare.add_argument("--json", metavar="FILE",
+                         help='also write {"runs": [...], "rows": [{"section", "metric", "values"}]}')
     compare.set_defaults(func=cmd_compare)
     _add_training_commands(sub)
     return parser
