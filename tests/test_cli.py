@@ -239,3 +239,12 @@ def test_export_command(capsys, tmp_path):
     assert (tmp_path / "m.onnx").is_file() and "checked against PyTorch" in out
     code, _, err = run(capsys, "export", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "x.onnx"))
     assert code == 2 and "none.safetensors: no such checkpoint file" in err
+
+
+def test_analyze_smooth_option(capsys, tmp_path, shared_data):
+    video = shared_data / "media" / "single_face.mp4"
+    code, out, err = run(capsys, "analyze", str(video), "--out", str(tmp_path), "--smooth", "--detect-every", "4")
+    assert code == 0, err
+    assert "no smoothing; using SMM's mu" in err and len(pd.read_csv(tmp_path / "single_face.csv")) == 72
+    code, _, err = run(capsys, "analyze", str(video), "--out", str(tmp_path), "--smooth", "au=seven")
+    assert code == 2 and "expected TASK=MU" in err and len(err.strip().splitlines()) <= 2

@@ -84,12 +84,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     import warnings
 
     from affectlab.analyze.analyzer import Analyzer
+    from affectlab.analyze.predict import default_backend, load_backend
     from affectlab.analyze.run import run_analysis
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        analyzer = Analyzer(args.model, device=args.device, faces=args.faces, stride=args.stride,
-                            detect_every=args.detect_every, batch_size=args.batch_size)
+        backend = default_backend(args.device) if args.model is None else load_backend(args.model, args.device)
+    smooth = _smoothing(args.smooth, backend) if args.smooth else None
+    analyzer = Analyzer(backend, device=args.device, faces=args.faces, stride=args.stride,
+                        detect_every=args.detect_every, batch_size=args.batch_size, smooth=smooth)
     for w in caught:
         print(f"affectlab: WARNING: {w.message}", file=sys.stderr)
     report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
@@ -100,6 +103,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for line in report.failures:
         print(f"affectlab: error: {line}", file=sys.stderr)
     return 1 if report.failures else 0
+
+
+def _smoothing(spec: str, backend: Any) -> dict[str, float]:
+    """``--smooth``: the μ stored in the checkpoint (by smooth-search), else SMM's; or ``au=7,expr=9,va=9``."""
+    from affectlab.analyze.predict import TorchBackend
+    from affectlab.analyze.smoothing import SMM_MU, checkpoint_mu, parse_mu
+
+    if spec != "checkpoint":
+        return parse_mu(spec)
+    stored = checkpoint_mu(backend.model) if isinstance(backend, TorchBackend) else {}
+    if not stored:
+        print(f"affectlab: note: the model stores no smoothing; using SMM's mu {SMM_MU}", file=sys.stderr)
+    return stored or dict(SMM_MU)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -381,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--detect-every", type=int, default=1, metavar="K",
                          help="run the face detector on every k-th analysed frame and track in between (default: 1)")
     analyze.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
+    analyze.add_argument("--smooth", nargs="?", const="checkpoint", metavar="au=MU,expr=MU,va=MU",
+                         help="temporal smoothing of each face's features over a video (SMM eq. 9); mu per task, "
+                              "default the checkpoint's (from smooth-search) or SMM's au=7,expr=9,va=9")
     analyze.add_argument("--plots", action="store_true", help="write PNG plots beside each table")
     analyze.add_argument("--video-out", action="store_true", help="write each video with boxes, expression and VA drawn")
     analyze.add_argument("--abaw", action="store_true", help="also write ABAW submission files under OUT/abaw")

@@ -146,3 +146,45 @@ def test_analyze_warns_and_keeps_rows_of_a_truncated_video(analyzer, media, tmp_
     assert len(df) > 50
     with pytest.raises(DataError):
         analyzer.analyze(tmp_path / "nothing.mp4")
+
+
+@pytest.fixture(scope="module")
+def imagenet_backend(shared_data, tmp_path_factory):
+    """A model whose outputs move with the face (ImageNet features, random heads): enough to see smoothing."""
+    import torch
+
+    from affectlab.analyze.predict import load_backend
+    from affectlab.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("mtl-baseline", backbone_weights=shared_data.parent / "weights" / "mobilenet_v2-b0353104.pth")
+    path = save_checkpoint(model, tmp_path_factory.mktemp("m") / "m.safetensors", input_size=112,
+                           mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    return load_backend(path)
+
+
+def test_smoothing_follows_each_face_track(imagenet_backend, media):
+    """SMM eq. 9 with mu = 0 changes nothing; a large mu damps frame-to-frame changes of each track."""
+    analyzer = Analyzer(imagenet_backend)
+    raw = analyzer.analyze(media / "single_face.mp4")
+    same = Analyzer(analyzer.backend, smooth={"au": 0, "expr": 0, "va": 0}).analyze(media / "single_face.mp4")
+    np.testing.assert_allclose(same["valence"], raw["valence"], atol=2e-4)
+    smooth = Analyzer(analyzer.backend, smooth={"au": 9, "expr": 9, "va": 9}).analyze(media / "single_face.mp4")
+    jitter = lambda df, c: np.abs(np.diff(df[c].to_numpy(dtype=float))).mean()  # noqa: E731
+    for column in ("valence", "AU12", "Happiness"):
+        assert jitter(smooth, column) < jitter(raw, column)
+    assert smooth.loc[0, "valence"] == pytest.approx(raw.loc[0, "valence"], abs=2e-4)  # Λ_0 = ε_1
+    still = Analyzer(analyzer.backend, smooth={"va": 9}).analyze(media / "single_face.jpg")
+    assert still["valence"].iloc[0] == pytest.approx(analyzer.analyze(media / "single_face.jpg")["valence"].iloc[0], abs=2e-4)
+
+
+def test_smoothing_needs_the_pytorch_model(analyzer, tmp_path):
+    from affectlab.analyze.predict import OnnxBackend, export_onnx
+    from affectlab.models import save_checkpoint
+
+    meta = analyzer.backend.meta
+    path = save_checkpoint(analyzer.backend.model, tmp_path / "m.safetensors", input_size=meta.input_size,
+                           mean=meta.mean, std=meta.std)
+    onnx_model = OnnxBackend(export_onnx(path, tmp_path / "m.onnx"))
+    with pytest.raises(AffectlabError, match="PyTorch checkpoint"):
+        Analyzer(onnx_model, smooth={"au": 7})

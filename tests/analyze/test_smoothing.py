@@ -86,6 +86,10 @@ def test_online_smoother_matches_smoothing_the_sequence():
     assert torch.allclose(torch.cat([o["va"] for o in online]), readout(model, "va", feats), atol=1e-5), "no μ for VA"
     smoother.reset()
     assert not smoother.state
+    # two tracks interleaved in one batch give each track's own smoothing
+    both = smoother.step({k: torch.cat([v, v]) for k, v in feats.items()}, tracks=[0] * 6 + [1] * 6)
+    assert torch.allclose(both["au"][:6], both["au"][6:], atol=1e-6)
+    assert torch.allclose(both["au"][:6], torch.cat([o["au"] for o in online]), atol=1e-5)
 
 
 def test_models_without_a_readout_are_refused():

@@ -12,7 +12,7 @@ import os
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import islice
 
@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
-from affectlab.analyze.predict import OnnxBackend, TorchBackend, default_backend, load_backend
+from affectlab.analyze.predict import OnnxBackend, Scores, TorchBackend, default_backend, load_backend, probabilities
+from affectlab.analyze.smoothing import TemporalSmoother
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face
@@ -57,12 +58,15 @@ class Analyzer:
     ``faces="detect"`` finds faces with MTCNN; ``faces="crops"`` takes each input as an already
     aligned face crop (e.g. ABAW ``cropped_aligned`` frames) and skips detection. In a video,
     ``stride`` keeps every n-th frame and ``detect_every`` runs the detector on every k-th kept frame,
-    tracking faces in between (faster, slightly less precise boxes).
+    tracking faces in between (faster, slightly less precise boxes). ``smooth`` (μ per task, e.g.
+    ``{"au": 7, "expr": 9, "va": 9}``) smooths each face track's features over a video's frames with
+    SMM eq. 9 before the model's last layers (see analyze.smoothing); it needs a PyTorch checkpoint.
     """
 
     def __init__(self, model: str | os.PathLike[str] | TorchBackend | OnnxBackend | None = None, *,
                  device: str = "cpu", faces: str = "detect", stride: int = 1, detect_every: int = 1,
-                 batch_size: int = 32, min_face_size: float = 40, chunk_frames: int = 64):
+                 batch_size: int = 32, min_face_size: float = 40, chunk_frames: int = 64,
+                 smooth: Mapping[str, float] | None = None):
         if faces not in FACE_MODES:
             raise AffectlabError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
         if stride < 1 or detect_every < 1 or batch_size < 1:
@@ -81,6 +85,12 @@ class Analyzer:
         self.faces, self.stride, self.detect_every = faces, stride, detect_every
         self.batch_size, self.chunk_frames = batch_size, chunk_frames
         self.detector = MTCNN(device, min_face_size=min_face_size) if faces == "detect" else None
+        self.smoother = None
+        if smooth:
+            if not isinstance(self.backend, TorchBackend):
+                raise AffectlabError("temporal smoothing (SMM eq. 9) works on the model's features: give the "
+                                     "PyTorch checkpoint, not an exported .onnx")
+            self.smoother = TemporalSmoother(self.backend.model, smooth)
         #: Seconds spent per stage (decode, detect, align, predict) since construction: for benchmarks.
         self.timings: dict[str, float] = defaultdict(float)
 
@@ -132,6 +142,8 @@ class Analyzer:
             yield self._rows(frames, self._faces_of_stills(frames))
             return
         tracker = FaceTracker()
+        if self.smoother is not None:
+            self.smoother.reset()
         frames = iter_video(path, self.stride)
         kept = 0
         while True:
@@ -141,7 +153,7 @@ class Analyzer:
                 break
             detect = [(kept + i) % self.detect_every == 0 for i in range(len(chunk))]
             kept += len(chunk)
-            rows = self._rows(chunk, self._faces_of_video(chunk, detect, tracker))
+            rows = self._rows(chunk, self._faces_of_video(chunk, detect, tracker), smooth=True)
             del chunk
             release_freed_memory()
             yield rows
@@ -180,6 +192,17 @@ class Analyzer:
 
     # --- rows -------------------------------------------------------------------------------
 
+    def _predict(self, crops: np.ndarray, tracks: list[int], smooth: bool) -> Scores:
+        """The model on all crops in batches; with smoothing, features of each track are smoothed first."""
+        features = self.smoother.features if smooth and self.smoother is not None else ()
+        batches = [crops[i:i + self.batch_size] for i in range(0, len(crops), self.batch_size)]
+        parts = [self.backend(b, features) if features else self.backend(b) for b in batches]
+        if not features:
+            return Scores(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("au", "expr", "va")))
+        stacked = {name: np.concatenate([p.features[name] for p in parts]) for name in features}
+        out = self.smoother.step(stacked, tracks)
+        return probabilities(*(out[k].numpy() for k in ("au", "expr", "va")))
+
     def _meta_and_crops(self, frames: Sequence[Frame], faces: Sequence[list]) -> tuple[list[dict], list[np.ndarray]]:
         """One meta row per face (or per face-less frame) and the aligned crop of each face."""
         meta, crops = [], []
@@ -194,16 +217,15 @@ class Analyzer:
                 crops.append(self._crop(frame.image, landmarks))
         return meta, crops
 
-    def _rows(self, frames: Sequence[Frame], faces: Sequence[list]) -> pd.DataFrame:
+    def _rows(self, frames: Sequence[Frame], faces: Sequence[list], smooth: bool = False) -> pd.DataFrame:
+        """Rows of a chunk; ``smooth``: the chunk is consecutive frames of one video (SMM eq. 9 applies)."""
         with self._timed("align"):
             meta, crops = self._meta_and_crops(frames, faces)
         table = pd.DataFrame(meta)
         if crops:
             with self._timed("predict"):
-                scores = [self.backend(np.stack(crops[i:i + self.batch_size]))
-                          for i in range(0, len(crops), self.batch_size)]
-            predicted = prediction_frame(self.schema, *(np.concatenate([getattr(s, k) for s in scores])
-                                                        for k in ("au", "expr", "va")), self.au_thresholds)
+                scores = self._predict(np.stack(crops), [m["face_id"] for m in meta if m["success"]], smooth)
+            predicted = prediction_frame(self.schema, scores.au, scores.expr, scores.va, self.au_thresholds)
             predicted.index = np.flatnonzero(table["success"].to_numpy() == 1)
             table = table.join(predicted)  # rows without a face keep empty predictions
         return finalize(table, self.schema)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +28,13 @@ OUTPUTS = ("au", "expr", "va")
 
 @dataclass(frozen=True)
 class Scores:
-    """Per-face outputs: AU probabilities (N, n_au), expression probabilities (N, n_expr), VA (N, 2)."""
+    """Per-face outputs: AU probabilities (N, n_au), expression probabilities (N, n_expr), VA (N, 2),
+    and, when asked for, the model's named features (for temporal smoothing)."""
 
     au: np.ndarray
     expr: np.ndarray
     va: np.ndarray
+    features: dict[str, np.ndarray] | None = None
 
 
 def to_input(crops: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
@@ -41,9 +44,12 @@ def to_input(crops: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...])
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def _probabilities(au_logits: np.ndarray, expr_logits: np.ndarray, va: np.ndarray) -> Scores:
+def probabilities(au_logits: np.ndarray, expr_logits: np.ndarray, va: np.ndarray,
+                  features: dict[str, np.ndarray] | None = None) -> Scores:
+    """Scores from logits: sigmoid for AUs, softmax for expressions, VA clipped to [-1, 1]."""
     expr = np.exp(expr_logits - expr_logits.max(axis=1, keepdims=True))
-    return Scores(au=1 / (1 + np.exp(-au_logits)), expr=expr / expr.sum(axis=1, keepdims=True), va=np.clip(va, -1, 1))
+    return Scores(au=1 / (1 + np.exp(-au_logits)), expr=expr / expr.sum(axis=1, keepdims=True),
+                  va=np.clip(va, -1, 1), features=features)
 
 
 class _Outputs(torch.nn.Module):
@@ -73,11 +79,14 @@ class TorchBackend:
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
 
     @torch.inference_mode()
-    def __call__(self, crops: np.ndarray) -> Scores:
+    def __call__(self, crops: np.ndarray, features: Sequence[str] = ()) -> Scores:
+        """Scores of a batch of crops, with the named ``features`` of the model's Prediction if asked."""
         x = torch.from_numpy(to_input(crops, self.meta.mean, self.meta.std)).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
         p = self.model(x)
-        return _probabilities(p.au.float().cpu().numpy(), p.expr.float().cpu().numpy(), p.va.float().cpu().numpy())
+        kept = {name: p.features[name].float().cpu().numpy() for name in features}
+        return probabilities(p.au.float().cpu().numpy(), p.expr.float().cpu().numpy(), p.va.float().cpu().numpy(),
+                             kept or None)
 
 
 class OnnxBackend:
@@ -99,7 +108,7 @@ class OnnxBackend:
 
     def __call__(self, crops: np.ndarray) -> Scores:
         au, expr, va = self.session.run(list(OUTPUTS), {"image": to_input(crops, self.meta.mean, self.meta.std)})
-        return _probabilities(au, expr, va)
+        return probabilities(au, expr, va)
 
 
 #: The bundled default model, trained by ``configs/default.yaml`` (see docs/model-card.md).

@@ -15,7 +15,7 @@ values SMM reports), where :func:`checkpoint_mu` finds it for ``analyze --smooth
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -106,6 +106,24 @@ def smooth_videos(features: np.ndarray, videos: np.ndarray, frames: np.ndarray, 
     return out
 
 
+#: The μ SMM §5.2 found best on Aff-Wild2's validation sets (AU 7, EXPR and VA 9).
+SMM_MU: dict[str, float] = {"au": 7.0, "expr": 9.0, "va": 9.0}
+
+
+def parse_mu(spec: str) -> dict[str, float]:
+    """``"au=7,expr=9,va=9"`` -> ``{"au": 7.0, ...}``; a one-line AffectlabError for anything else."""
+    mu = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        task, _, value = part.partition("=")
+        try:
+            mu[task.strip()] = float(value)
+        except ValueError:
+            raise AffectlabError(f"smoothing {part!r}: expected TASK=MU, e.g. au=7,expr=9,va=9") from None
+        if task.strip() not in SMOOTHED_TASKS or mu[task.strip()] < 0:
+            raise AffectlabError(f"smoothing {part!r}: tasks are {', '.join(SMOOTHED_TASKS)} and mu >= 0")
+    return mu
+
+
 def checkpoint_mu(model: AffectModel) -> dict[str, float]:
     """The μ per task stored in a loaded checkpoint by ``affectlab smooth-search --write`` ({} if none)."""
     meta = model.checkpoint_meta
@@ -113,28 +131,37 @@ def checkpoint_mu(model: AffectModel) -> dict[str, float]:
 
 
 class TemporalSmoother:
-    """Eq. 9 online, frame by frame, for one face track: ``step(features)`` gives each task's output.
+    """Eq. 9 online, for any number of face tracks: :meth:`step` smooths a batch of rows, each with the
+    Λ of its own track, and reads out each task's output.
 
-    ``mu`` per task (e.g. :func:`checkpoint_mu`); a task without one is not smoothed. Call
-    :meth:`reset` when the track ends or jumps.
+    ``mu`` per task (e.g. :func:`checkpoint_mu`); a task without one is not smoothed. Rows of one call
+    are taken in order, so a track may appear in several rows (its frames in time order). A new
+    track starts from its first frame (Λ_0 = ε_1); :meth:`reset` forgets every track (a new video).
     """
 
     def __init__(self, model: AffectModel, mu: Mapping[str, float]):
         self.model, self.mu = model, dict(mu)
-        self.state: dict[tuple[str, str], Tensor] = {}
+        self.state: dict[tuple[str, str, int], np.ndarray] = {}
+        self.features = sorted({f for task in SMOOTHED_TASKS for _, f, _ in smoothing_inputs(model, task)})
 
     def reset(self) -> None:
         self.state.clear()
 
-    def step(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Outputs (au logits, expr logits, va) for one frame's features (each with a leading batch dim of 1)."""
+    def step(self, features: Mapping[str, Tensor | np.ndarray], tracks: Sequence[int] | None = None) -> dict[str, Tensor]:
+        """Outputs (au logits, expr logits, va) of a batch of rows; ``tracks`` names each row's track
+        (default: all rows are one track's consecutive frames)."""
+        n = len(next(iter(features.values())))
+        tracks = [0] * n if tracks is None else list(tracks)
         out = {}
         for task in SMOOTHED_TASKS:
             mu = self.mu.get(task, 0.0)
             smoothed = {}
             for _, feature, _ in smoothing_inputs(self.model, task):
-                eps = features[feature].detach().float()
-                prev = self.state.get((task, feature), eps)
-                smoothed[feature] = self.state[(task, feature)] = (eps + mu * prev) / (1 + mu)
+                eps = np.asarray(torch.as_tensor(features[feature]).detach().float().cpu(), dtype=np.float64)
+                lam = np.empty_like(eps)
+                for i, track in enumerate(tracks):
+                    prev = self.state.get((task, feature, track), eps[i])
+                    lam[i] = self.state[(task, feature, track)] = (eps[i] + mu * prev) / (1 + mu)
+                smoothed[feature] = lam.astype(np.float32)
             out[task] = readout(self.model, task, smoothed)
         return out
