@@ -16,13 +16,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import islice
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
 from affectlab.analyze.predict import OnnxBackend, Scores, TorchBackend, default_backend, load_backend, probabilities
 from affectlab.analyze.smoothing import TemporalSmoother
+from affectlab.data.transforms import center_crop, frame_face
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face
@@ -79,6 +79,8 @@ class Analyzer:
         self.schema = meta.schema
         self.size = meta.input_size
         self.template = np.asarray(meta.align_template, dtype=np.float64)
+        #: How training framed face crops without landmarks ("resize with margin", data.transforms).
+        self.crop_margin = float(meta.extra.get("crop", {}).get("margin", 0.0))
         thresholds = meta.extra.get("au_thresholds")
         self.au_thresholds = np.full(self.schema.n_au, 0.5) if thresholds is None else np.asarray(
             [thresholds[a] for a in self.schema.au_names], dtype=np.float64)
@@ -186,8 +188,8 @@ class Analyzer:
         return 0, np.array([0, 0, w, h], dtype=np.float32), None, 1.0
 
     def _crop(self, image: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
-        if landmarks is None:  # a given crop: it already is the face, just the model's size
-            return cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        if landmarks is None:  # a given face crop: framed exactly as training framed such crops
+            return center_crop(frame_face(image, None, self.size, self.crop_margin), self.size)
         return align_face(image, landmarks, self.template, self.size)
 
     # --- rows -------------------------------------------------------------------------------
