@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test clean
+.PHONY: install test demo clean
 
 install: $(STAMP)
 
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Analyse the example media with the bundled model: tables, plots and an annotated video in demo_out/.
+demo: $(STAMP)
+	$(VENV)/bin/affectlab analyze examples/media --out demo_out --plots --video-out
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
