@@ -33,7 +33,7 @@ def rate(fn, batch: np.ndarray, seconds: float, device: str) -> float:
     fn(batch)
     sync(device)
     n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds or n < 3:
+    while time.perf_counter() - start < seconds or n < 3:
         fn(batch)
         n += 1
     sync(device)

@@ -3,14 +3,13 @@ user mistakes (AffectlabError, unreadable files) end in one line on stderr and e
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from affectlab import __version__
 from affectlab.errors import AffectlabError
+from affectlab.jsonfile import write_json
 from affectlab.labels import AU_SETS, LabelSchema, schema
 
 
@@ -20,21 +19,6 @@ def _schema_arg(value: str) -> LabelSchema:
         return schema(value) if value in AU_SETS else schema(tuple(a for a in value.split(",") if a.strip()))
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _json_ready(obj: Any) -> Any:
-    """NaN (an undefined metric) becomes null so the JSON is valid for any reader."""
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    return obj
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    Path(path).write_text(json.dumps(_json_ready(obj), indent=2, allow_nan=False) + "\n")
 
 
 def cmd_data_summary(args: argparse.Namespace) -> int:

@@ -13,8 +13,6 @@
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from affectlab.inspect.embedding import (Ellipse, angle_between, balanced_sample
 from affectlab.inspect.features import Extraction, Spaces, extract, feature_spaces, require_single_face
 from affectlab.inspect.figures import (AUPanel, expression_figure, save_png, sign_vehicle_figure,
                                        valence_arousal_figure)
+from affectlab.jsonfile import write_json
 from affectlab.models import AffectModel
 from affectlab.scoring import score_tables
 from affectlab.train.evaluate import InputSpec
@@ -200,19 +199,7 @@ def visualize(model: AffectModel, samples: pd.DataFrame, out: str | Path, *, per
     coordinates_table(panels, s, schema.au_names).to_csv(out / "coordinates.csv", index=False)
     report.written.append(out / "coordinates.csv")
     summary_path = out / "summary.json"
-    summary_path.write_text(json.dumps(_json_ready(report.summary), indent=2, allow_nan=False) + "\n")
+    write_json(summary_path, report.summary)
     report.written.append(summary_path)
     return report
 
-
-def _json_ready(obj):
-    """NaN becomes null, numpy numbers become Python numbers."""
-    if isinstance(obj, dict):
-        return {k: _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return None if math.isnan(obj) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj

@@ -11,7 +11,6 @@ import math
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from affectlab.errors import AffectlabError

@@ -49,6 +49,7 @@ from affectlab.data.sampling import MultiSourceBatchSampler, assign_folds
 from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError, DataError
 from affectlab.labels import AU_SETS, LabelSchema, schema as make_schema
+from affectlab.jsonfile import json_ready, write_atomic, write_json
 from affectlab.models import AffectModel, Prediction, create_model, load_model, save_checkpoint
 from affectlab.scoring import score_tables
 from affectlab.train import data as tdata
@@ -141,28 +142,6 @@ def _device_kind(setting: str) -> str:
 # --- small files ----------------------------------------------------------------------------------
 
 
-def _finite(obj: object) -> object:
-    """NaN -> None, so JSON files stay valid."""
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file and rename it into place: a crash never leaves half a file."""
-    partial = path.with_name(path.name + ".partial")
-    write(partial)
-    os.replace(partial, path)
-
-
-def _write_json(path: Path, obj: object) -> None:
-    _write_atomic(path, lambda p: p.write_text(json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n"))
-
-
 def _flat(scores: dict, prefix: str) -> dict[str, float]:
     """Nested scores -> {"prefix/a/b": value} for the metrics log."""
     out: dict[str, float] = {}
@@ -251,7 +230,7 @@ class Run:
         self.dist.barrier()
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            _write_atomic(recipe_file, lambda p: p.write_text(yaml.safe_dump(self.recipe.raw, sort_keys=False)))
+            write_atomic(recipe_file, lambda p: p.write_text(yaml.safe_dump(self.recipe.raw, sort_keys=False)))
         self.dist.barrier()
         if resume and progress_file.exists():
             return json.loads(progress_file.read_text())
@@ -283,7 +262,7 @@ class Run:
                     result = self._combine(member) if stage.combine else self._fit(member)
                     self.progress["completed"][member.name] = result
                     if self.dist.main:
-                        _write_json(self.out / "progress.json", self.progress)
+                        write_json(self.out / "progress.json", self.progress)
                     self.dist.barrier()
             results = self._results()
         finally:
@@ -310,11 +289,11 @@ class Run:
                 members = self.stage_members(final)
                 if len(members) == 1:
                     target = self.out / "model.safetensors"
-                    _write_atomic(target, lambda p: shutil.copyfile(self.member_path(members[0]), p))
+                    write_atomic(target, lambda p: shutil.copyfile(self.member_path(members[0]), p))
                     results["final"] = [str(target)]
                 else:
                     results["final"] = [str(self.member_path(m)) for m in members]
-            _write_json(self.out / "results.json", results)
+            write_json(self.out / "results.json", results)
         self.dist.barrier()
         return results
 
@@ -553,7 +532,7 @@ class Run:
         if stage.early_stopping is not None and early["best_state"] is not None:
             model.load_state_dict(early["best_state"])
             scores = self._validate([model], recipe, member, spec=spec) if validating else {}
-        self._save(member, model, spec, {"step": step, "validation": _finite(scores),
+        self._save(member, model, spec, {"step": step, "validation": json_ready(scores),
                                          "unreadable_images": sorted(unreadable)})
         if self.dist.main and (self.out / "state.pt").exists():
             (self.out / "state.pt").unlink()
@@ -626,7 +605,7 @@ class Run:
             state = {"member": member.name, "step": step, "model": model.state_dict(),
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
                      "early": early, "sampler": sampler.state_dict()}
-            _write_atomic(self.out / "state.pt", lambda p: torch.save(state, p))
+            write_atomic(self.out / "state.pt", lambda p: torch.save(state, p))
         self.dist.barrier()
 
     def _teacher(self, member: Member, samples: pd.DataFrame) -> Callable[[dict, torch.Tensor], Prediction] | None:

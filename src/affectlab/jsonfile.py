@@ -1,0 +1,40 @@
+"""JSON files every reader accepts, written so that a crash never leaves half a file.
+
+An undefined metric (an F1 without positives, a CCC of constant values) is NaN in Python and
+``null`` in the file; numpy numbers become plain numbers.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def json_ready(obj: Any) -> Any:
+    """``obj`` with NaN as None and numpy scalars as Python numbers, recursively."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isnan(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Write through ``<path>.partial`` and rename it into place."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    write(partial)
+    os.replace(partial, path)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    write_atomic(path, lambda p: p.write_text(json.dumps(json_ready(obj), indent=2, allow_nan=False) + "\n"))
