@@ -6,10 +6,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AFFECTLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_cpu_thread():
+    """Test inputs are small and gain little from threads, while on a busy 2-core machine
+    torch's spinning worker threads slow them down tenfold. Restored after each module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,6 @@ from affectlab.errors import AffectlabError
 from affectlab.models import create_model, load_model, save_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def eq9(eps: np.ndarray, mu: float) -> np.ndarray:
     """Λ_t = (ε_t + μ Λ_{t-1}) / (1 + μ), Λ_0 = ε_1, written as a loop."""
     out, prev = [], eps[0]

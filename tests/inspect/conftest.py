@@ -13,15 +13,6 @@ from affectlab.models import create_model, save_checkpoint
 SIZE = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """Tiny tensors gain nothing from threads; on a busy 2-core machine they slow down (see tests/models)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_checkpoint(path: Path, name: str) -> Path:
     """An untrained MobileNetV2 model whose batch-norm statistics were run on noise: with the default
     statistics an untrained network maps every face to the same features, and t-SNE needs them spread."""

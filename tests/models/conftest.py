@@ -29,16 +29,6 @@ SMALL: dict[str, tuple[dict, int]] = {
 SmallFactory = Callable[..., tuple[AffectModel, Tensor]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """These tensors are tiny and gain nothing from threads, while on a busy 2-core machine
-    torch's spinning worker threads slow them down tenfold. Restored after each module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def small_settings() -> dict[str, tuple[dict, int]]:
     return SMALL
