@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo default-model clean
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ test: $(STAMP)
 # Analyse the example media with the bundled model: tables, plots and an annotated video in demo_out/.
 demo: $(STAMP)
 	$(VENV)/bin/affectlab analyze examples/media --out demo_out --plots --video-out
+
+# Retrain the bundled default model from ../shared/data (about an hour on 2 CPU cores; docs/model-card.md).
+default-model: $(STAMP)
+	$(VENV)/bin/affectlab train configs/default.yaml --out runs/default
+	cp runs/default/model.safetensors src/affectlab/assets/default.safetensors
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -42,8 +42,9 @@ def draw_face(image: np.ndarray, row: pd.Series, expr_names: list[str]) -> None:
     cv2.rectangle(image, (x, top), (x + tw + 4, top + th + base + 4), colour, -1)
     cv2.putText(image, label, (x + 2, top + th + 2), _FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
     bar_w, bar_h = max(w // 2, 40), max(6, int(8 * scale))
+    below = min(y + h + 6, image.shape[0] - 2 * (bar_h + 6))  # under the box, or inside it at the frame's edge
     for i, (name, value) in enumerate((("V", row["valence"]), ("A", row["arousal"]))):
-        bx, by = x, y + h + 6 + i * (bar_h + 6)
+        bx, by = x, below + i * (bar_h + 6)
         cv2.rectangle(image, (bx, by), (bx + bar_w, by + bar_h), (40, 40, 40), -1)
         mid = bx + bar_w // 2
         end = int(round(mid + float(np.clip(value, -1, 1)) * bar_w / 2))
