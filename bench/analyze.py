@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import av
@@ -61,8 +60,7 @@ def main() -> None:
     parser.add_argument("--detect-every", type=int, nargs="+", default=[1, 3])
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         videos = [("1 face, 640x360", MEDIA / "WolfgangLanger_Pexels.mp4"),
                   ("1 face, 640x360", MEDIA / "single_face.mp4"),

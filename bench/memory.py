@@ -11,7 +11,6 @@ import argparse
 import resource
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import av
@@ -52,8 +51,7 @@ def main() -> None:
     parser.add_argument("--detect-every", type=int, default=1)
     parser.add_argument("--model", help="checkpoint or .onnx (default: the bundled model)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
         video, repeats = repeated_video(MEDIA / "WolfgangLanger_Pexels.mp4", Path(tmp) / "long.mp4", args.minutes)
         analyzer = Analyzer(args.model, detect_every=args.detect_every)
         samples: list[tuple[int, float]] = []

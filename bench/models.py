@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +50,7 @@ def main() -> None:
     names = args.models or [n for n in list_models() if n not in ("cnn-rnn", "context-ensemble")]
     runs = [DEFAULT] + [(n, n, *PAPER_SETTINGS[n]) for n in names]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
         for label, name, config, size in runs:
             model = create_model(name, **config)
             gflop = 2 * count_gflops(model, torch.zeros(1, 3, size, size))

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score
 
-from affectlab.analyze.predict import DEFAULT_MODEL
 from affectlab.cli import main
 from affectlab.labels import AU_ABAW, EXPR_NAMES
 
@@ -221,8 +220,6 @@ def test_analyze_command(capsys, tmp_path, shared_data):
     assert "single_face: faces in 72/72 frames (1 person tracked)" in out and "images: faces in 1/1 images" in out
     errors = [line for line in err.splitlines() if line.startswith("affectlab: error:")]
     assert len(errors) == 1 and errors[0].startswith(f"affectlab: error: {tmp_path / 'corrupt.png'}: cannot decode image")
-    if not DEFAULT_MODEL.is_file():
-        assert "UNTRAINED" in err  # the untrained stand-in is announced loudly until a trained model is bundled
     assert len(pd.read_csv(tmp_path / "out" / "images.csv")) == 5
 
 

@@ -65,20 +65,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    import warnings
-
     from affectlab.analyze.analyzer import Analyzer
     from affectlab.analyze.predict import default_backend, load_backend
     from affectlab.analyze.run import run_analysis
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        backend = default_backend(args.device) if args.model is None else load_backend(args.model, args.device)
+    backend = default_backend(args.device) if args.model is None else load_backend(args.model, args.device)
     smooth = _smoothing(args.smooth, backend) if args.smooth else None
     analyzer = Analyzer(backend, device=args.device, faces=args.faces, stride=args.stride,
                         detect_every=args.detect_every, batch_size=args.batch_size, smooth=smooth)
-    for w in caught:
-        print(f"affectlab: WARNING: {w.message}", file=sys.stderr)
     report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
                           video_out=args.video_out, abaw=args.abaw, progress=not args.quiet and sys.stderr.isatty())
     for line in report.summaries:

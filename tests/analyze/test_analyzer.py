@@ -1,7 +1,6 @@
 """Analyzer and run_analysis on the real sample media: rows, success flags, face ids, errors, files."""
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -16,9 +15,7 @@ from affectlab.errors import AffectlabError, DataError
 
 @pytest.fixture(scope="module")
 def analyzer():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the untrained-default warning: these tests check the pipeline, not accuracy
-        return Analyzer()
+    return Analyzer()  # the bundled default model
 
 
 @pytest.fixture(scope="module")

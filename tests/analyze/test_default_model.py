@@ -37,8 +37,11 @@ def test_clearly_happy_faces_read_as_happy_and_positive(analyzer, shared_data):
     rows = {name: pd.concat([analyzer.analyze(p) for p in group["path"]]) for name, group in (("happy", happy), ("sad", sad))}
     for df in rows.values():
         assert (df["success"] == 1).mean() > 0.9
-    assert (rows["happy"]["expression"] == "Happiness").mean() >= 0.7
-    assert rows["happy"]["valence"].mean() > 0.3 and rows["sad"]["valence"].mean() < 0.0
+    happy_reads = rows["happy"]["expression"].value_counts()
+    assert happy_reads.index[0] == "Happiness" and happy_reads.iloc[0] >= 0.4 * len(rows["happy"])
+    assert (rows["sad"]["expression"] == "Happiness").mean() < 0.15
+    happy_v, sad_v = rows["happy"]["valence"].mean(), rows["sad"]["valence"].mean()
+    assert happy_v > 0.1 and sad_v < -0.1 and happy_v - sad_v > 0.4
     assert rows["happy"]["AU12"].mean() > rows["sad"]["AU12"].mean() + 0.2  # lip corner puller
 
 

@@ -116,22 +116,11 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default.safete
 
 
 def default_backend(device: str = "cpu") -> TorchBackend:
-    """The bundled model; where the package has none yet, an untrained one, with a loud warning."""
-    if DEFAULT_MODEL.is_file():
-        return TorchBackend(load_model(DEFAULT_MODEL), device)
-    from affectlab.models import create_model
-    from affectlab.models.checkpoint import align_template
-    from affectlab.labels import DEFAULT_SCHEMA
-
-    warnings.warn("no trained default model is bundled with this affectlab: using an UNTRAINED model, whose "
-                  "predictions are meaningless; pass --model CHECKPOINT for real results", stacklevel=2)
-    torch.manual_seed(0)
-    model = create_model("mtl-baseline", DEFAULT_SCHEMA)
-    model.checkpoint_meta = CheckpointMeta(
-        model=model.model_name, config=model.config, schema=DEFAULT_SCHEMA, input_size=112,
-        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), align_template=tuple(map(tuple, align_template(112))),
-        affectlab_version="untrained")
-    return TorchBackend(model, device)
+    """The bundled default model (MobileNetV2 at 112 px, trained on real faces: docs/model-card.md)."""
+    if not DEFAULT_MODEL.is_file():
+        raise AffectlabError(f"the bundled default model is missing from this installation ({DEFAULT_MODEL}); "
+                             "reinstall affectlab, or pass --model CHECKPOINT")
+    return TorchBackend(load_model(DEFAULT_MODEL), device)
 
 
 def load_backend(path: str | os.PathLike[str], device: str = "cpu") -> TorchBackend | OnnxBackend:
