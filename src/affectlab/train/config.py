@@ -304,7 +304,8 @@ class Ensemble:
 
 @dataclass
 class Train:
-    """Engineering: ``amp``/``channels_last`` ``auto`` = bf16 autocast / channels_last on CUDA only.
+    """Engineering: ``amp`` ``auto`` = bf16 autocast on CUDA only; ``channels_last`` ``auto`` = on for
+    image models (faster on CPU and GPU alike).
     ``eval_every`` in epochs (or ``eval_every_steps``); ``checkpoint_every`` in steps."""
 
     device: str = "auto"

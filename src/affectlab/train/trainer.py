@@ -17,7 +17,7 @@ its last checkpoint left it: batches are a pure function of the step (affectlab.
 augmentation a pure function of the sample's stream position, so the resumed run ends with the
 same weights as an uninterrupted one.
 
-Engineering: bf16 autocast and channels_last on CUDA; DistributedDataParallel when launched by
+Engineering: bf16 autocast on CUDA, channels_last on CPU and CUDA; DistributedDataParallel when launched by
 ``torchrun`` (NCCL on GPUs, gloo on CPUs), each rank taking its share of every group's quota; rank 0
 evaluates, saves and logs.
 """
@@ -444,8 +444,8 @@ class Run:
         steps_per_epoch = probe.steps_per_epoch()
         total = stage.steps if stage.steps is not None else max(1, round(stage.epochs * steps_per_epoch))
 
-        channels_last = model.input_layout == "BCHW" and (
-            recipe.train.channels_last == "on" or (recipe.train.channels_last == "auto" and self.device.type == "cuda"))
+        # channels_last: the GPU's preferred layout, and +50 % images/s on this project's CPU (bench/training.py)
+        channels_last = model.input_layout == "BCHW" and recipe.train.channels_last in ("on", "auto")
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         params = [p for p in model.parameters() if p.requires_grad]
