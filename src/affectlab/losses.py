@@ -68,7 +68,7 @@ def au_pos_weight(au_labels: np.ndarray | torch.Tensor) -> torch.Tensor:
     ``au_labels`` (N, n_au), NaN missing. An AU with no positives or no negatives, where the ratio
     is undefined or 0 (which would silence its positives), gets 1.0, i.e. no re-weighting.
     """
-    labels = torch.as_tensor(np.array(au_labels, dtype=np.float64))  # a copy: pandas 3 hands out read-only arrays
+    labels = torch.as_tensor(np.asarray(au_labels, dtype=np.float64).copy())  # pandas 3 hands out read-only arrays
     pos = (labels == 1).sum(0).double()
     neg = (labels == 0).sum(0).double()
     weight = torch.where((pos > 0) & (neg > 0), neg / pos.clamp(min=1), torch.ones_like(pos))
