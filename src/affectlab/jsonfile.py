@@ -15,6 +15,18 @@ from typing import Any
 import numpy as np
 
 
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """A JSON file's content; a missing or malformed file is a one-line DataError naming it."""
+    from affectlab.errors import DataError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(path, "no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(path, f"not a JSON file: {e}") from None
+
+
 def json_ready(obj: Any) -> Any:
     """``obj`` with NaN as None and numpy scalars as Python numbers, recursively."""
     if isinstance(obj, dict):

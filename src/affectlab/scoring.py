@@ -6,7 +6,6 @@ probabilities, which are thresholded (0.5, or per-AU thresholds from a file).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from affectlab.errors import DataError
+from affectlab.jsonfile import read_json
 from affectlab.labels import LabelSchema, canonical_au
 from affectlab.metrics import multitask_scores
 
@@ -97,12 +97,7 @@ def score_tables(predictions: pd.DataFrame, labels: pd.DataFrame, schema: LabelS
 
 def load_thresholds(path: str | os.PathLike[str], schema: LabelSchema) -> np.ndarray:
     """Per-AU thresholds from a JSON object ``{"AU1": 0.4, ...}`` naming every AU of the schema."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(path, "thresholds file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(path, f"not a JSON file: {e}") from None
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise DataError(path, 'expected a JSON object like {"AU1": 0.5, ...}')
     try:

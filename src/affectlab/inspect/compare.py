@@ -9,7 +9,6 @@ macro F1 (F1-EXPR) and accuracy, CCC of valence and arousal (CCC-V, CCC-A), and 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from affectlab.errors import DataError
+from affectlab.jsonfile import read_json
 from affectlab.models import load_model
 from affectlab.train.evaluate import evaluate
 
@@ -44,12 +44,7 @@ class Row:
 
 def read_scores(path: str | os.PathLike[str]) -> dict:
     """The scores of an evaluation JSON (``evaluate --json``, ``score --json``); DataError if it is not one."""
-    try:
-        scores = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(path, "no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(path, f"not a JSON file: {e}") from None
+    scores = read_json(path)
     if not isinstance(scores, dict) or not isinstance(scores.get("n"), dict):
         raise DataError(path, 'not an evaluation JSON (expected the scores of "affectlab evaluate --json" '
                               'or "affectlab score --json", with an "n" object)')
