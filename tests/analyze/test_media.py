@@ -2,29 +2,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from affectlab.analyze.media import expand_inputs, iter_frames, iter_video, read_image, video_info
 from affectlab.errors import DataError
-
-
-def write_video(path: Path, n: int = 30, size: tuple[int, int] = (64, 48), fps: int = 10, codec: str = "mpeg4") -> Path:
-    """A small real video whose frame i is filled with gray level 8·i mod 256 (so decoded order is checkable)."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(n):
-            img = np.full((size[1], size[0], 3), (8 * i) % 256, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def test_read_image_modes(tmp_path):
@@ -54,11 +38,11 @@ def test_corrupt_and_missing_images_name_the_file(tmp_path):
         read_image(tmp_path / "nope.jpg")
 
 
-def test_expand_inputs_folders_globs_and_errors(tmp_path):
+def test_expand_inputs_folders_globs_and_errors(tmp_path, make_video):
     for name in ("b.png", "a.jpg"):
         Image.new("RGB", (2, 2)).save(tmp_path / name)
     (tmp_path / "notes.txt").write_text("x")
-    write_video(tmp_path / "c.mp4", n=2)
+    make_video(tmp_path / "c.mp4", n=2)
     (tmp_path / "empty").mkdir()
     files, errors = expand_inputs([tmp_path, str(tmp_path / "*.png"), tmp_path / "notes.txt", tmp_path / "missing.jpg",
                                    tmp_path / "empty", str(tmp_path / "*.gif")])
@@ -68,14 +52,14 @@ def test_expand_inputs_folders_globs_and_errors(tmp_path):
         "folder holds no image or video files", "pattern matches no image or video files"]
 
 
-def test_video_is_streamed_in_order_with_stride_and_timestamps(tmp_path):
-    video = write_video(tmp_path / "v.mp4", n=30, fps=10)
-    frames = list(iter_video(video, stride=7))
+def test_video_is_streamed_in_order_with_stride_and_timestamps(tmp_path, make_video):
+    clip = make_video(tmp_path / "v.mp4", n=30, fps=10)
+    frames = list(iter_video(clip, stride=7))
     assert [f.frame for f in frames] == [1, 8, 15, 22, 29]
     assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.7, 1.4, 2.1, 2.8])
     levels = [int(np.median(f.image)) for f in frames]
     assert levels == sorted(levels) and abs(levels[1] - 56) <= 3
-    info = video_info(video)
+    info = video_info(clip)
     assert (info.width, info.height, info.fps) == (64, 48, 10.0)
 
 
@@ -87,9 +71,9 @@ def test_image_is_one_frame(tmp_path):
 
 @pytest.mark.parametrize("suffix", ["mp4", "mkv", "avi"])
 @pytest.mark.parametrize("fraction", [0.5, 0.7])
-def test_truncated_video_fails_cleanly_after_what_it_has(tmp_path, suffix, fraction):
+def test_truncated_video_fails_cleanly_after_what_it_has(tmp_path, suffix, fraction, make_video):
     """mp4 written here keeps its index at the end (cut: nothing opens); mkv and avi decode up to the cut."""
-    data = write_video(tmp_path / f"v.{suffix}", n=60, fps=10, size=(160, 120)).read_bytes()
+    data = make_video(tmp_path / f"v.{suffix}", n=60, fps=10, size=(160, 120)).read_bytes()
     cut = tmp_path / f"cut.{suffix}"
     cut.write_bytes(data[: int(len(data) * fraction)])
     frames = []

@@ -9,8 +9,6 @@ from affectlab.analyze.overlay import write_overlay_video
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.labels import DEFAULT_SCHEMA
 
-from test_media import write_video
-
 
 def results(frames: list[int]) -> pd.DataFrame:
     """A face at (20, 10, 40x40) on ``frames``; every other frame of a 20-frame video has no face."""
@@ -25,10 +23,10 @@ def results(frames: list[int]) -> pd.DataFrame:
     return finalize(pd.concat([pd.concat([meta, predicted], axis=1), empty]).sort_values("frame"), DEFAULT_SCHEMA)
 
 
-def test_overlay_draws_faces_and_keeps_the_rest(tmp_path):
-    video = write_video(tmp_path / "v.mp4", n=20, size=(96, 80), fps=10)
-    out = write_overlay_video(video, results(list(range(1, 21, 2))), tmp_path / "out.mp4")
-    before = [f.image.astype(int) for f in iter_video(video)]
+def test_overlay_draws_faces_and_keeps_the_rest(tmp_path, make_video):
+    clip = make_video(tmp_path / "v.mp4", n=20, size=(96, 80), fps=10)
+    out = write_overlay_video(clip, results(list(range(1, 21, 2))), tmp_path / "out.mp4")
+    before = [f.image.astype(int) for f in iter_video(clip)]
     after = [f.image.astype(int) for f in iter_video(out)]
     assert len(after) == 20 and after[0].shape == before[0].shape
     box_edge = np.abs(after[0][10:50, 20:23] - before[0][10:50, 20:23]).mean()  # the box's left edge, frame 1
@@ -37,7 +35,7 @@ def test_overlay_draws_faces_and_keeps_the_rest(tmp_path):
     assert untouched < 3
 
 
-def test_overlay_with_stride_matches_the_analysed_frames(tmp_path):
-    video = write_video(tmp_path / "v.mp4", n=20, size=(96, 80), fps=10)
-    out = write_overlay_video(video, results(list(range(1, 21, 2))), tmp_path / "out.mp4", stride=2)
+def test_overlay_with_stride_matches_the_analysed_frames(tmp_path, make_video):
+    clip = make_video(tmp_path / "v.mp4", n=20, size=(96, 80), fps=10)
+    out = write_overlay_video(clip, results(list(range(1, 21, 2))), tmp_path / "out.mp4", stride=2)
     assert len(list(iter_video(out))) == 10
