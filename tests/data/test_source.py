@@ -55,3 +55,13 @@ def test_unrecognised_or_misused_sources(tmp_path, lines):
         read_source(ckplus, images=tmp_path)
     with pytest.raises(DataError, match="without splits"):
         read_source(ckplus, split="train")
+
+
+@pytest.mark.parametrize("name", ["ckplus", "affectnet", "ferplus"])
+def test_a_saved_sample_table_reads_back_as_itself(shared_data, tmp_path, name):
+    """A table written with to_csv is a manifest, even when it keeps a public set's extra columns."""
+    table = read_source(shared_data / name).samples.head(30)
+    table.to_csv(tmp_path / "table.csv", index=False)
+    assert source_kind(tmp_path / "table.csv") == "manifest"
+    again = read_source(tmp_path / "table.csv").samples
+    assert again["path"].tolist() == table["path"].tolist() and again["expr"].tolist() == table["expr"].tolist()

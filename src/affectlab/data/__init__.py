@@ -49,7 +49,7 @@ def source_kind(path: str | os.PathLike[str]) -> str:
         return "ferplus"
     if {"expression_idx", "lnd_x0"} <= set(columns):
         return "affectnet"
-    if {"subject", "au_source"} <= set(columns):
+    if {"subject", "au_source", "expression"} <= set(columns):  # a saved sample table has `expr` instead
         return "ckplus"
     if "path" in columns:
         return "manifest"
