@@ -69,9 +69,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from affectlab.analyze.predict import default_backend, load_backend
     from affectlab.analyze.run import run_analysis
 
-    backend = default_backend(args.device) if args.model is None else load_backend(args.model, args.device)
+    device = _device(args.device)
+    backend = default_backend(device) if args.model is None else load_backend(args.model, device)
     smooth = _smoothing(args.smooth, backend) if args.smooth else None
-    analyzer = Analyzer(backend, device=args.device, faces=args.faces, stride=args.stride,
+    analyzer = Analyzer(backend, device=device, faces=args.faces, stride=args.stride,
                         detect_every=args.detect_every, batch_size=args.batch_size, smooth=smooth)
     report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
                           video_out=args.video_out, abaw=args.abaw, progress=not args.quiet and sys.stderr.isatty())
@@ -166,10 +167,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _device(value: str) -> str:
-    """``auto``: the GPU when there is one."""
-    import torch
+    from affectlab.devices import resolve_device
 
-    return ("cuda" if torch.cuda.is_available() else "cpu") if value == "auto" else value
+    return resolve_device(value)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from affectlab.devices import resolve_device
 from affectlab.errors import AffectlabError, DataError
 from affectlab.models import load_model
 from affectlab.models.base import AffectModel
@@ -74,7 +75,7 @@ class TorchBackend:
         if model.checkpoint_meta is None:
             raise AffectlabError("the model carries no checkpoint metadata; load it with affectlab.load_model")
         self.meta: CheckpointMeta = model.checkpoint_meta
-        self.device = torch.device(device)
+        self.device = torch.device(resolve_device(device))
         # channels_last: ~30 % more faces/s for the convolutional backbones on CPU, and the GPU's preferred layout
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
 

@@ -49,6 +49,7 @@ from affectlab.data.sampling import MultiSourceBatchSampler, assign_folds
 from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError, DataError
 from affectlab.labels import AU_SETS, LabelSchema, schema as make_schema
+from affectlab.devices import resolve_device
 from affectlab.jsonfile import json_ready, write_atomic, write_json
 from affectlab.models import AffectModel, Prediction, create_model, load_model, save_checkpoint
 from affectlab.scoring import score_tables
@@ -131,14 +132,6 @@ class Dist:
         return box[0]
 
 
-def _device_kind(setting: str) -> str:
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise AffectlabError(f"device {setting!r} asked for, but CUDA is not available")
-    return setting
-
-
 # --- small files ----------------------------------------------------------------------------------
 
 
@@ -205,7 +198,7 @@ class Run:
     def __init__(self, recipe: Recipe, out_dir: str | os.PathLike[str], *, resume: bool = False,
                  hooks: Sequence[Hook] = ()):
         self.recipe, self.out, self.hooks = recipe, Path(out_dir), list(hooks)
-        kind = _device_kind(recipe.train.device)
+        kind = resolve_device(recipe.train.device)
         self.dist = Dist.from_env(torch.device(kind).type)
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if kind == "cuda" else kind)
         if self.device.type == "cuda":

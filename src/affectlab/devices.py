@@ -1,0 +1,24 @@
+"""Which torch device a user's ``--device`` means, checked once, with a one-line error."""
+from __future__ import annotations
+
+import torch
+
+from affectlab.errors import AffectlabError
+
+
+def resolve_device(value: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; anything else must name a usable device."""
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise AffectlabError(f"device {value!r}: not a device name (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise AffectlabError(f"device {value!r} asked for, but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise AffectlabError(f"device {value!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type != "cpu":
+        raise AffectlabError(f"device {value!r}: affectlab runs on cpu or cuda")
+    return value
