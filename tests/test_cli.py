@@ -217,7 +217,7 @@ def test_analyze_command(capsys, tmp_path, shared_data):
     code, out, err = run(capsys, "analyze", str(media / "single_face.mp4"), str(media / "multi_face.jpg"),
                          str(tmp_path / "corrupt.png"), "--out", str(tmp_path / "out"), "--detect-every", "3")
     assert code == 1  # one input failed; the others were analysed
-    assert "single_face: faces in 72/72 frames (1 person tracked)" in out and "images: faces in 1/1 images" in out
+    assert "single_face: faces in 72/72 frames (1 person tracked)" in out and "images: 5 faces in 1/1 images" in out
     errors = [line for line in err.splitlines() if line.startswith("affectlab: error:")]
     assert len(errors) == 1 and errors[0].startswith(f"affectlab: error: {tmp_path / 'corrupt.png'}: cannot decode image")
     assert len(pd.read_csv(tmp_path / "out" / "images.csv")) == 5

@@ -78,7 +78,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                           video_out=args.video_out, abaw=args.abaw, progress=not args.quiet and sys.stderr.isatty())
     for line in report.summaries:
         print(line)
-    print(f"wrote {len(report.written)} files to {args.out}")
+    n = len(report.written)
+    print(f"wrote {n} file{'' if n == 1 else 's'} to {args.out}")
     for line in report.failures:
         print(f"affectlab: error: {line}", file=sys.stderr)
     return 1 if report.failures else 0
@@ -133,7 +134,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         print(f"angle between the valence and arousal arrows: {summary['va']['angle_deg']:.1f} degrees")
     for line in report.skipped:
         print(f"affectlab: note: not drawn: {line}", file=sys.stderr)
-    print(f"wrote {len(report.written)} files to {args.out}")
+    n = len(report.written)
+    print(f"wrote {n} file{'' if n == 1 else 's'} to {args.out}")
     return 0
 
 

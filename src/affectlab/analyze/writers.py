@@ -105,7 +105,9 @@ def describe(table: pd.DataFrame, schema: LabelSchema, top_aus: int = 3) -> str:
     faces = table[table["success"] == 1]
     n_frames = table.drop_duplicates(["input", "frame"]).shape[0]
     with_face = faces.drop_duplicates(["input", "frame"]).shape[0]
-    parts = [f"faces in {with_face}/{n_frames} {'frames' if (table['frame'] > 0).any() else 'images'}"]
+    video = bool((table["frame"] > 0).any())
+    parts = [f"faces in {with_face}/{n_frames} frames" if video else
+             f"{len(faces)} face{'' if len(faces) == 1 else 's'} in {with_face}/{n_frames} images"]
     if not faces.empty:
         ids = faces.loc[faces["frame"] > 0, "face_id"].nunique()
         if ids:
