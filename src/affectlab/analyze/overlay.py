@@ -1,12 +1,18 @@
-"""``--video-out``: the input video again, with each analysed face's box, id, top expression and
-valence/arousal bars drawn on it. Frames are decoded, drawn and encoded one at a time."""
+"""The results drawn onto the video: each face's box, id, top expression and valence/arousal bars.
+
+    write_overlay_video("clip.mp4", table, "clip_overlay.mp4")
+
+The video is decoded again frame by frame (``media.iter_video``) and encoded as it goes, so memory
+stays flat whatever its length; frames without rows in the table are written unchanged. Encoded with
+H.264 (libx264) where PyAV has it and the frame size is even, else MPEG-4 part 2. No audio.
+"""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pandas as pd
@@ -14,66 +20,158 @@ import pandas as pd
 from affectlab.analyze.media import iter_video, video_info
 from affectlab.analyze.plots import EXPR_COLOURS
 
+PathLike = str | os.PathLike[str]
+
+_POSITIVE = (0, 114, 178)  # RGB: Okabe-Ito blue for a bar above 0
+_NEGATIVE = (213, 94, 0)  # RGB: vermillion below 0
+_UNKNOWN = (200, 200, 200)  # box colour of a face without an expression
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _bgr(hex_colour: str) -> tuple[int, int, int]:
-    """'#RRGGBB' -> an RGB tuple (frames are RGB arrays here)."""
-    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+@dataclass(frozen=True)
+class _Face:
+    """What is drawn for one face in one frame."""
+
+    face_id: int
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels
+    expression: str | None
+    probability: float  # of the top expression; NaN when unknown
+    valence: float
+    arousal: float
 
 
-def _encoder() -> str:
-    """H.264 where this PyAV build has an encoder for it, else MPEG-4 part 2 (always there)."""
-    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
+def write_overlay_video(video_path: PathLike, table: pd.DataFrame, out_path: PathLike, *, stride: int = 1) -> Path:
+    """Write ``video_path`` with ``table``'s faces drawn on it to ``out_path`` (container from the suffix).
 
-
-def draw_face(image: np.ndarray, row: pd.Series, expr_names: list[str]) -> None:
-    """Box, ``face_id``, the most probable expression with its probability, and two bars beside the box:
-    valence (left half negative, right half positive) and arousal, each over [-1, 1]."""
-    x, y, w, h = (int(round(row[c])) for c in ("x", "y", "width", "height"))
-    colour = _bgr(EXPR_COLOURS.get(str(row["expression"]), "#FFFFFF"))
-    thick = max(1, round(min(image.shape[:2]) / 300))
-    cv2.rectangle(image, (x, y), (x + w, y + h), colour, thick)
-    p = float(row[row["expression"]]) if row["expression"] in row else float("nan")
-    label = f"#{int(row['face_id'])} {row['expression']} {p:.0%}"
-    scale = max(0.4, min(image.shape[:2]) / 900)
-    (tw, th), base = cv2.getTextSize(label, _FONT, scale, thick)
-    top = max(y - th - base - 4, 0)
-    cv2.rectangle(image, (x, top), (x + tw + 4, top + th + base + 4), colour, -1)
-    cv2.putText(image, label, (x + 2, top + th + 2), _FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
-    bar_w, bar_h = max(w // 2, 40), max(6, int(8 * scale))
-    below = min(y + h + 6, image.shape[0] - 2 * (bar_h + 6))  # under the box, or inside it at the frame's edge
-    for i, (name, value) in enumerate((("V", row["valence"]), ("A", row["arousal"]))):
-        bx, by = x, below + i * (bar_h + 6)
-        cv2.rectangle(image, (bx, by), (bx + bar_w, by + bar_h), (40, 40, 40), -1)
-        mid = bx + bar_w // 2
-        end = int(round(mid + float(np.clip(value, -1, 1)) * bar_w / 2))
-        fill = (80, 200, 80) if value >= 0 else (220, 80, 80)
-        cv2.rectangle(image, (min(mid, end), by), (max(mid, end), by + bar_h), fill, -1)
-        cv2.line(image, (mid, by), (mid, by + bar_h), (255, 255, 255), 1)
-        cv2.putText(image, name, (bx + bar_w + 4, by + bar_h), _FONT, scale * 0.8, (255, 255, 255), 1, cv2.LINE_AA)
-
-
-def write_overlay_video(video_path: str | os.PathLike[str], table: pd.DataFrame, out_path: str | os.PathLike[str], *,
-                        stride: int = 1) -> Path:
-    """The analysed frames of ``video_path`` (every ``stride``-th, as analysed) with ``table``'s faces drawn."""
+    ``stride`` keeps every n-th frame, as in the analysis that made the table; the output frame rate
+    is divided by it, so the overlay keeps the video's duration."""
+    if stride < 1:
+        raise ValueError("stride must be >= 1")
     info = video_info(video_path)
-    faces = table[table["success"] == 1]
-    by_frame = {int(f): rows for f, rows in faces.groupby("frame")}
-    expr_names = [c for c in EXPR_COLOURS if c in table.columns]
+    faces = _faces_by_frame(_rows_of(table, video_path))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fps = (info.fps if np.isfinite(info.fps) and info.fps > 0 else 25.0) / stride
-    with av.open(str(out_path), "w") as container:
-        stream = container.add_stream(_encoder(), rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = info.width - info.width % 2, info.height - info.height % 2
-        stream.pix_fmt = "yuv420p"
-        for frame in iter_video(video_path, stride):
-            image = np.ascontiguousarray(frame.image[: stream.height, : stream.width])
-            for _, row in by_frame.get(frame.frame, pd.DataFrame()).iterrows():
-                draw_face(image, row, expr_names)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    import av
+
+    with av.open(os.fspath(out_path), "w") as container:
+        stream = _add_stream(container, info.width, info.height, _rate(info.fps) / stride)
+        try:
+            for frame in iter_video(video_path, stride):
+                image = frame.image
+                if frame.frame in faces:
+                    image = image.copy()  # contiguous and writable for cv2
+                    for face in faces[frame.frame]:
+                        _draw_face(image, face)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        finally:
+            container.mux(stream.encode())
     return out_path
+
+
+def _draw_face(image: np.ndarray, face: _Face) -> None:
+    """Draw one face's box, label and VA bars onto an RGB ``image`` in place."""
+    x1, y1, x2, y2 = face.box
+    scale = max(0.35, min(min(image.shape[:2]) / 900, (x2 - x1) / 160))  # with the frame, not beyond the face
+    thick = max(1, round(2 * scale))
+    colour = _rgb(EXPR_COLOURS[face.expression]) if face.expression in EXPR_COLOURS else _UNKNOWN
+    cv2.rectangle(image, (x1, y1), (x2, y2), colour, thick, cv2.LINE_AA)
+    _va_bars(image, face, scale)
+    _label(image, _caption(face), (x1, y1, x2, y2), colour, scale, thick)
+
+
+def _caption(face: _Face) -> str:
+    if face.expression is None:
+        return f"#{face.face_id}"
+    return f"#{face.face_id} {face.expression} {face.probability:.0%}"
+
+
+def _label(image: np.ndarray, text: str, box: tuple[int, int, int, int], colour: tuple[int, int, int],
+           scale: float, thick: int) -> None:
+    """``text`` on a chip of the box colour above the box (inside its top when there is no room above)."""
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, max(1, thick - 1))
+    pad = max(2, thick)
+    x1, y1 = box[0], box[1]
+    above = y1 - th - base - 2 * pad
+    top = above if above >= 0 else max(0, y1)
+    x1 = min(max(0, x1), max(0, image.shape[1] - tw - 2 * pad))
+    cv2.rectangle(image, (x1, top), (x1 + tw + 2 * pad, top + th + base + 2 * pad), colour, cv2.FILLED)
+    ink = (0, 0, 0) if sum(colour) > 380 else (255, 255, 255)
+    cv2.putText(image, text, (x1 + pad, top + pad + th), _FONT, scale, ink, max(1, thick - 1), cv2.LINE_AA)
+
+
+def _va_bars(image: np.ndarray, face: _Face, scale: float) -> None:
+    """Two vertical bars beside the box (right of it, left at the frame's edge): V and A from -1 to 1."""
+    x1, y1, x2, y2 = face.box
+    bar = max(6, round(0.07 * (x2 - x1)))
+    gap = max(3, round(4 * scale))
+    (_, letter), _ = cv2.getTextSize("V", _FONT, 0.8 * scale, 1)
+    top, bottom = max(y1, 0), min(y2, image.shape[0] - letter - 2 * gap)  # room for the letters below
+    mid = (top + bottom) // 2
+    right = x2 + 2 * (gap + bar) < image.shape[1]
+    for k, value in enumerate((face.valence, face.arousal)):
+        left = x2 + gap + k * (bar + gap) if right else x1 - (2 - k) * (bar + gap)
+        cv2.rectangle(image, (left, top), (left + bar, bottom), (40, 40, 40), cv2.FILLED)
+        if np.isfinite(value):
+            level = round(mid - float(np.clip(value, -1, 1)) * (bottom - top) / 2)
+            cv2.rectangle(image, (left, min(mid, level)), (left + bar, max(mid, level)),
+                          _POSITIVE if value >= 0 else _NEGATIVE, cv2.FILLED)
+        cv2.rectangle(image, (left, top), (left + bar, bottom), (230, 230, 230), 1)
+        cv2.line(image, (left, mid), (left + bar, mid), (230, 230, 230), 1)
+        (width, _), _ = cv2.getTextSize("VA"[k], _FONT, 0.8 * scale, 1)
+        _outlined(image, "VA"[k], (left + (bar - width) // 2 + 1, bottom + letter + gap), 0.8 * scale)
+
+
+def _outlined(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -> None:
+    """White text with a dark outline, readable on any background."""
+    cv2.putText(image, text, origin, _FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def _rows_of(table: pd.DataFrame, video_path: PathLike) -> pd.DataFrame:
+    """The successful rows of ``video_path`` (all successful rows when the table holds one input)."""
+    rows = table[pd.to_numeric(table["success"], errors="coerce").fillna(0).to_numpy() > 0]
+    if table["input"].nunique() <= 1:
+        return rows
+    target = Path(video_path).resolve()
+    return rows[[Path(str(p)).resolve() == target for p in rows["input"]]]
+
+
+def _faces_by_frame(rows: pd.DataFrame) -> dict[int, list[_Face]]:
+    """Frame number -> the faces to draw on it."""
+    faces: dict[int, list[_Face]] = {}
+    for row in rows.itertuples(index=False):
+        x, y, w, h = (float(getattr(row, c)) for c in ("x", "y", "width", "height"))
+        if not np.isfinite([x, y, w, h]).all():
+            continue
+        expression = row.expression if isinstance(row.expression, str) else None
+        probability = float(getattr(row, expression)) if expression and hasattr(row, expression) else float("nan")
+        faces.setdefault(int(row.frame), []).append(_Face(
+            int(row.face_id), (round(x), round(y), round(x + w), round(y + h)), expression, probability,
+            _float(row.valence), _float(row.arousal)))
+    return faces
+
+
+def _add_stream(container, width: int, height: int, rate: Fraction):
+    """A video stream for ``container``: H.264 where available and the size allows it, else MPEG-4."""
+    import av
+
+    if "libx264" in av.codecs_available and width % 2 == 0 and height % 2 == 0:
+        stream = container.add_stream("libx264", rate=rate, options={"crf": "20", "preset": "veryfast"})
+    else:
+        stream = container.add_stream("mpeg4", rate=rate)
+        stream.bit_rate = max(1_000_000, int(width * height * float(rate) * 0.2))
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    return stream
+
+
+def _rate(fps: float) -> Fraction:
+    """The frame rate as a fraction (29.97 -> 30000/1001); 25 when the container does not say."""
+    return Fraction(fps if np.isfinite(fps) and fps > 0 else 25).limit_denominator(1001)
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def _float(value: object) -> float:
+    return float("nan") if pd.isna(value) else float(value)

@@ -269,7 +269,8 @@ def _edges(x: np.ndarray) -> np.ndarray:
 
 def _title(table: pd.DataFrame, what: str, face: int | None, *, several: bool = True) -> str:
     inputs = table["input"].unique()
-    source = Path(str(inputs[0])).name if len(inputs) == 1 else f"{len(inputs)} files"
+    images = (pd.to_numeric(table["frame"], errors="coerce") < 0).all()
+    source = Path(str(inputs[0])).name if len(inputs) == 1 else f"{len(inputs)} {'images' if images else 'files'}"
     return f"{what}: {source}" + (f", face {face}" if face is not None and several else "")
 
 
