@@ -1,7 +1,7 @@
 """End to end: ``affectlab analyze`` frames/s on the sample videos (decode -> detect -> align -> predict ->
 write CSV), split by stage, for one face and several faces, detecting on every frame and every k-th.
 
-    python bench/analyze.py [--model CKPT] [--detect-every 1 3] [--device cpu]
+    python bench/analyze.py [--model CKPT] [--detect-every 1 3] [--device cpu] [--precision fp32 bf16]
 
 "Several faces" is WolfgangLanger_Pexels.mp4 tiled 2 x 2 (1280x720, four faces a frame), made on the fly.
 """
@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from affectlab.analyze.analyzer import Analyzer
+from affectlab.analyze.predict import default_backend, load_backend
 from affectlab.analyze.media import iter_video
 from affectlab.analyze.run import run_analysis
 from common import MEDIA, report, table
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint or .onnx (default: the bundled model)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--detect-every", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"],
+                        help="the model's precision (analyze --precision)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,12 +68,15 @@ def main() -> None:
         videos = [("1 face, 640x360", MEDIA / "WolfgangLanger_Pexels.mp4"),
                   ("1 face, 640x360", MEDIA / "single_face.mp4"),
                   ("4 faces, 1280x720", tiled_video(MEDIA / "WolfgangLanger_Pexels.mp4", tmp / "four_faces.mp4"))]
-        for k in args.detect_every:
-            analyzer = Analyzer(args.model, device=args.device, detect_every=k)
-            for label, video in videos:
-                rows.append([video.name, label, k, *measure(analyzer, video, tmp / f"out{k}")])
-                print(rows[-1], flush=True)
-    header = ["video", "faces", "detect every", "frames", "frames/s", *STAGES, "write+other"]
+        for precision in args.precision:
+            backend = (default_backend(args.device, precision) if args.model is None
+                       else load_backend(args.model, args.device, precision))
+            for k in args.detect_every:
+                analyzer = Analyzer(backend, device=args.device, detect_every=k)
+                for label, video in videos:
+                    rows.append([video.name, label, k, precision, *measure(analyzer, video, tmp / f"out{k}")])
+                    print(rows[-1], flush=True)
+    header = ["video", "faces", "detect every", "model", "frames", "frames/s", *STAGES, "write+other"]
     report(f"End-to-end analyze ({args.device})", "Wall time of `run_analysis` (CSV written), after the model "
            "and detector are loaded; stage shares of that wall time.\n\n" + table(header, rows))
 

@@ -46,11 +46,17 @@ def conv_gemm_gflops(channels: int = 1024, side: int = 32, batch: int = 8, repea
         return _rate(lambda: conv(x), 2 * batch * side * side * channels * channels, repeats, device)
 
 
-def machine_limit(device: str = "cpu") -> tuple[float, str]:
-    """The roofline for the models: the faster of the two GEMM measurements, and how both went."""
-    mm, conv = matmul_gflops(device=device), conv_gemm_gflops(device=device)
-    note = (f"fp32 GEMM: torch.matmul 2048² {mm:,.0f} GFLOP/s, 1x1 convolution (channels_last) {conv:,.0f} GFLOP/s; "
-            f"the limit used below is the higher, {max(mm, conv):,.0f} GFLOP/s")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def machine_limit(device: str = "cpu", precision: str = "fp32") -> tuple[float, str]:
+    """The roofline for the models at ``precision``: the faster of a dense matmul and the same GEMM as a
+    1x1 convolution (GPU: 8192² matmul, where the GPU reaches its peak), and how both went."""
+    dtype, gpu = DTYPES[precision], device.startswith("cuda")
+    mm = matmul_gflops(n=8192 if gpu else 2048, device=device, dtype=dtype)
+    conv = conv_gemm_gflops(channels=4096 if gpu else 1024, batch=32 if gpu else 8, device=device, dtype=dtype)
+    note = (f"{precision} GEMM: torch.matmul {8192 if gpu else 2048}² {mm:,.0f} GFLOP/s, 1x1 convolution "
+            f"(channels_last) {conv:,.0f} GFLOP/s; the {precision} limit is the higher, {max(mm, conv):,.0f} GFLOP/s")
     return max(mm, conv), note
 
 

@@ -1,32 +1,37 @@
-"""Model only: faces/s of every registered model at batch 1 and 32, PyTorch and onnxruntime, and the
-achieved GFLOP/s as a fraction of this machine's matmul rate.
+"""Model only: faces/s of every registered model at batch 1 and 32, on PyTorch (fp32 and bf16, optionally
+compiled) and onnxruntime, with the achieved GFLOP/s as a fraction of this machine's matmul rate.
 
-    python bench/models.py [--models mtl-baseline smm ...] [--device cuda] [--seconds 3]
+    python bench/models.py [--models default smm ...] [--device cuda] [--compile] [--seconds 3]
 
-Each model runs at its paper's input size (affectlab.models.table.PAPER_SETTINGS) plus the default
-small model (mtl-baseline with MobileNetV2 at 112 px). FLOPs are 2 x the multiply-adds counted by
-affectlab.models.count_gflops, the same unit as the matmul rate.
+``default`` is the bundled model (mtl-baseline, MobileNetV2 at 112 px); every registered model runs at
+its paper's input size (affectlab.models.table.PAPER_SETTINGS). Image models run through
+``TorchBackend``, exactly as ``affectlab analyze`` runs them (normalisation, channels_last, bf16
+autocast with ``--precision bf16``). The sequence model (cnn-rnn) takes a batch of B faces as one clip of
+B frames; the two-view context ensemble takes each crop as both of its views. FLOPs are 2 x the
+multiply-adds counted by affectlab.models.count_gflops, the unit of the matmul rate, and each row is a
+fraction of the limit measured at its own precision.
 """
 from __future__ import annotations
 
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import affectlab  # noqa: F401  (torchvision compatibility before the models import it)
-from affectlab.analyze.predict import OnnxBackend, TorchBackend, export_onnx
-from affectlab.models import count_gflops, create_model, list_models, save_checkpoint
-from affectlab.models.table import PAPER_SETTINGS
+from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend, export_onnx, to_input
+from affectlab.models import AffectModel, create_model, list_models, load_model, save_checkpoint
+from affectlab.models.table import PAPER_SETTINGS, model_row
 from common import machine_limit, report, sync, table
 
-DEFAULT = ("mtl-baseline (MobileNetV2, default)", "mtl-baseline", {"backbone": "mobilenet_v2"}, 112)
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def rate(fn, batch: np.ndarray, seconds: float, device: str) -> float:
+def rate(fn: Callable[[np.ndarray], object], batch: np.ndarray, seconds: float, device: str) -> float:
     """Faces per second of ``fn(batch)``, after a warm-up, over at least ``seconds``."""
     fn(batch)
     fn(batch)
@@ -39,39 +44,73 @@ def rate(fn, batch: np.ndarray, seconds: float, device: str) -> float:
     return n * len(batch) / (time.perf_counter() - start)
 
 
+def torch_runner(model: AffectModel, device: str, precision: str, compiled: bool) -> Callable[[np.ndarray], object]:
+    """uint8 crops -> the model's outputs, as analyze runs an image model; sequence and two-view models
+    get the same normalisation, their input shaped as described in the module docstring."""
+    if model.input_layout == "BCHW":
+        backend = TorchBackend(model, device, precision)
+        if compiled:
+            backend.model = torch.compile(backend.model)
+        return backend
+    net = torch.compile(model.to(device).eval()) if compiled else model.to(device).eval()
+
+    @torch.inference_mode()
+    def run(crops: np.ndarray) -> object:
+        x = torch.from_numpy(to_input(crops, MEAN, STD)).to(device)
+        x = x.unsqueeze(0) if model.input_layout == "BTCHW" else torch.stack([x, x], dim=1)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            return net(x).au.float().cpu()
+    return run
+
+
+def checkpoints(names: list[str], folder: Path) -> list[tuple[str, Path]]:
+    """(label, checkpoint) of each name: ``default`` is the bundled model; a registered model is saved at its
+    paper's input size (random weights: the speed is the same)."""
+    out = []
+    for name in names:
+        if name == "default":
+            out.append(("default (mtl-baseline, MobileNetV2)", DEFAULT_MODEL))
+            continue
+        config, size = PAPER_SETTINGS[name]
+        path = folder / f"{name}.safetensors"
+        save_checkpoint(create_model(name, **config), path, input_size=size, mean=MEAN, std=STD)
+        out.append((name, path))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="*", help="registered names (default: all image models)")
+    parser.add_argument("--models", nargs="*", choices=["default", *list_models()],
+                        help="default and/or registered names (default: all)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd PyTorch models")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per measurement")
     parser.add_argument("--no-onnx", action="store_true")
     args = parser.parse_args()
-    limit, limit_note = machine_limit(args.device)
-    names = args.models or [n for n in list_models() if n not in ("cnn-rnn", "context-ensemble")]
-    runs = [DEFAULT] + [(n, n, *PAPER_SETTINGS[n]) for n in names]
+    limits = {p: machine_limit(args.device, p) for p in args.precisions}
+    onnx = not args.no_onnx and args.device == "cpu"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, name, config, size in runs:
-            model = create_model(name, **config)
-            gflop = 2 * count_gflops(model, torch.zeros(1, 3, size, size))
-            path = Path(tmp) / f"{name}.safetensors"
-            save_checkpoint(model, path, input_size=size, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-            from affectlab.models import load_model
-
-            torch_backend = TorchBackend(load_model(path), args.device)
-            onnx_backend = None if args.no_onnx or args.device != "cpu" else OnnxBackend(
-                export_onnx(path, Path(tmp) / f"{name}.onnx"))
+        for label, path in checkpoints(args.models or ["default", *list_models()], Path(tmp)):
+            model = load_model(path)
+            size = model.checkpoint_meta.input_size
+            gflop = 2 * model_row(model, size)["gflops"]  # per face
+            variants = [(f"PyTorch {p}" + (" compiled" if c else ""), p, torch_runner(model, args.device, p, c))
+                        for c in ([False, True] if args.compile else [False]) for p in args.precisions]
+            if onnx and model.input_layout == "BCHW" and "fp32" in args.precisions:
+                variants.append(("onnxruntime fp32", "fp32", OnnxBackend(export_onnx(path, Path(tmp) / "m.onnx"))))
             for batch in (1, 32):
                 crops = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-                for backend_name, backend in (("PyTorch", torch_backend), ("onnxruntime", onnx_backend)):
-                    if backend is None:
-                        continue
-                    faces = rate(backend, crops, args.seconds, args.device)
+                for backend_name, precision, run in variants:
+                    faces = rate(run, crops, args.seconds, args.device)
                     achieved = faces * gflop
-                    rows.append([label, size, backend_name, batch, faces, achieved, f"{achieved / limit:.0%}"])
+                    rows.append([label, size, backend_name, batch, faces, achieved,
+                                 f"{achieved / limits[precision][0]:.0%}"])
                     print(rows[-1], flush=True)
-    body = (f"{limit_note}. Faces/s include normalisation and the copy to the model; GFLOP/s = faces/s x "
-            "2 x the multiply-adds counted from the model.\n\n"
+    body = ("; ".join(note for _, note in limits.values()) + ". Faces/s include normalisation and the copy to "
+            "the model; GFLOP/s = faces/s x 2 x the multiply-adds counted from the model; cnn-rnn: a batch is "
+            "one clip of that many frames; context-ensemble: 2 views per face.\n\n"
             + table(["model", "input", "backend", "batch", "faces/s", "GFLOP/s", "of limit"], rows))
     report(f"Model throughput ({args.device})", body)
 

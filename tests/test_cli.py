@@ -245,3 +245,18 @@ def test_analyze_smooth_option(capsys, tmp_path, shared_data):
     assert "no smoothing; using SMM's mu" in err and len(pd.read_csv(tmp_path / "single_face.csv")) == 72
     code, _, err = run(capsys, "analyze", str(video), "--out", str(tmp_path), "--smooth", "au=seven")
     assert code == 2 and "expected TASK=MU" in err and len(err.strip().splitlines()) <= 2
+
+
+def test_analyze_precision_option(capsys, tmp_path):
+    image = Path(__file__).resolve().parents[1] / "examples" / "media" / "multi_face.jpg"
+    tables = {}
+    for precision in ("fp32", "bf16"):
+        code, out, err = run(capsys, "analyze", str(image), "--out", str(tmp_path / precision), "--precision", precision)
+        assert code == 0, err
+        tables[precision] = pd.read_csv(tmp_path / precision / "images.csv")
+    assert len(tables["bf16"]) == len(tables["fp32"]) == 5
+    diff = (tables["bf16"]["valence"] - tables["fp32"]["valence"]).abs()
+    assert 0 < diff.max() < 0.2  # bf16 really ran, and stayed close
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "analyze", str(image), "--out", str(tmp_path), "--precision", "fp8")
+    assert exit_.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err

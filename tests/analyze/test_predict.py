@@ -80,3 +80,23 @@ def test_sequence_models_are_refused_with_a_reason(tmp_path):
     save_checkpoint(model, tmp_path / "seq.safetensors", input_size=64, mean=MEAN, std=STD)
     with pytest.raises(AffectlabError, match="BTCHW"):
         load_backend(tmp_path / "seq.safetensors")
+
+
+def test_bf16_stays_close_to_fp32_on_real_faces(media_faces):
+    """bf16 autocast (``--precision bf16``) moves the default model's outputs only a little."""
+    from affectlab.analyze.predict import DEFAULT_MODEL
+
+    model = load_model(DEFAULT_MODEL)
+    fp32 = TorchBackend(model)(media_faces)
+    bf16 = TorchBackend(model, precision="bf16")(media_faces)
+    for k in ("au", "expr", "va"):
+        diff = np.abs(getattr(fp32, k) - getattr(bf16, k))
+        assert 0 < diff.mean() < 0.02 and diff.max() < 0.2, k  # > 0: bf16 really ran
+    assert (fp32.expr.argmax(1) == bf16.expr.argmax(1)).mean() >= 0.75
+
+
+def test_unknown_precision_and_bf16_onnx_are_refused(checkpoint, exported):
+    with pytest.raises(AffectlabError, match="unknown precision 'fp16'"):
+        load_backend(checkpoint, precision="fp16")
+    with pytest.raises(AffectlabError, match="fp32"):
+        load_backend(exported, precision="bf16")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pandas as pd
@@ -159,3 +160,53 @@ def test_every_architecture_trains_on_partially_labelled_sources(name, world, tm
     scores = results["members"]["main"]["validation"]["labelled"]
     assert {"P_AU", "P_EXPR", "P_VA"} <= set(scores)
     assert load_model(tmp_path / "run" / "main.safetensors").model_name == name
+
+
+def _step_setup(seed: int = 0):
+    """A small model, its objective and optimiser, and one labelled batch of 32 px images."""
+    from affectlab.labels import DEFAULT_SCHEMA
+    from affectlab.models import create_model
+    from affectlab.train.config import Loss, LossTerm
+    from affectlab.train.objective import Objective
+
+    torch.manual_seed(seed)
+    model = create_model("mtl-baseline", backbone="mobilenet_v2").train()
+    labels = pd.DataFrame({**{a: [0.0, 1.0] for a in DEFAULT_SCHEMA.au_names}, "expr": [0, 3], "valence": 0.0,
+                           "arousal": 0.0})
+    terms = {"au": LossTerm("weighted_bce"), "expr": LossTerm("ce"), "va": LossTerm("ccc")}
+    objective = Objective(Loss(terms, "batch"), DEFAULT_SCHEMA, labels, has_va_bins=False)
+    g = torch.Generator().manual_seed(seed)
+    n, n_au = 6, DEFAULT_SCHEMA.n_au
+    batch = {"image": torch.randn(n, 3, 32, 32, generator=g),
+             "au": torch.randint(0, 2, (n, n_au), generator=g).float(), "au_mask": torch.ones(n, n_au, dtype=torch.bool),
+             "expr": torch.randint(0, 8, (n,), generator=g), "expr_mask": torch.ones(n, dtype=torch.bool),
+             "expr_soft": torch.zeros(n, 8), "expr_soft_mask": torch.zeros(n, dtype=torch.bool),
+             "va": torch.rand(n, 2, generator=g) * 2 - 1, "va_mask": torch.ones(n, 2, dtype=torch.bool),
+             "group": torch.zeros(n, dtype=torch.long), "index": torch.arange(n)}
+    return model, objective, torch.optim.SGD(model.parameters(), lr=0.05), batch
+
+
+@pytest.mark.parametrize("amp,channels_last", [(False, False), (True, True)])
+def test_training_step_lowers_the_loss_on_its_batch(amp, channels_last):
+    from affectlab.train.trainer import training_step
+
+    model, objective, optimizer, batch = _step_setup()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    tasks = torch.ones(1, 3, dtype=torch.bool)
+    losses = [training_step(model, batch, objective, optimizer, tasks, amp=amp, channels_last=channels_last)[0].item()
+              for _ in range(8)]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+
+
+def test_training_step_clips_gradients_and_needs_distill_settings_for_a_teacher():
+    from affectlab.train.trainer import training_step
+
+    model, objective, optimizer, batch = _step_setup()
+    before = [p.detach().clone() for p in model.parameters()]
+    training_step(model, batch, objective, optimizer, torch.ones(1, 3, dtype=torch.bool), grad_clip=1e-3)
+    moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+    assert 0 < moved.norm() <= 0.05 * 1e-3 * 1.001  # SGD lr 0.05 times a gradient clipped to norm 1e-3
+    teacher = lambda b, image: model(image)  # noqa: E731
+    with pytest.raises(ValueError, match="distill settings"):
+        training_step(model, batch, objective, optimizer, torch.ones(1, 3, dtype=torch.bool), teacher=teacher)

@@ -65,10 +65,20 @@ class _Outputs(torch.nn.Module):
         return p.au, p.expr, p.va
 
 
-class TorchBackend:
-    """A checkpointed model on a torch device (``cpu``, ``cuda``, ``cuda:1``)."""
+PRECISIONS = ("fp32", "bf16")
 
-    def __init__(self, model: AffectModel, device: str = "cpu"):
+
+class TorchBackend:
+    """A checkpointed model on a torch device (``cpu``, ``cuda``, ``cuda:1``).
+
+    ``precision="bf16"`` runs the forward pass under bf16 autocast: about twice the faces/s on GPUs
+    and on CPUs with AVX512-BF16 or AMX (bench/models.py). The outputs move a little: on 300 AffectNet
+    faces with the default model, mean |difference| 0.005, 99th percentile 0.05, the same expression
+    for 97.7 % of faces; so fp32 stays the default."""
+
+    def __init__(self, model: AffectModel, device: str = "cpu", precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise AffectlabError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
         if model.input_layout != "BCHW":
             raise AffectlabError(f"model {model.model_name!r} takes {model.input_layout} input; analyze runs "
                                  "single-face image models (BCHW)")
@@ -76,6 +86,7 @@ class TorchBackend:
             raise AffectlabError("the model carries no checkpoint metadata; load it with affectlab.load_model")
         self.meta: CheckpointMeta = model.checkpoint_meta
         self.device = torch.device(resolve_device(device))
+        self.precision = precision
         # channels_last: ~30 % more faces/s for the convolutional backbones on CPU, and the GPU's preferred layout
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
 
@@ -84,7 +95,8 @@ class TorchBackend:
         """Scores of a batch of crops, with the named ``features`` of the model's Prediction if asked."""
         x = torch.from_numpy(to_input(crops, self.meta.mean, self.meta.std)).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
-        p = self.model(x)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            p = self.model(x)
         kept = {name: p.features[name].float().cpu().numpy() for name in features}
         return probabilities(p.au.float().cpu().numpy(), p.expr.float().cpu().numpy(), p.va.float().cpu().numpy(),
                              kept or None)
@@ -116,21 +128,24 @@ class OnnxBackend:
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default.safetensors"
 
 
-def default_backend(device: str = "cpu") -> TorchBackend:
+def default_backend(device: str = "cpu", precision: str = "fp32") -> TorchBackend:
     """The bundled default model (MobileNetV2 at 112 px, trained on real faces: docs/model-card.md)."""
     if not DEFAULT_MODEL.is_file():
         raise AffectlabError(f"the bundled default model is missing from this installation ({DEFAULT_MODEL}); "
                              "reinstall affectlab, or pass --model CHECKPOINT")
-    return TorchBackend(load_model(DEFAULT_MODEL), device)
+    return TorchBackend(load_model(DEFAULT_MODEL), device, precision)
 
 
-def load_backend(path: str | os.PathLike[str], device: str = "cpu") -> TorchBackend | OnnxBackend:
-    """``.onnx`` files run on onnxruntime (CPU); checkpoints on PyTorch and ``device``."""
+def load_backend(path: str | os.PathLike[str], device: str = "cpu",
+                 precision: str = "fp32") -> TorchBackend | OnnxBackend:
+    """``.onnx`` files run on onnxruntime (CPU, fp32); checkpoints on PyTorch, ``device`` and ``precision``."""
     if Path(path).suffix.lower() == ".onnx":
         if device != "cpu":
             raise AffectlabError("ONNX models run on the CPU here; use the .safetensors checkpoint with --device")
+        if precision != "fp32":
+            raise AffectlabError("ONNX models run in fp32; use the .safetensors checkpoint with --precision bf16")
         return OnnxBackend(path)
-    return TorchBackend(load_model(path), device)
+    return TorchBackend(load_model(path), device, precision)
 
 
 def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, check: bool = True,

@@ -54,7 +54,7 @@ from affectlab.jsonfile import json_ready, write_atomic, write_json
 from affectlab.models import AffectModel, Prediction, create_model, load_model, save_checkpoint
 from affectlab.scoring import score_tables
 from affectlab.train import data as tdata
-from affectlab.train.config import ConfigError, Recipe, Stage
+from affectlab.train.config import ConfigError, Distill, Recipe, Stage
 from affectlab.train.distill import CachedTeacher, student_loss
 from affectlab.train.evaluate import InputSpec, collect_outputs, evaluate, monitor_value
 from affectlab.train.objective import Objective, flatten_time, label_masks
@@ -203,7 +203,7 @@ class Run:
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if kind == "cuda" else kind)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        self.schema = _schema(recipe)
+        self.schema = recipe_schema(recipe)
         self.cache: tdata.TableCache = {}
         self.progress = self._open(resume)
         self.metrics = MetricsLog(self.out / "metrics.csv", self.dist.main)
@@ -342,9 +342,7 @@ class Run:
                                workers=recipe.data.workers, device=self.device, autocast=self._amp(recipe))
 
     def _amp(self, recipe: Recipe) -> bool:
-        """bf16 autocast: asked for, or ``auto`` on CUDA."""
-        setting = recipe.train.amp
-        return setting == "bf16" or (setting == "auto" and self.device.type == "cuda")
+        return use_amp(recipe, self.device)
 
     # -- model --
     def _model(self, member: Member) -> AffectModel:
@@ -442,7 +440,7 @@ class Run:
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = _optimizer(recipe, params)
+        optimizer = make_optimizer(recipe, params)
         scheduler = _scheduler(recipe, optimizer, total, steps_per_epoch)
         teacher = self._teacher(member, tables.samples)
         step, early = self._restore(member, model, optimizer, scheduler, probe)
@@ -475,23 +473,9 @@ class Run:
                 self._check_corrupt(batch, recipe.data.on_corrupt, unreadable, bar)
                 batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                          for k, v in batch.items()}
-                image = batch["image"].to(memory_format=torch.channels_last) if channels_last else batch["image"]
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                    pred = net(image)
-                    t_pred = teacher(batch, image) if teacher is not None else None
-                pred, flat = flatten_time(pred, batch)
-                masks = label_masks(flat, group_tasks)
-                if t_pred is not None:
-                    t_pred = flatten_time(t_pred, batch)[0]
-                    loss, parts = student_loss(objective, pred, t_pred, flat, masks, stage.distill.lam, stage.distill.T)
-                else:
-                    parts = objective.task_losses(pred, flat, masks)
-                    loss = sum(objective.weights[t] * v for t, v in parts.items())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if recipe.train.grad_clip:
-                    nn.utils.clip_grad_norm_(params, recipe.train.grad_clip)
-                optimizer.step()
+                loss, parts = training_step(net, batch, objective, optimizer, group_tasks, amp=amp,
+                                            channels_last=channels_last, teacher=teacher, distill=stage.distill,
+                                            grad_clip=recipe.train.grad_clip)
                 scheduler.step()
                 step += 1
                 values = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
@@ -621,7 +605,43 @@ class Run:
         return online
 
 
-def _schema(recipe: Recipe) -> LabelSchema:
+def use_amp(recipe: Recipe, device: torch.device) -> bool:
+    """bf16 autocast: asked for, or ``auto`` on CUDA."""
+    return recipe.train.amp == "bf16" or (recipe.train.amp == "auto" and device.type == "cuda")
+
+
+def training_step(net: nn.Module, batch: dict, objective: Objective, optimizer: torch.optim.Optimizer,
+                  group_tasks: torch.Tensor, *, amp: bool = False, channels_last: bool = False,
+                  teacher: Callable[[dict, torch.Tensor], Prediction] | None = None, distill: Distill | None = None,
+                  grad_clip: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimiser step on a batch already on the device: forward (bf16 autocast with ``amp``), the
+    recipe's masked task losses (teacher-student eq. 7 / multi-database eq. 10 when a ``teacher`` is
+    given), backward, optional gradient clipping, update. Returns the loss and its parts.
+
+    The trainer and bench/training.py both run this, so the benchmark times what training runs."""
+    image = batch["image"].to(memory_format=torch.channels_last) if channels_last else batch["image"]
+    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
+        pred = net(image)
+        t_pred = teacher(batch, image) if teacher is not None else None
+    pred, flat = flatten_time(pred, batch)
+    masks = label_masks(flat, group_tasks)
+    if t_pred is not None:
+        if distill is None:
+            raise ValueError("a teacher needs the stage's distill settings (lambda, T)")
+        loss, parts = student_loss(objective, pred, flatten_time(t_pred, batch)[0], flat, masks, distill.lam, distill.T)
+    else:
+        parts = objective.task_losses(pred, flat, masks)
+        loss = sum(objective.weights[t] * v for t, v in parts.items())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+    optimizer.step()
+    return loss, parts
+
+
+def recipe_schema(recipe: Recipe) -> LabelSchema:
+    """The recipe's label schema (its AU set)."""
     try:
         return make_schema(recipe.aus) if isinstance(recipe.aus, str) else make_schema(tuple(recipe.aus))
     except ValueError as e:
@@ -632,7 +652,8 @@ def _without_train(raw: dict) -> dict:
     return {k: v for k, v in raw.items() if k != "train"}
 
 
-def _optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The recipe's optimiser over ``params``."""
     o = recipe.optimizer
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
