@@ -4,13 +4,15 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Callable
 
+import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from affectlab.errors import AffectlabError
 from affectlab.faces import MTCNN, box_iou, landmarks68_to_5
-from affectlab.faces.mtcnn import nms, pyramid_scales
+from affectlab.faces.mtcnn import _crops, _max_pool_2x2, nms, pyramid_scales
 
 Media = Callable[[str], np.ndarray]  # the `media` fixture: file name -> RGB image
 
@@ -147,3 +149,57 @@ def test_nms_union_min_and_groups() -> None:
     groups = np.array([0, 0, 0, 1])  # the last box is in another image
     assert nms(boxes, scores, 0.5, groups=groups).tolist() == [0, 2, 3]
     assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+
+
+def nms_reference(boxes: np.ndarray, scores: np.ndarray, threshold: float, groups: np.ndarray, mode: str) -> list[int]:
+    """The textbook greedy loop: keep the best remaining box, drop those it overlaps, repeat."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order, keep = list(np.argsort(-scores, kind="stable")), []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        w = np.minimum(boxes[i, 2], boxes[order, 2]) - np.maximum(boxes[i, 0], boxes[order, 0])
+        h = np.minimum(boxes[i, 3], boxes[order, 3]) - np.maximum(boxes[i, 1], boxes[order, 1])
+        inter = np.maximum(w, 0) * np.maximum(h, 0)
+        denom = np.minimum(area[i], area[order]) if mode == "min" else area[i] + area[order] - inter
+        order = [j for j, drop in zip(order, (inter > threshold * denom) & (groups[order] == groups[i])) if not drop]
+    return keep
+
+
+@pytest.mark.parametrize("mode", ["union", "min"])
+def test_nms_matches_the_greedy_loop_on_crowded_boxes(mode: str) -> None:
+    """More boxes than one block of overlaps, tied scores (kept in input order) and three groups."""
+    rng = np.random.default_rng(0)
+    corner, side = rng.uniform(0, 100, (700, 2)), rng.uniform(20, 60, (700, 1)) + rng.uniform(0, 5, (700, 2))
+    boxes = np.concatenate([corner, corner + side], axis=1)
+    scores, groups = rng.choice(np.linspace(0.5, 1, 40), 700), rng.integers(0, 3, 700)
+    for threshold in (0.3, 0.7):
+        kept = nms(boxes, scores, threshold, groups=groups, mode=mode)
+        assert kept.tolist() == nms_reference(boxes, scores, threshold, groups, mode)
+        assert 30 < len(kept) < 600  # the boxes do overlap, and not all of them
+
+
+@pytest.mark.parametrize("height, width", [(6, 8), (7, 9), (1, 2), (5, 1)])
+def test_pnet_pool_equals_ceil_mode_max_pool(height: int, width: int) -> None:
+    """P-Net's strided-view pooling gives MaxPool2d(2, 2, ceil_mode=True)'s values exactly, odd sides too."""
+    x = torch.randn(2, 10, height, width, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(_max_pool_2x2(x), torch.nn.MaxPool2d(2, 2, ceil_mode=True)(x), rtol=0, atol=0)
+
+
+def test_crops_match_a_plain_resize_of_the_black_padded_window() -> None:
+    """Crops sampled from the halved image against the straightforward crop (the window padded with black,
+    then resized), on a smooth image, for windows partly outside it and up to 12 times the crop side."""
+    y, x = np.mgrid[0:300, 0:400].astype(float)
+    image = np.stack([x * 0.6, y * 0.8, 128 + 100 * np.sin(x / 19) * np.cos(y / 13)], axis=2).astype(np.uint8)
+    windows = np.array([[-40, -30, 60, 70], [330, 240, 430, 340], [10, 20, 298, 308], [-150, -60, 426, 516],
+                        [100, 100, 118, 118], [5, 7, 53, 55], [40, 30, 331, 321]], dtype=float)
+    for size in (24, 48):
+        crops = _crops([image], np.zeros(len(windows), dtype=np.int64), windows, size).astype(float)
+        for crop, (x1, y1, x2, y2) in zip(crops, windows.astype(int)):
+            padded = np.zeros((y2 - y1, x2 - x1, 3), dtype=np.uint8)
+            inside = image[max(y1, 0) : y2, max(x1, 0) : x2]
+            padded[max(-y1, 0) : max(-y1, 0) + inside.shape[0], max(-x1, 0) : max(-x1, 0) + inside.shape[1]] = inside
+            interpolation = cv2.INTER_AREA if x2 - x1 > size else cv2.INTER_LINEAR
+            reference = cv2.resize(padded, (size, size), interpolation=interpolation)
+            error = np.abs(crop - reference)
+            assert error.mean() < 2 and np.median(error) <= 1, (size, (x1, y1, x2, y2), error.mean())

@@ -25,6 +25,7 @@ from typing import Literal, Sequence
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from affectlab.errors import AffectlabError
@@ -32,6 +33,7 @@ from affectlab.errors import AffectlabError
 _PNET_WINDOW, _PNET_STRIDE = 12, 2
 _NMS_PER_SCALE, _NMS_ACROSS_SCALES, _NMS_REFINE = 0.5, 0.7, 0.7
 _CHUNK = 512  # crops per R-/O-Net forward pass: bounds memory on crowded images
+_NMS_BLOCK = 256  # boxes whose overlaps with all others NMS holds at once, likewise
 
 
 @dataclass(frozen=True)
@@ -50,19 +52,27 @@ class Detections:
         return len(self.scores)
 
 
+def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """``MaxPool2d(2, 2, ceil_mode=True)`` as the max of four strided views: the same values, but
+    2-5x faster than ATen's CPU kernel on P-Net's large maps (it was 8 % of the detector's time)."""
+    if x.shape[2] % 2 or x.shape[3] % 2:
+        x = F.pad(x, (0, x.shape[3] % 2, 0, x.shape[2] % 2), value=float("-inf"))
+    even_rows = torch.maximum(x[..., ::2, ::2], x[..., ::2, 1::2])
+    return torch.maximum(even_rows, torch.maximum(x[..., 1::2, ::2], x[..., 1::2, 1::2]))
+
+
 class PNet(nn.Module):
     """Proposal net: a face probability and box offsets for each 12x12 window, stride 2."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
         self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
         self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
         self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = _max_pool_2x2(self.prelu1(self.conv1(x)))
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
         return torch.softmax(self.conv4_1(x), dim=1)[:, 1], self.conv4_2(x)
 
@@ -154,24 +164,29 @@ def nms(
 
     ``groups`` (e.g. image index) keeps boxes of different groups from suppressing each other.
     ``mode="min"`` divides the overlap by the smaller area, so a box lying inside a larger,
-    better one is removed too (MTCNN's last stage).
+    better one is removed too (MTCNN's last stage). Overlaps are computed for a block of boxes
+    against all at once; only the greedy pick loops in Python (a pass per kept box was 7 % of
+    the detector's time on P-Net's hundreds of proposals).
     """
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
-    boxes = boxes.astype(np.float64)
-    groups = np.zeros(len(boxes)) if groups is None else groups
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        w = np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0])
-        h = np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1])
+    boxes = boxes[order].astype(np.float64)
+    groups = np.zeros(len(boxes)) if groups is None else np.asarray(groups)[order]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    removed, keep = np.zeros(len(boxes), dtype=bool), []
+    for start in range(0, len(boxes), _NMS_BLOCK):
+        block = slice(start, start + _NMS_BLOCK)
+        w = np.minimum(boxes[block, None, 2], boxes[:, 2]) - np.maximum(boxes[block, None, 0], boxes[:, 0])
+        h = np.minimum(boxes[block, None, 3], boxes[:, 3]) - np.maximum(boxes[block, None, 1], boxes[:, 1])
         inter = np.maximum(w, 0) * np.maximum(h, 0)
-        denom = np.minimum(area[i], area[rest]) if mode == "min" else area[i] + area[rest] - inter
-        order = rest[(inter <= threshold * denom) | (groups[rest] != groups[i])]
-    return np.asarray(keep, dtype=np.int64)
+        denom = np.minimum(area[block, None], area) if mode == "min" else area[block, None] + area - inter
+        suppresses = (inter > threshold * denom) & (groups[block, None] == groups)
+        for i in range(start, min(start + _NMS_BLOCK, len(boxes))):
+            if not removed[i]:
+                keep.append(i)
+                removed |= suppresses[i - start]
+    return order[np.asarray(keep, dtype=np.int64)]
 
 
 def _regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -187,20 +202,36 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([corner, corner + side[:, None]], axis=1)
 
 
+def _halve(image: np.ndarray) -> np.ndarray:
+    """2x2 box average (``INTER_AREA``'s fast exact path); an odd side is padded with black, as crops are."""
+    h, w = image.shape[:2]
+    if h % 2 or w % 2:
+        image = cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_CONSTANT, value=0)
+    return cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
 def _crops(images: Sequence[np.ndarray], index: np.ndarray, windows: np.ndarray, size: int) -> np.ndarray:
-    """(K, size, size, 3) uint8 crops of integer windows; black outside the image (as in training)."""
-    out = np.zeros((len(windows), size, size, 3), dtype=np.uint8)
-    for k, (i, (x1, y1, x2, y2)) in enumerate(zip(index, windows.astype(np.int64))):
-        image = images[i]
-        h, w = image.shape[:2]
-        patch = image[max(y1, 0) : min(y2, h), max(x1, 0) : min(x2, w)]
-        if patch.size == 0:
-            continue
-        if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
-            pads = (max(-y1, 0), max(y2 - h, 0), max(-x1, 0), max(x2 - w, 0))
-            patch = cv2.copyMakeBorder(patch, *pads, cv2.BORDER_CONSTANT, value=0)
-        interpolation = cv2.INTER_AREA if x2 - x1 > size else cv2.INTER_LINEAR
-        out[k] = cv2.resize(patch, (size, size), interpolation=interpolation)
+    """(K, size, size, 3) uint8 crops of windows; black outside the image (as in training).
+
+    A window ``s`` pixels wide is sampled bilinearly from the image halved ``k`` times, where
+    ``s / 2**k`` lies in [size, 2 size): close to ``INTER_AREA`` on the whole window, but at a small
+    fixed cost per crop instead of one growing with the window's area (faces near the camera made
+    this most of the detector's time), and without a padded copy for windows reaching outside.
+    """
+    out = np.empty((len(windows), size, size, 3), dtype=np.uint8)
+    scale = (windows[:, 2:] - windows[:, :2]) / size  # window pixels per crop pixel, x and y
+    halvings = np.floor(np.log2(np.maximum(scale.min(axis=1), 1))).astype(np.int64)
+    for i in np.unique(index):
+        levels = [images[i]]  # levels[k]: image i halved k times, made as needed
+        for k in np.flatnonzero(index == i):
+            while len(levels) <= halvings[k]:
+                levels.append(_halve(levels[-1]))
+            step = 2.0 ** halvings[k]
+            (sx, sy), (x1, y1) = scale[k] / step, windows[k, :2] / step
+            # crop pixel j's centre lies at x1 + (j + 0.5) sx in the level's edge coordinates
+            affine = np.array([[sx, 0, x1 + 0.5 * sx - 0.5], [0, sy, y1 + 0.5 * sy - 0.5]])
+            out[k] = cv2.warpAffine(levels[halvings[k]], affine, (size, size),
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
     return out
 
 
