@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from affectlab.analyze import smoothing
 from affectlab.analyze.smoothing import checkpoint_mu
 from affectlab.cli import main
 from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -22,6 +21,7 @@ class NoisyValence(AffectModel):
     """Valence read off a frame's blue channel; its ``message`` feature is that reading (registered per test)."""
 
     model_name = "test-noisy-valence"
+    readout_features = {"va": "message"}
 
     def __init__(self, schema: LabelSchema = DEFAULT_SCHEMA):
         super().__init__(schema, {})
@@ -34,12 +34,14 @@ class NoisyValence(AffectModel):
         return Prediction(au=torch.zeros(n, self.schema.n_au), expr=torch.zeros(n, 8), va=v.expand(-1, 2),
                           features={"message": v})
 
+    def readout(self, task: str, feature: torch.Tensor) -> torch.Tensor:
+        return feature.expand(-1, 2)
+
 
 @pytest.fixture
 def noisy_videos(tmp_path, monkeypatch):
     """4 videos of steady valence, seen through frame-to-frame noise: smoothing can only help."""
     monkeypatch.setitem(registry._MODELS, NoisyValence.model_name, NoisyValence)
-    monkeypatch.setitem(smoothing.READOUTS, NoisyValence.model_name, {"va": ("message", lambda m, f: f.expand(-1, 2))})
     rng = np.random.default_rng(0)
     rows = []
     for i, level in enumerate([-0.6, -0.1, 0.3, 0.7]):

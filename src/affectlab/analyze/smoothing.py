@@ -8,9 +8,9 @@ smoothed features then go through the model's last FC layers, as in the paper ("
 smoothing, these features were fed into the last FC layer"). The paper leaves Λ_0 open; here
 Λ_0 = ε_1, so the first frame passes unchanged and a video does not fade in from zero.
 
-:data:`READOUTS` says, per model, which feature feeds each task and which layers turn it into the
-output. μ is chosen per task (``affectlab smooth-search``, :mod:`affectlab.train.smooth_search`) and
-stored in the checkpoint under ``extra["smoothing"]`` (e.g. ``{"au": 7, "expr": 9, "va": 9}``, the
+Each model says which feature feeds each task and which layers turn it into the output
+(``AffectModel.readout_features`` and ``readout``). μ is chosen per task (``affectlab
+smooth-search``, :mod:`affectlab.train.smooth_search`) and stored in the checkpoint under ``extra["smoothing"]`` (e.g. ``{"au": 7, "expr": 9, "va": 9}``, the
 values SMM reports), where :func:`checkpoint_mu` finds it for ``analyze --smooth``.
 """
 from __future__ import annotations
@@ -24,62 +24,30 @@ from torch import Tensor
 
 from affectlab.errors import AffectlabError
 from affectlab.models import AffectModel
-from affectlab.models.heads import va_outputs
 
 SMOOTHED_TASKS: tuple[str, ...] = ("au", "expr", "va")
 #: SMM §5.2 grid: μ ∈ {0, 1, ..., 10}.
 MU_GRID: tuple[int, ...] = tuple(range(11))
 
-Readout = Callable[[AffectModel, Tensor], Tensor]
+Readout = Callable[[Tensor], Tensor]
 
 
-def _head(task: str) -> Readout:
-    return lambda m, f: m.heads[task](f)
-
-
-def _va_tanh(m: AffectModel, f: Tensor) -> Tensor:
-    return torch.tanh(m.heads["va"](f))
-
-
-#: model name -> task -> (feature name, readout from that feature to AU logits / EXPR logits / VA).
-READOUTS: dict[str, dict[str, tuple[str, Readout]]] = {
-    "smm": {"au": ("sign", _head("au")), "expr": ("message", _head("expr")), "va": ("message", _va_tanh)},
-    "mss": {"au": ("sign", _head("au")), "expr": ("message_expr", _head("expr")), "va": ("message_va", _va_tanh)},
-    "context": {"au": ("sign", _head("au")), "expr": ("embedding", _head("expr")), "va": ("embedding", _va_tanh)},
-    "mtl-baseline": {"au": ("embedding", _head("au")), "expr": ("embedding", _head("expr")),
-                     "va": ("embedding", lambda m, f: va_outputs(m.heads["va"](f), m.config["va_bins"])[0])},
-    "streaming": {"au": ("au_features", lambda m, f: m.heads["au"](f.flatten(-2))),
-                  "expr": ("expr_features", _head("expr")), "va": ("va_features", _va_tanh)},
-}
-#: Ensembles whose members each have a readout; their outputs are averaged like the ensemble's.
-ENSEMBLE_MEMBERS: dict[str, tuple[str, ...]] = {"context-ensemble": ("face", "context")}
-
-
-def smoothing_inputs(model: AffectModel, task: str) -> list[tuple[AffectModel, str, Readout]]:
-    """(module, feature name in the model's ``Prediction.features``, readout) for each part of ``task``."""
-    name = model.model_name
-    if name in ENSEMBLE_MEMBERS:
-        parts = []
-        for member in ENSEMBLE_MEMBERS[name]:
-            sub = getattr(model, member)
-            feature, readout = READOUTS[sub.model_name][task]
-            parts.append((sub, f"{member}_{feature}", readout))
-        return parts
-    if name not in READOUTS:
-        raise AffectlabError(f"temporal smoothing (SMM eq. 9) is not defined for model {name!r}; "
-                             f"it works with {', '.join([*READOUTS, *ENSEMBLE_MEMBERS])}")
-    feature, readout = READOUTS[name][task]
-    return [(model, feature, readout)]
+def smoothing_inputs(model: AffectModel, task: str) -> list[tuple[str, Readout]]:
+    """(feature name in the model's ``Prediction.features``, readout) for each part of ``task``: the
+    model's own :meth:`~affectlab.models.AffectModel.readout_parts`."""
+    parts = model.readout_parts(task)
+    if not parts:
+        raise AffectlabError(f"temporal smoothing (SMM eq. 9) is not defined for model {model.model_name!r}: "
+                             f"none of its per-frame features is read out into {task!r}")
+    return parts
 
 
 @torch.no_grad()
 def readout(model: AffectModel, task: str, features: Mapping[str, Tensor | np.ndarray]) -> Tensor:
     """A task's output from (smoothed) features: AU logits, EXPR logits or VA in [-1, 1]."""
-    outs = []
-    for module, feature, fn in smoothing_inputs(model, task):
-        x = torch.as_tensor(features[feature])
-        param = next(module.parameters())
-        outs.append(fn(module, x.to(device=param.device, dtype=param.dtype)).float().cpu())
+    param = next(model.parameters())
+    outs = [fn(torch.as_tensor(features[feature]).to(device=param.device, dtype=param.dtype)).float().cpu()
+            for feature, fn in smoothing_inputs(model, task)]
     return torch.stack(outs).mean(0)
 
 
@@ -142,7 +110,7 @@ class TemporalSmoother:
     def __init__(self, model: AffectModel, mu: Mapping[str, float]):
         self.model, self.mu = model, dict(mu)
         self.state: dict[tuple[str, str, int], np.ndarray] = {}
-        self.features = sorted({f for task in SMOOTHED_TASKS for _, f, _ in smoothing_inputs(model, task)})
+        self.features = sorted({f for task in SMOOTHED_TASKS for f, _ in smoothing_inputs(model, task)})
 
     def reset(self) -> None:
         self.state.clear()
@@ -156,7 +124,7 @@ class TemporalSmoother:
         for task in SMOOTHED_TASKS:
             mu = self.mu.get(task, 0.0)
             smoothed = {}
-            for _, feature, _ in smoothing_inputs(self.model, task):
+            for feature, _ in smoothing_inputs(self.model, task):
                 eps = np.asarray(torch.as_tensor(features[feature]).detach().float().cpu(), dtype=np.float64)
                 lam = np.empty_like(eps)
                 for i, track in enumerate(tracks):

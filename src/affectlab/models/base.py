@@ -5,7 +5,9 @@ ignorant of which paper built the model (DESIGN.md, "Prediction").
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from os import PathLike
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,6 +53,9 @@ class AffectModel(nn.Module):
     #: What forward() takes: "BCHW" faces, "BTCHW" clips of T frames, "BVCHW" two views (face, context).
     input_layout: ClassVar[str] = "BCHW"
     checkpoint_meta: CheckpointMeta | None = None  # set by load_model
+    #: Per task, the ``Prediction.features`` entry that the task's last layers read: what SMM eq. 9
+    #: smooths over a video (analyze.smoothing). Empty where no per-frame feature is read out (cnn-rnn).
+    readout_features: ClassVar[dict[str, str]] = {}
 
     def __init__(self, schema: LabelSchema, config: dict[str, Any]):
         super().__init__()
@@ -62,6 +67,17 @@ class AffectModel(nn.Module):
         for module in self.modules():
             if isinstance(module, Backbone):
                 module.load_imagenet(path)
+
+    def readout(self, task: str, feature: Tensor) -> Tensor:
+        """``task``'s output from its (smoothed) feature, as forward() computes it: AU or EXPR logits,
+        or VA in [-1, 1] (tanh)."""
+        out = self.heads[task](feature)
+        return torch.tanh(out) if task == "va" else out
+
+    def readout_parts(self, task: str) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
+        """(feature name, readout) pairs whose outputs average to ``task``'s output; [] where there is none."""
+        feature = self.readout_features.get(task)
+        return [] if feature is None else [(feature, partial(self.readout, task))]
 
     def example_input(self, input_size: int, batch: int = 1, frames: int = 2) -> Tensor:
         """A zero input of the right layout; ``frames`` is the clip length of sequence models."""

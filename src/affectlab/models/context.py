@@ -5,6 +5,7 @@ around it; the ensemble averages the two (§4, Tables 1-4: the ensemble beats ei
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Sequence
 
 import torch
@@ -33,6 +34,8 @@ class ContextNet(SignVehicleNet):
     heads read the mean of the Transformer outputs (``features["embedding"]``, (B, D)), with
     hidden sizes ``va_hidden`` (128) and ``expr_hidden`` (512, 128).
     """
+
+    readout_features = {"au": "sign", "expr": "embedding", "va": "embedding"}
 
     def __init__(self, schema: LabelSchema = DEFAULT_SCHEMA, *, backbone: str = "inception_v3", D: int = 16,
                  n_layers: int = 1, n_heads: int = 8, dim_feedforward: int = 1024, dropout: float = 0.1,
@@ -67,6 +70,11 @@ class ContextEnsemble(AffectModel):
     holds each member's features prefixed ``face_`` / ``context_``. Options are ContextNet's and
     apply to both members; :meth:`from_members` joins two separately trained models, as the paper does.
     """
+
+    def readout_parts(self, task: str) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
+        """Each member's readout, on its prefixed features: their outputs average like forward()'s."""
+        return [(f"{view}_{feature}", fn)
+                for view in self.VIEWS for feature, fn in getattr(self, view).readout_parts(task)]
 
     input_layout = "BVCHW"
     VIEWS: ClassVar[tuple[str, str]] = ("face", "context")

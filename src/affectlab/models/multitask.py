@@ -31,6 +31,13 @@ class MultitaskCNN(AffectModel):
     ``features["embedding"]``: the pooled backbone features (B, C_feat).
     """
 
+    readout_features = {"au": "embedding", "expr": "embedding", "va": "embedding"}
+
+    def readout(self, task: str, feature: Tensor) -> Tensor:
+        if task == "va":
+            return va_outputs(self.heads["va"](feature), self.config["va_bins"])[0]
+        return self.heads[task](feature)
+
     def __init__(self, schema: LabelSchema = DEFAULT_SCHEMA, *, backbone: str = "mobilenet_v2", hidden: int = 16,
                  va_bins: int = 0):
         super().__init__(schema, dict(backbone=backbone, hidden=hidden, va_bins=va_bins))

@@ -74,6 +74,8 @@ class SMMEmotionNet(SignVehicleNet):
     ``heads["au"]``, ``heads["expr"]`` and ``tanh(heads["va"](...))`` to the result.
     """
 
+    readout_features = {"au": "sign", "expr": "message", "va": "message"}
+
     def __init__(self, schema: LabelSchema = DEFAULT_SCHEMA, *, backbone: str = "inception_v3", U: int = 17,
                  H: int | None = None, D: int = 16, n_layers: int = 1, n_heads: int = 8, dim_feedforward: int = 1024,
                  dropout: float = 0.1):
@@ -123,6 +125,8 @@ class MSSEmotionNet(SMMEmotionNet):
     sets of transformation matrices A_expr^(u) and A_va^(u) (eq. 3 for each), two consensus vectors
     M̄_expr and M̄_va (``features["message_expr"]``, ``features["message_va"]``).
     """
+
+    readout_features = {"au": "sign", "expr": "message_expr", "va": "message_va"}
 
     def add_message_spaces(self) -> None:
         self.A_expr = self.transformation(self.U, self.D)

@@ -40,6 +40,11 @@ class StreamingNet(AffectModel):
     ``va_features`` (B, 128), the predictors' inputs.
     """
 
+    readout_features = {"au": "au_features", "expr": "expr_features", "va": "va_features"}
+
+    def readout(self, task: str, feature: Tensor) -> Tensor:
+        return super().readout(task, feature.flatten(-2) if task == "au" else feature)
+
     def __init__(self, schema: LabelSchema = DEFAULT_SCHEMA, *, backbone: str = "mobilenet_v2", emb_dim: int = 512,
                  au_dim: int = 16, expr_dim: int = 64, va_dim: int = 64, hidden: int = 64):
         super().__init__(schema, dict(backbone=backbone, emb_dim=emb_dim, au_dim=au_dim, expr_dim=expr_dim,

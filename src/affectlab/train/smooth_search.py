@@ -89,7 +89,7 @@ def search_mu(model: AffectModel, samples: pd.DataFrame, *, grid: Sequence[float
         labelled &= readable
         if not labelled.any():
             continue
-        names = [feature for _, feature, _ in smoothing_inputs(model, task)]
+        names = [feature for feature, _ in smoothing_inputs(model, task)]
         per_mu: dict[float, np.ndarray] = {}
         for mu in grid:
             smoothed = {n: smooth_videos(outputs[f"feature:{n}"], videos, frames, mu) for n in names}
