@@ -10,8 +10,9 @@ smoothing, these features were fed into the last FC layer"). The paper leaves Λ
 
 Each model says which feature feeds each task and which layers turn it into the output
 (``AffectModel.readout_features`` and ``readout``). μ is chosen per task (``affectlab
-smooth-search``, :mod:`affectlab.train.smooth_search`) and stored in the checkpoint under ``extra["smoothing"]`` (e.g. ``{"au": 7, "expr": 9, "va": 9}``, the
-values SMM reports), where :func:`checkpoint_mu` finds it for ``analyze --smooth``.
+smooth-search``, :mod:`affectlab.train.smooth_search`) and stored in the checkpoint under
+``extra["smoothing"]`` (e.g. ``{"au": 7, "expr": 9, "va": 9}``, the values SMM reports), where
+:func:`checkpoint_mu` finds it for ``analyze --smooth``.
 """
 from __future__ import annotations
 
