@@ -161,11 +161,13 @@ def test_au_pos_weight_is_negatives_over_positives() -> None:
     torch.testing.assert_close(L.au_pos_weight(torch.tensor(labels)), torch.tensor([2.0, 1.0, 0.5, 1.0]))
 
 
-def test_expr_class_weights_inverse_frequency_mean_one() -> None:
-    w = L.expr_class_weights(np.array([0, 0, 1, -1, 3, -1]), 5)
-    # counts 2, 1, 0, 1, 0 -> inverse 0.5, 1, 1 over present classes, mean 5/6
-    torch.testing.assert_close(w, torch.tensor([0.6, 1.2, 1.0, 1.2, 1.0]))
-    assert w[[0, 1, 3]].mean().item() == pytest.approx(1.0)
+def test_expr_class_weights_inverse_frequency_mean_one_over_rows() -> None:
+    """SMM eq. 5's weights average 1 over the training rows, so EXPR keeps its weight in eq. 7's sum."""
+    labels = np.array([0, 0, 1, -1, 3, -1])
+    w = L.expr_class_weights(labels, 5)
+    # counts 2, 1, 0, 1, 0 over N = 4 rows and K = 3 present classes: w_c = N / (K · n_c)
+    torch.testing.assert_close(w, torch.tensor([2 / 3, 4 / 3, 1.0, 4 / 3, 1.0]))
+    assert w[labels[labels >= 0]].mean().item() == pytest.approx(1.0)
     torch.testing.assert_close(L.expr_class_weights(np.array([-1]), 3), torch.ones(3))
     with pytest.raises(ValueError):
         L.expr_class_weights(np.array([0, 5]), 5)

@@ -76,7 +76,8 @@ def au_pos_weight(au_labels: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def expr_class_weights(expr_labels: np.ndarray | torch.Tensor, n_classes: int) -> torch.Tensor:
-    """P^EXPR of SMM eq. 5: inverse class frequency in the training labels, mean 1 over present classes.
+    """P^EXPR of SMM eq. 5: inverse class frequency in the training labels, scaled so that the mean
+    weight over the training rows is 1 (so EXPR keeps its share of SMM eq. 7's unweighted sum).
 
     ``expr_labels`` (N,), -1 (or NaN) missing. A class absent from the labels gets 1.0: it never
     weighs a training target, and if it turns up later it is neither ignored nor blown up.
@@ -89,8 +90,8 @@ def expr_class_weights(expr_labels: np.ndarray | torch.Tensor, n_classes: int) -
     present = counts > 0
     weight = torch.ones(n_classes, dtype=torch.float64)
     if present.any():
-        inverse = 1.0 / counts[present]
-        weight[present] = inverse / inverse.mean()
+        # w_c = N / (K · n_c): Σ_c (n_c / N) · w_c = 1 over the K present classes
+        weight[present] = counts.sum() / (present.sum() * counts[present])
     return weight.float()
 
 

@@ -14,7 +14,7 @@ from affectlab import losses as L
 from affectlab.labels import DEFAULT_SCHEMA
 from affectlab.models import Prediction
 from affectlab.train.config import Loss, LossTerm
-from affectlab.train.distill import CachedTeacher, distillation_losses, student_loss
+from affectlab.train.distill import CachedTeacher, distillation_fns, student_loss
 from affectlab.train.objective import Objective, flatten_time, label_masks
 
 N_AU = DEFAULT_SCHEMA.n_au
@@ -76,7 +76,7 @@ def test_class_weights_come_from_the_training_labels():
     obj = objective(au=LossTerm("weighted_bce", pos_weight=True), expr=LossTerm("ce", class_weight=True))
     assert torch.allclose(obj.options["au"]["pos_weight"], torch.full((N_AU,), 1 / 3))  # SMM eq. 4: 1 neg / 3 pos
     w = obj.options["expr"]["class_weight"]
-    assert w[0] < w[3] and math.isclose(float(w[[0, 3]].mean()), 1.0, rel_tol=1e-6)  # SMM eq. 5
+    assert w[0] < w[3] and math.isclose(float(w[[0, 0, 0, 3]].mean()), 1.0, rel_tol=1e-6)  # SMM eq. 5
 
 
 def test_vote_distributions_train_rows_that_have_them():
@@ -116,35 +116,88 @@ def test_clip_outputs_and_labels_flatten_together():
 # --- distillation ------------------------------------------------------------------------------
 
 
-def test_student_loss_is_teacher_student_eq_7():
-    """Labelled row: λ·L + (1 - λ)·L^d; unlabelled row: L^d alone (eq. 7 / multi-database eq. 10)."""
+def _kl(s: torch.Tensor, t: torch.Tensor, T: float) -> torch.Tensor:
+    return (F.softmax(t / T, -1) * (F.log_softmax(t / T, -1) - F.log_softmax(s / T, -1))).sum(-1)
+
+
+def _ccc_term(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - CCC of one dimension, population moments (teacher-student eq. 3's second term)."""
+    cov = ((pred - pred.mean()) * (y - y.mean())).mean()
+    return 1 - 2 * cov / (pred.var(unbiased=False) + y.var(unbiased=False) + (pred.mean() - y.mean()) ** 2)
+
+
+def _eq7_by_hand(b: dict, s: Prediction, t: Prediction, lam: float, T: float) -> torch.Tensor:
+    """Teacher-student eq. 7 written sample by sample: λ·L + (1 - λ)·L^d where task i is labelled,
+    L^d alone where it is not, summed over tasks (no task weights), averaged over the samples."""
+    bins = L.va_to_bins(b["va"])
+    ccc = [_ccc_term(L.va_from_bin_logits(s.va_bins)[b["va_mask"][:, d], d], b["va"][b["va_mask"][:, d], d])
+           for d in range(2)]
+    total = torch.zeros(())
+    for n in range(len(b["group"])):
+        sup_au = F.binary_cross_entropy_with_logits(s.au[n], b["au"][n], reduction="none")
+        kd_au = F.binary_cross_entropy_with_logits(s.au[n], torch.sigmoid(t.au[n]), reduction="none")
+        au = torch.where(b["au_mask"][n], lam * sup_au + (1 - lam) * kd_au, kd_au).mean()  # eq. 1's 1/C
+        kd_expr = _kl(s.expr[n], t.expr[n], T)
+        expr = lam * F.cross_entropy(s.expr[n], b["expr"][n]) + (1 - lam) * kd_expr if b["expr_mask"][n] else kd_expr
+        va = torch.zeros(())
+        for d in range(2):
+            kd = _kl(s.va_bins[n, d], t.va_bins[n, d], T)
+            sup = F.cross_entropy(s.va_bins[n, d], bins[n, d]) + ccc[d]
+            va = va + (lam * sup + (1 - lam) * kd if b["va_mask"][n, d] else kd)
+        total = total + au + expr + va
+    return total / len(b["group"])
+
+
+def partial_batch() -> dict:
+    """Six samples, each with only some labels: AUs on rows 0-1 (row 1 half its AUs), EXPR on
+    rows 1-3, valence on rows 2-5 and arousal on rows 3-5."""
+    b = batch(6)
+    b["au_mask"][2:] = False
+    b["au_mask"][1, N_AU // 2:] = False
+    b["expr_mask"] = torch.tensor([False, True, True, True, False, False])
+    b["va_mask"] = torch.tensor([[False, False], [False, False], [True, False], [True, True], [True, True], [True, True]])
+    b["group"] = torch.tensor([0, 0, 1, 1, 2, 2])
+    return b
+
+
+def test_student_loss_is_teacher_student_eq_7_by_hand():
+    """λ : (1 - λ) on every labelled sample, whatever share of the batch carries the task."""
     lam, T = 0.6, 1.5
-    b, s, t = batch(2), prediction(2, seed=1, bins=True), prediction(2, seed=2, bins=True)
-    b["expr_mask"] = torch.tensor([True, False])
-    obj = objective(expr=LossTerm("ce", weight=2.0))
+    b, s, t = partial_batch(), prediction(6, seed=1, bins=True), prediction(6, seed=2, bins=True)
+    obj = objective(au=LossTerm("weighted_bce", weight=8), expr=LossTerm("ce"), va=LossTerm("va_bins"))
     total, parts = student_loss(obj, s, t, b, label_masks(b, None), lam, T)
-    kl = F.kl_div(F.log_softmax(s.expr / T, 1), F.softmax(t.expr / T, 1), reduction="none").sum(1)
-    expected_kd = ((1 - lam) * kl[0] + kl[1]) / 2
-    assert torch.isclose(parts["expr_kd"], expected_kd, atol=1e-6)
-    assert torch.isclose(total, 2.0 * (lam * F.cross_entropy(s.expr[:1], b["expr"][:1]) + expected_kd), atol=1e-6)
+    assert torch.isclose(total, _eq7_by_hand(b, s, t, lam, T), atol=1e-5)
+    assert torch.isclose(total, sum(parts.values()))
 
 
-def test_distillation_of_aus_weighs_entries_and_vanishes_on_agreement():
-    b, s = batch(2), prediction(2, bins=True)
-    b["au_mask"][1] = False
-    same = distillation_losses(s, s, label_masks(b, None), 0.6, 1.5)
-    assert same["expr"].abs() < 1e-6 and same["va"].abs() < 1e-6
-    t = prediction(2, seed=5, bins=True)
-    d = distillation_losses(s, t, label_masks(b, None), 0.6, 1.5)
-    bce = F.binary_cross_entropy_with_logits(s.au, torch.sigmoid(t.au), reduction="none")
-    assert torch.isclose(d["au"], (0.4 * bce[0].sum() + bce[1].sum()) / (2 * N_AU), atol=1e-6)
+def test_student_loss_is_multi_database_eqs_8_to_10_by_hand():
+    """Eq. 10 (with sharing): a group's sample supervised on every label it has; eq. 9 (no sharing):
+    only on its group's own task, the others distilled. The group reduction changes nothing: eqs. 9-10
+    sum over samples."""
+    lam, T = 0.6, 1.5
+    b, s, t = partial_batch(), prediction(6, seed=3, bins=True), prediction(6, seed=4, bins=True)
+    obj = objective("group", au=LossTerm("weighted_bce"), expr=LossTerm("ce"), va=LossTerm("va_bins"))
+    sharing = label_masks(b, None)
+    total, _ = student_loss(obj, s, t, b, sharing, lam, T)
+    assert torch.isclose(total, _eq7_by_hand(b, s, t, lam, T), atol=1e-5)
+    own = torch.tensor([[True, False, False], [False, True, False], [False, False, True]])  # au, expr, va groups
+    no_sharing = label_masks(b, own)
+    total, _ = student_loss(obj, s, t, b, no_sharing, lam, T)
+    narrowed = {**b, "au_mask": no_sharing["au"], "expr_mask": no_sharing["expr"], "va_mask": no_sharing["va"]}
+    assert torch.isclose(total, _eq7_by_hand(narrowed, s, t, lam, T), atol=1e-5)
+
+
+def test_distillation_vanishes_where_student_and_teacher_agree():
+    b, s = partial_batch(), prediction(6, bins=True)
+    _, parts = student_loss(objective(au=LossTerm("weighted_bce"), expr=LossTerm("ce"), va=LossTerm("va_bins")), s, s, b, label_masks(b, None), 0.6, 1.5)
+    assert parts["expr_kd"].abs() < 1e-6 and parts["va_kd"].abs() < 1e-6
 
 
 def test_va_without_bins_is_distilled_by_mean_squared_error():
     b, s, t = batch(2), prediction(2, seed=1), prediction(2, seed=2)
     b["va_mask"][:] = False
-    d = distillation_losses(s, t, label_masks(b, None), 0.6, 1.5)
-    assert torch.isclose(d["va"], F.mse_loss(s.va, t.va))
+    d = distillation_fns(s, t, 1.5)["va"](~b["va_mask"])
+    assert torch.isclose(d, F.mse_loss(s.va, t.va))
 
 
 def test_cached_teacher_looks_outputs_up_by_row():

@@ -97,7 +97,7 @@ class Objective:
     def task_losses(self, pred: Prediction, batch: dict, masks: dict[str, Tensor]) -> dict[str, Tensor]:
         """Each task's unweighted loss; ``reduce: group`` sums the per-group losses."""
         if self.spec.reduce == "batch":
-            return {task: self._term(task, pred, batch, masks) for task in self.spec.terms}
+            return {task: self.term(task, pred, batch, masks) for task in self.spec.terms}
         groups = [int(g) for g in torch.unique(batch["group"]).tolist()]
         out = {}
         for task in self.spec.terms:
@@ -105,11 +105,12 @@ class Objective:
             for g in groups:
                 rows = batch["group"] == g
                 sub = {k: m & rows.view(-1, *([1] * (m.dim() - 1))) for k, m in masks.items()}
-                parts.append(self._term(task, pred, batch, sub))
+                parts.append(self.term(task, pred, batch, sub))
             out[task] = torch.stack(parts).sum()
         return out
 
-    def _term(self, task: str, pred: Prediction, batch: dict, masks: dict[str, Tensor]) -> Tensor:
+    def term(self, task: str, pred: Prediction, batch: dict, masks: dict[str, Tensor]) -> Tensor:
+        """One task's loss, its mean over the labelled entries in ``masks``."""
         fn = LOSSES[self.spec.terms[task].fn][1]
         options = self.options[task]
         if task == "au":
