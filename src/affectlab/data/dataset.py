@@ -31,6 +31,8 @@ from affectlab.data.transforms import (Augmentation, UnreadableImage, augment, c
 from affectlab.labels import LabelSchema
 
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lnd_{axis}{i}" for i in range(68) for axis in ("x", "y"))
+#: A tight crop's typical 5 points as fractions of its width and height (a source's ``framing``).
+FRAMING_COLUMNS: tuple[str, ...] = tuple(f"framing_{axis}{i}" for i in range(5) for axis in ("x", "y"))
 
 #: A training key: (table row, sampler group, stream position); a plain row index means "evaluate".
 Key = int | tuple[int, int, int]
@@ -63,7 +65,8 @@ class FaceDataset(Dataset):
         va = samples[list(schema.va_names)].to_numpy(dtype=np.float32)
         self.va_mask = ~np.isnan(va)
         self.va = np.nan_to_num(va)
-        self.landmarks = _landmarks(samples)
+        self.landmarks = _points(samples, LANDMARK_COLUMNS)
+        self.framing = _points(samples, FRAMING_COLUMNS)
         self.clip_rows, self.anchor = _clip_neighbours(samples, clip_len) if clip_len else (None, None)
 
     def __len__(self) -> int:
@@ -101,7 +104,9 @@ class FaceDataset(Dataset):
     def _views(self, row: int, params) -> torch.Tensor:
         """Every view of one frame, (V, 3, H, W)."""
         image = decode_rgb(self.paths[row])
-        lnd = self.landmarks[row] if self.landmarks is not None and np.isfinite(self.landmarks[row]).all() else None
+        lnd = _row_points(self.landmarks, row)
+        if lnd is None and (framing := _row_points(self.framing, row)) is not None:
+            lnd = framing * np.array([image.shape[1], image.shape[0]], dtype=np.float32)
         out = []
         for context in self.views:
             face = frame_face(image, lnd, self.size, self.margin, context, self.image_context)
@@ -121,11 +126,15 @@ class FaceDataset(Dataset):
         }
 
 
-def _landmarks(samples: pd.DataFrame) -> np.ndarray | None:
-    """(N, 68, 2) landmark array when the table has the 136 columns (NaN rows have none), else None."""
-    if not all(c in samples.columns for c in LANDMARK_COLUMNS):
+def _points(samples: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray | None:
+    """(N, K, 2) points when the table has all the x/y ``columns`` (NaN rows have none), else None."""
+    if not all(c in samples.columns for c in columns):
         return None
-    return samples[list(LANDMARK_COLUMNS)].to_numpy(dtype=np.float32).reshape(-1, 68, 2)
+    return samples[list(columns)].to_numpy(dtype=np.float32).reshape(len(samples), -1, 2)
+
+
+def _row_points(points: np.ndarray | None, row: int) -> np.ndarray | None:
+    return points[row] if points is not None and np.isfinite(points[row]).all() else None
 
 
 def _clip_neighbours(samples: pd.DataFrame, clip_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,9 +7,13 @@ Crop policy (one place, used by training, evaluation and checkpoints alike):
 - A row with 68 landmarks (AffectNet's ``lnd_x0..lnd_y67``) is aligned with
   :func:`affectlab.faces.align.align_face` so that, in the central crop, the 5 points land on the
   model's template (the 112 px ArcFace layout scaled to ``size``), exactly as at inference.
+- A tight crop without landmarks (FER+, CK+, SFEW) whose source gives a ``framing`` (the typical
+  5 points of its crops, measured by tools/measure_framing.py) is aligned by those points the same
+  way: its face lands at the template's scale, padded out with black where the crop ends, instead
+  of filling the model's input.
 - Any other image is taken to be a face crop that already carries its own margin (Aff-Wild2's
-  ``cropped_aligned`` frames, FER+, CK+): it is resized to the load size ("resize with margin"), so
-  the central crop zooms in by ``1 + 2·margin``.
+  ``cropped_aligned`` frames): it is resized to the load size ("resize with margin"), so the
+  central crop zooms in by ``1 + 2·margin``.
 - ``context`` (crop-with-context models, ensemble-with-context §3) widens a view: an aligned face
   shrinks inside the crop by ``1 + 2·context``. A crop without landmarks carries the context it
   carries (``image_context``, 0 = the face fills it); a view with less context takes its central
@@ -96,17 +100,19 @@ def decode_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def frame_face(image: np.ndarray, landmarks68: np.ndarray | None, size: int, margin: float, context: float = 0.0,
+def frame_face(image: np.ndarray, landmarks: np.ndarray | None, size: int, margin: float, context: float = 0.0,
                image_context: float = 0.0) -> np.ndarray:
-    """The face at load size (see the module docstring): aligned when there are landmarks, else resized.
+    """The face at load size (see the module docstring): aligned when there are landmarks (68 or the
+    5 alignment points, in pixels), else resized.
 
     ``context``: this view's context; ``image_context``: the context an unaligned image carries.
     """
     side = load_size(size, margin)
-    if landmarks68 is not None:
+    if landmarks is not None:
         face_side = size / (1 + 2 * context)  # the template square, in load-size pixels
         template = scale_template(ARCFACE_112, side, margin=(1 - face_side / side) / 2)
-        return align_face(image, landmarks68_to_5(landmarks68), template, side)
+        points = landmarks68_to_5(landmarks) if len(landmarks) == 68 else landmarks
+        return align_face(image, points, template, side)
     if context < image_context:
         h, w = image.shape[:2]
         keep = (1 + 2 * context) / (1 + 2 * image_context)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+import numpy as np
 import yaml
 
 from affectlab.data.sampling import BALANCE_METHODS
@@ -73,11 +74,18 @@ class Source:
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     downsample: int = 1
     subset: Subset | None = None
+    #: Tight crops without landmarks: their typical 5 points (eyes, nose tip, mouth corners) as
+    #: [x, y] fractions of the image, by which they are aligned (tools/measure_framing.py).
+    framing: list[list[float]] | None = None
 
     def __post_init__(self) -> None:
         _tasks(self.tasks, "tasks")
         if self.downsample < 1:
             raise ValueError(f"downsample must be >= 1, got {self.downsample}")
+        if self.framing is not None:
+            points = np.asarray(self.framing, dtype=float)
+            if points.shape != (5, 2) or not np.all((points > -1) & (points < 2)):
+                raise ValueError(f"framing is 5 [x, y] points as fractions of the image, got {self.framing}")
 
 
 @dataclass

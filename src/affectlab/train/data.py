@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from affectlab.data import SampleTable, concat_tables, read_source
+from affectlab.data.dataset import FRAMING_COLUMNS
 from affectlab.data.sampling import GroupPool, assign_folds, downsample_frames
 from affectlab.data.table import add_skipped, soft_columns
 from affectlab.errors import AffectlabError
@@ -47,6 +48,8 @@ def read_one(source: Source, schema: LabelSchema, cache: TableCache) -> SampleTa
         add_skipped(skipped, f"downsampled by {source.downsample}", int((~keep).sum()))
         df = df[keep]
     df = without_tasks(df, schema, [t for t in TASKS if t not in source.tasks])
+    if source.framing is not None:
+        df = df.assign(**dict(zip(FRAMING_COLUMNS, np.asarray(source.framing, dtype=float).reshape(-1))))
     return SampleTable(df.reset_index(drop=True), skipped)
 
 
