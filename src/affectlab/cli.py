@@ -180,7 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from affectlab.train import load_recipe, train
 
-    overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
+    overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else []),
+                 *([f"data_root={args.data_root}"] if args.data_root else [])]
     recipe = load_recipe(args.recipe, overrides)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     results = train(recipe, out, resume=args.resume)
@@ -193,7 +194,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     final = results.get("final")
     if final:
         print(f"final model: {' '.join(final)}")
-        print(f"evaluate it: affectlab evaluate {' '.join(f'--model {m}' for m in final)} --data LABELS")
+        voting = recipe.ensembles.get(recipe.final) is not None and recipe.ensembles[recipe.final].method == "vote"
+        models = " ".join(f"--model {m}" for m in final) + (" --ensemble vote" if voting else "")
+        print(f"evaluate it: affectlab evaluate {models} --data LABELS")
     print(f"run directory: {out}")
     return 0
 
@@ -290,6 +293,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--out", help="run directory (default: runs/<recipe name>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     train.add_argument("--device", help="cpu, cuda (default: the recipe's train.device, auto)")
+    train.add_argument("--data-root", help="where the recipe's sources live (its data_root)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="ABAW metrics of a trained model (or an ensemble) on labelled data",

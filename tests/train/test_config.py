@@ -51,6 +51,27 @@ def test_overrides_address_any_value(mini):
     assert "b" not in r.sources and r.validation["v"].split == "valid"
 
 
+def test_one_data_root_moves_every_source(mini):
+    r = load_recipe(mini, ["data_root=/datasets", "validation.v={path: v, images: frames}",
+                           "sources.b.path=/elsewhere/b.csv"])
+    assert r.sources["a"].path == "/datasets/a.csv" and r.sources["b"].path == "/elsewhere/b.csv"
+    assert (r.validation["v"].path, r.validation["v"].images) == ("/datasets/v", "/datasets/frames")
+    assert load_recipe(mini).sources["a"].path == "a.csv"
+    student = r.for_stage(r.stages[1])  # stage recipes are rebuilt from the raw recipe: resolved once
+    assert student.sources["a"].path == "/datasets/a.csv"
+
+
+def test_every_paper_recipe_takes_its_data_from_data_root():
+    for path in CONFIGS.glob("*.yaml"):
+        r = load_recipe(path, ["data_root=/d"])
+        assert all(s.path.startswith("/d/") for s in [*r.sources.values(), *r.validation.values()]), path.stem
+
+
+def test_folds_name_the_sources_they_split(mini):
+    with pytest.raises(ConfigError, match="folds.sources names unknown sources"):
+        load_recipe(mini, ["stages.teacher.folds={sources: [nope], k: 2}"])
+
+
 def test_stage_overrides_apply_to_that_stage_only(mini):
     r = load_recipe(mini)
     student = r.for_stage(r.stages[1])

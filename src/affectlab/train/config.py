@@ -255,12 +255,20 @@ class EarlyStopping:
 
 @dataclass
 class Folds:
-    """k-fold training (streaming §4.3.1): member i trains without fold i of the training rows and
-    validates on it; folds keep ``by`` (video, subject) together."""
+    """k-fold training (streaming §4.3.1): member i trains without fold i of the rows of ``sources``
+    and validates on it; folds keep ``by`` (video, subject) together. Rows of other sources
+    (external data) train every member."""
 
+    sources: list[str]
     k: int = 5
     by: str = "video"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ValueError("folds.sources must name the sources to split into folds")
+        if self.k < 2:
+            raise ValueError(f"folds.k must be >= 2, got {self.k}")
 
 
 @dataclass
@@ -354,9 +362,15 @@ class Recipe:
     train: Train = field(default_factory=Train)
     ensembles: dict[str, Ensemble] = field(default_factory=dict)
     final: str | None = None
+    #: Where the sources' relative paths (and images) live; None = the working directory.
+    data_root: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.data_root is not None:
+            for source in [*self.sources.values(), *self.validation.values()]:
+                source.path = os.path.join(self.data_root, source.path)
+                source.images = source.images and os.path.join(self.data_root, source.images)
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
@@ -380,6 +394,10 @@ class Recipe:
             late = [r for r in refs if r and r not in earlier]
             if late:
                 raise ValueError(f"stage {stage.name!r} refers to {late}, which must be earlier stages")
+            unknown = [s for s in (stage.folds.sources if stage.folds else []) if s not in self.sources]
+            if unknown:
+                raise ValueError(f"stage {stage.name!r}: folds.sources names unknown sources {unknown}; "
+                                 f"sources: {list(self.sources)}")
 
     def for_stage(self, stage: Stage) -> "Recipe":
         """This recipe with the stage's ``overrides`` merged in."""

@@ -18,7 +18,7 @@ from affectlab.data.sampling import GroupPool, assign_folds, downsample_frames
 from affectlab.data.table import add_skipped, soft_columns
 from affectlab.errors import AffectlabError
 from affectlab.labels import LabelSchema
-from affectlab.train.config import TASKS, Group, Source
+from affectlab.train.config import TASKS, Folds, Group, Source
 
 TableCache = dict[tuple, SampleTable]
 
@@ -59,8 +59,25 @@ def group_keys(df: pd.DataFrame, by: str, where: str) -> pd.Series:
         raise AffectlabError(f"{where}: cannot split by {by!r}: no such column")
     keys = df[by].astype(str)
     if by == "video":
-        keys = keys.where(keys != "", df["path"])
+        keys = keys.where(keys != "", df["path"]).str.replace(TWO_PERSON_SUFFIX, "", regex=True)
     return keys
+
+
+#: Aff-Wild2 names the two people of one video ``<name>_left`` and ``<name>_right``: one source video.
+TWO_PERSON_SUFFIX = r"_(left|right)$"
+
+
+def fold_of_rows(tables: SourceTables, folds: Folds) -> np.ndarray:
+    """Each training row's k-fold (streaming §4.3.1), -1 for rows of sources the recipe does not split.
+
+    Folds keep ``by`` keys together (a video, both people of a two-person video, a subject), and
+    only the sources ``folds.sources`` names are split: external data trains every member."""
+    fold = np.full(len(tables.samples), -1, dtype=np.int64)
+    split = np.isin(tables.names, folds.sources)
+    if split.any():
+        keys = group_keys(tables.samples[split], folds.by, "training data")
+        fold[split] = assign_folds(keys, folds.k, folds.seed)
+    return fold
 
 
 def without_tasks(samples: pd.DataFrame, schema: LabelSchema, tasks: list[str]) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from affectlab.data.dataset import FaceDataset
-from affectlab.data.sampling import MultiSourceBatchSampler, assign_folds
+from affectlab.data.sampling import MultiSourceBatchSampler
 from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError, DataError
 from affectlab.labels import AU_SETS, LabelSchema, schema as make_schema
@@ -59,6 +59,9 @@ from affectlab.train.distill import CachedTeacher, student_loss
 from affectlab.train.evaluate import InputSpec, collect_outputs, evaluate, monitor_value
 from affectlab.train.objective import Objective, flatten_time, label_masks
 from affectlab.train.pseudo import apply_rules, mine_au_expr_rules, teacher_labels
+
+
+NO_UNSEEN_DATA = "not scored: every validation row was in some member's training data"
 
 
 @dataclass
@@ -233,8 +236,11 @@ class Run:
         return self.out / f"{member}.safetensors"
 
     def stage_members(self, stage_name: str) -> list[str]:
-        stage = next(s for s in self.recipe.stages if s.name == stage_name)
-        return [m.name for m in self.members(stage, 0)]
+        return [m.name for m in self.stage_member_list(stage_name)]
+
+    def stage_member_list(self, stage_name: str) -> list[Member]:
+        index, stage = next((i, s) for i, s in enumerate(self.recipe.stages) if s.name == stage_name)
+        return self.members(stage, index)
 
     def members(self, stage: Stage, stage_index: int) -> list[Member]:
         recipe = self.recipe.for_stage(stage)
@@ -269,11 +275,15 @@ class Run:
                    "ensembles": {}}
         if self.dist.main:
             for name, ens in self.recipe.ensembles.items():
-                paths = [self.member_path(m) for stage in ens.members for m in self.stage_members(stage)]
+                members = [m for stage in ens.members for m in self.stage_member_list(stage)]
+                paths = [self.member_path(m.name) for m in members]
                 models = [load_model(p, device=str(self.device)) for p in paths]
-                scores = self._validate(models, self.recipe, None, method=ens.method)
+                scores = self._validate(models, self.recipe, members, method=ens.method)
                 results["ensembles"][name] = {"members": [str(p) for p in paths], "method": ens.method,
                                               "validation": scores}
+                if not scores:
+                    results["ensembles"][name]["note"] = NO_UNSEEN_DATA
+                    tqdm.write(f"affectlab: ensemble {name!r}: {NO_UNSEEN_DATA}", file=sys.stderr)
                 self.metrics.log("ensemble", name, 0, _flat(scores, "val"))
             final = self.recipe.final
             if final in self.recipe.ensembles:
@@ -291,25 +301,34 @@ class Run:
         return results
 
     # -- data --
-    def _training_data(self, member: Member) -> tdata.SourceTables:
-        """The member's training rows: its recipe's sources, minus its fold, plus pseudo labels."""
+    def _training_rows(self, member: Member) -> tdata.SourceTables:
+        """The member's training rows: its recipe's sources, minus its held-out fold."""
         tables = tdata.read_sources(member.recipe.sources, self.schema, self.cache)
-        if member.fold is not None:
-            folds = member.stage.folds
-            fold = assign_folds(tdata.group_keys(tables.samples, folds.by, "training data"), folds.k, folds.seed)
-            keep = fold != member.fold
-            tables = tdata.SourceTables(tables.samples[keep].reset_index(drop=True), tables.names[keep], tables.skipped)
+        if member.fold is None:
+            return tables
+        keep = tdata.fold_of_rows(tables, member.stage.folds) != member.fold
+        return tdata.SourceTables(tables.samples[keep].reset_index(drop=True), tables.names[keep], tables.skipped)
+
+    def _training_data(self, member: Member) -> tdata.SourceTables:
+        """The member's training rows with pseudo labels where its stage adds them."""
+        tables = self._training_rows(member)
         if member.stage.pseudo_labels is not None:
             tables = self._pseudo_label(member, tables)
         return tables
 
-    def _validation(self, recipe: Recipe, member: Member | None) -> dict[str, pd.DataFrame]:
+    def _validation(self, recipe: Recipe, members: Sequence[Member]) -> dict[str, pd.DataFrame]:
+        """The validation tables of model(s) trained as ``members``: a fold member's own held-out fold,
+        and the recipe's validation sources, each without any row one of the members trained on
+        (a fold member trains on Aff-Wild2 validation videos; an ensemble's members together may
+        have seen every row)."""
         tables = {name: tdata.read_one(src, self.schema, self.cache).samples for name, src in recipe.validation.items()}
-        if member is not None and member.fold is not None:
-            all_rows = tdata.read_sources(recipe.sources, self.schema, self.cache).samples
-            folds = member.stage.folds
-            fold = assign_folds(tdata.group_keys(all_rows, folds.by, "training data"), folds.k, folds.seed)
-            tables[f"fold{member.fold}"] = all_rows[fold == member.fold].reset_index(drop=True)
+        if len(members) == 1 and members[0].fold is not None:
+            member = members[0]
+            all_rows = tdata.read_sources(member.recipe.sources, self.schema, self.cache)
+            held_out = tdata.fold_of_rows(all_rows, member.stage.folds) == member.fold
+            tables[f"fold{member.fold}"] = all_rows.samples[held_out].reset_index(drop=True)
+        seen = set().union(*(self._training_rows(m).samples["path"] for m in members))
+        tables = {k: v[~v["path"].isin(seen)].reset_index(drop=True) for k, v in tables.items()}
         return {k: v for k, v in tables.items() if len(v)}
 
     def _pseudo_label(self, member: Member, tables: tdata.SourceTables) -> tdata.SourceTables:
@@ -379,12 +398,13 @@ class Run:
                                                      "crop": spec.to_extra(), **extra})
         self.dist.barrier()
 
-    def _validate(self, models: list[AffectModel], recipe: Recipe, member: Member | None, method: str = "mean",
+    def _validate(self, models: list[AffectModel], recipe: Recipe, members: Sequence[Member], method: str = "mean",
                   spec: InputSpec | None = None) -> dict:
-        """Scores per validation source and, with several sources, for all of them together (``all``).
+        """Scores per validation source and, with several sources, for all of them together (``all``),
+        on rows none of ``members`` (the models' training) saw.
 
         ``spec``: the input of a model in training (checkpoints carry their own)."""
-        tables = self._validation(recipe, member)
+        tables = self._validation(recipe, members)
         out, preds, labels = {}, [], []
         for name, samples in tables.items():
             ev = evaluate(models, samples, method=method, batch_size=recipe.data.eval_batch_size,
@@ -414,7 +434,7 @@ class Run:
         input_spec = self._input_spec(member, model)
         self._save(member, model, input_spec, {})
         scores = self._validate([load_model(self.member_path(member.name), device=str(self.device))], member.recipe,
-                                member) if self.dist.main else {}
+                                [member]) if self.dist.main else {}
         self.metrics.log(member.stage.name, member.name, 0, _flat(scores, "val"))
         return {"path": str(self.member_path(member.name)), "validation": scores}
 
@@ -495,7 +515,7 @@ class Run:
                     running.clear()
                 stop = False
                 if step % eval_every == 0 or step == total:
-                    scores = self._validate([model], recipe, member, spec=spec) if validating else {}
+                    scores = self._validate([model], recipe, [member], spec=spec) if validating else {}
                     self.metrics.log(stage.name, member.name, step, _flat(scores, "val"))
                     if stage.early_stopping is not None:
                         stop = self._early_stop(early, scores, stage, model, step)
@@ -508,7 +528,7 @@ class Run:
             bar.close()
         if stage.early_stopping is not None and early["best_state"] is not None:
             model.load_state_dict(early["best_state"])
-            scores = self._validate([model], recipe, member, spec=spec) if validating else {}
+            scores = self._validate([model], recipe, [member], spec=spec) if validating else {}
         self._save(member, model, spec, {"step": step, "validation": json_ready(scores),
                                          "unreadable_images": sorted(unreadable)})
         if self.dist.main and (self.out / "state.pt").exists():

@@ -1,0 +1,33 @@
+"""A recipe's sources as tables: k-fold assignment (streaming §4.3.1) and tight-crop framing."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from affectlab.labels import DEFAULT_SCHEMA
+from affectlab.train import data as tdata
+from affectlab.train.config import Folds, Source
+
+
+def tables(videos: list[str], names: list[str]) -> tdata.SourceTables:
+    samples = pd.DataFrame({"path": [f"{v}/{i}.jpg" for i, v in enumerate(videos)], "video": videos})
+    return tdata.SourceTables(samples, np.array(names, dtype=object), {})
+
+
+def test_both_people_of_a_two_person_video_share_a_fold():
+    videos = [f"v{i}{side}" for i in range(10) for side in ("_left", "_right")]
+    fold = tdata.fold_of_rows(tables(videos, ["affwild2"] * len(videos)), Folds(sources=["affwild2"], k=5))
+    assert (fold[0::2] == fold[1::2]).all() and set(fold) == set(range(5))
+
+
+def test_external_sources_train_every_fold_member():
+    t = tables(["a", "b", "c", "d", "x", "y"], ["affwild2"] * 4 + ["dfew"] * 2)
+    fold = tdata.fold_of_rows(t, Folds(sources=["affwild2"], k=2))
+    assert (fold[4:] == -1).all() and set(fold[:4]) == {0, 1}
+
+
+def test_framing_gives_tight_crops_their_five_points(shared_data):
+    points = [[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]]
+    source = Source(str(shared_data / "sfew"), tasks=["expr"], framing=points)
+    samples = tdata.read_one(source, DEFAULT_SCHEMA, {}).samples
+    assert np.allclose(samples[["framing_x0", "framing_y0", "framing_x4", "framing_y4"]].iloc[0], [0.3, 0.4, 0.65, 0.8])
