@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 #: The 12 AUs of the ABAW AU challenge (Aff-Wild2), the default.
 AU_ABAW: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
@@ -97,6 +97,23 @@ class LabelSchema:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "LabelSchema":
         return cls(tuple(d["au_names"]), tuple(d["expr_names"]), tuple(d.get("va_names", VA_NAMES)))
+
+
+#: Named expression sets: ABAW3+'s eight classes, and the seven basic ones (no Other).
+EXPR_SETS: dict[str, tuple[str, ...]] = {"abaw8": EXPR_NAMES, "basic7": EXPR_NAMES[:OTHER]}
+
+
+def expression_names(expressions: str | Sequence[str]) -> tuple[str, ...]:
+    """The class names of an expression set (``abaw8``, ``basic7``) or of a list of names, which must
+    be a prefix of the ABAW order so that class ids mean the same everywhere."""
+    if isinstance(expressions, str):
+        if expressions not in EXPR_SETS:
+            raise ValueError(f"unknown expression set {expressions!r}; known: {', '.join(EXPR_SETS)} or a list")
+        return EXPR_SETS[expressions]
+    names = tuple(expressions)
+    if not names or names != EXPR_NAMES[: len(names)]:
+        raise ValueError(f"an expression list must be a prefix of the ABAW order {list(EXPR_NAMES)}, got {list(names)}")
+    return names
 
 
 def schema(aus: str | tuple[str, ...] = "abaw", n_expr: int = len(EXPR_NAMES)) -> LabelSchema:

@@ -355,6 +355,9 @@ class Recipe:
     stages: list[Stage]
     seed: int = 0
     aus: Union[str, list[str]] = "abaw"
+    #: The expression classes: ``abaw8`` (ABAW3+, with Other), ``basic7`` (the seven basic
+    #: expressions of ABAW 2020-2021) or a list of names in ABAW order.
+    expressions: Union[str, list[str]] = "abaw8"
     validation: dict[str, Source] = field(default_factory=dict)
     data: Data = field(default_factory=Data)
     optimizer: Optimizer = field(default_factory=Optimizer)

@@ -48,7 +48,7 @@ from affectlab.data.dataset import FaceDataset
 from affectlab.data.sampling import MultiSourceBatchSampler
 from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError, DataError
-from affectlab.labels import AU_SETS, LabelSchema, schema as make_schema
+from affectlab.labels import AU_SETS, LabelSchema, expression_names, schema as make_schema
 from affectlab.devices import resolve_device
 from affectlab.jsonfile import json_ready, write_atomic, write_json
 from affectlab.models import AffectModel, Prediction, create_model, load_model, save_checkpoint
@@ -661,11 +661,15 @@ def training_step(net: nn.Module, batch: dict, objective: Objective, optimizer: 
 
 
 def recipe_schema(recipe: Recipe) -> LabelSchema:
-    """The recipe's label schema (its AU set)."""
+    """The recipe's label schema: its AU set and its expression classes."""
     try:
-        return make_schema(recipe.aus) if isinstance(recipe.aus, str) else make_schema(tuple(recipe.aus))
+        base = make_schema(recipe.aus) if isinstance(recipe.aus, str) else make_schema(tuple(recipe.aus))
     except ValueError as e:
         raise ConfigError(f"aus: {e} (sets: {', '.join(AU_SETS)})") from None
+    try:
+        return LabelSchema(base.au_names, expression_names(recipe.expressions))
+    except ValueError as e:
+        raise ConfigError(f"expressions: {e}") from None
 
 
 def _without_train(raw: dict) -> dict:
