@@ -22,11 +22,15 @@ def _schema_arg(value: str) -> LabelSchema:
 
 
 def cmd_data_summary(args: argparse.Namespace) -> int:
-    from affectlab.data import read_source
+    from affectlab.data import read_source, source_kind
+    from affectlab.data.abaw import abaw_release
     from affectlab.data.summary import format_summary, summarize
 
     table = read_source(args.source, images=args.images, split=args.split, schema=args.aus)
     summary = summarize(table, args.aus)
+    if source_kind(args.source) == "abaw":
+        summary = {"release": abaw_release(args.source), **summary}
+        print(f"release: {summary['release']}")
     print(format_summary(summary))
     if args.json:
         write_json(args.json, summary)

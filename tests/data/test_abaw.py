@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from affectlab.data.abaw import read_abaw, read_abaw_mtl
+from affectlab.data.abaw import abaw_release, read_abaw, read_abaw_mtl
 from affectlab.errors import DataError
 from affectlab.labels import AU_ABAW, schema
 
@@ -45,6 +45,34 @@ def test_abaw2_folder_names_and_seven_class_header(abaw):
     assert df.loc[df["video"] == "b", "expr"].tolist() == [6, 3]
     assert df.loc[df["video"] == "a", "expr"].tolist() == [-1]
     assert df.loc[df["video"] == "c", ["valence", "arousal"]].values.tolist() == [[1.0, -1.0]]
+
+
+AU_2020 = "AU1,AU2,AU4,AU6,AU12,AU15,AU20,AU25"
+
+
+def test_abaw2020_eight_au_release_is_read(abaw):
+    """ABAW 2020 annotated 8 AUs (with AU20) and 7 expressions; AUs outside the schema are dropped,
+    schema AUs the release lacks are missing, never 0."""
+    abaw.annotate("AU_Set", "a", ["1,0,0,0,1,0,1,1", "-1,-1,-1,-1,-1,-1,-1,-1"], header=AU_2020)
+    abaw.annotate("EXPR_Set", "a", ["3", "5"], header="Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise")
+    df = read_abaw(abaw.annotations, schema=schema("teacher-student")).samples
+    assert df[["AU1", "AU12", "AU20", "AU25"]].iloc[0].tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert df["expr"].tolist() == [3, 5] and math.isnan(df["AU20"].iloc[1])
+    abaw12 = read_abaw(abaw.annotations).samples
+    assert "AU20" not in abaw12 and math.isnan(abaw12["AU7"].iloc[0]) and abaw12["AU12"].iloc[0] == 1.0
+
+
+@pytest.mark.parametrize("au_header, expr_header, release", [
+    (AU_2020, "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise", "ABAW 2020: 8 AUs incl. AU20, 7 expressions"),
+    (",".join(AU_ABAW), "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise", "ABAW2 (2021): 12 AUs, 7 expressions"),
+    (",".join(AU_ABAW), "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other",
+     "ABAW3 (2022) or later: 12 AUs, 8 expressions"),
+])
+def test_a_tree_says_which_release_it_is(abaw, au_header, expr_header, release):
+    abaw.annotate("AU_Set", "a", [",".join(["0"] * len(au_header.split(",")))], header=au_header)
+    abaw.annotate("EXPR_Set", "a", ["1"], header=expr_header)
+    abaw.annotate("VA_Set", "a", ["0.1,0.2"])
+    assert abaw_release(abaw.annotations) == release + ", valence/arousal"
 
 
 def test_seven_class_header_rejects_other(abaw):
@@ -179,3 +207,11 @@ def test_mtl_bad_header(lines, tmp_path):
     with pytest.raises(DataError, match="expected image,valence,arousal,expression,aus") as err:
         read_abaw_mtl(path)
     assert err.value.path == str(path)
+
+
+def test_data_summary_names_the_release(abaw, capsys):
+    from affectlab.cli import main
+
+    abaw.annotate("AU_Set", "a", ["1,0,0,0,1,0,1,1"], header=AU_2020)
+    assert main(["data", "summary", str(abaw.annotations)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "release: ABAW 2020: 8 AUs incl. AU20"

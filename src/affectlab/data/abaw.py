@@ -19,7 +19,7 @@ from affectlab.data._parse import (IMAGE_MISSING, check_field_counts, drop_rows,
                                    read_text_rows)
 from affectlab.data.table import SampleTable, build_table
 from affectlab.errors import DataError
-from affectlab.labels import AU_ABAW, DEFAULT_SCHEMA, EXPR_NAMES, VA_NAMES, LabelSchema
+from affectlab.labels import AU_ABAW, AU_TEACHER_STUDENT, DEFAULT_SCHEMA, EXPR_NAMES, VA_NAMES, LabelSchema
 
 SPLIT_FOLDERS: dict[str, str] = {"train": "Train_Set", "validation": "Validation_Set"}
 AU_MISSING, EXPR_MISSING, VA_MISSING = -1, -1, -5
@@ -33,12 +33,15 @@ TASK_FOLDERS: dict[str, tuple[str, ...]] = {
     "EXPR": ("EXPR_Set", "EXPR_Classification_Challenge", "EXPR_Recognition_Challenge"),
     "VA": ("VA_Set", "VA_Estimation_Challenge"),
 }
-#: Accepted header lines per task; ABAW2 named 7 expressions, ABAW3+ added "Other".
+#: The AUs of the first release (ABAW 2020): eight, with AU20.
+AU_ABAW2020: tuple[str, ...] = AU_TEACHER_STUDENT
+#: Accepted header lines per task: ABAW 2020 annotated 8 AUs, 2021 onwards 12; ABAW 2020-2021 named
+#: 7 expressions, ABAW3 (2022) onwards added "Other".
 HEADERS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "AU": (AU_ABAW,), "EXPR": (EXPR_NAMES, EXPR_NAMES[:7]), "VA": (VA_NAMES,),
+    "AU": (AU_ABAW, AU_ABAW2020), "EXPR": (EXPR_NAMES, EXPR_NAMES[:7]), "VA": (VA_NAMES,),
 }
-#: The fields of one data line, and the table columns they become.
-_FIELDS: dict[str, tuple[str, ...]] = {"AU": AU_ABAW, "EXPR": ("expression",), "VA": VA_NAMES}
+#: The fields of one EXPR and VA line, and the table columns they become (AU: the header's AUs).
+_FIELDS: dict[str, tuple[str, ...]] = {"EXPR": ("expression",), "VA": VA_NAMES}
 _COLUMNS: dict[str, tuple[str, ...]] = {"AU": AU_ABAW, "EXPR": ("expr",), "VA": VA_NAMES}
 
 
@@ -95,6 +98,28 @@ def read_abaw_mtl(file: str | os.PathLike[str], images: str | os.PathLike[str] |
     return _finish(frames, images, schema)
 
 
+def abaw_release(annotation_root: str | os.PathLike[str]) -> str:
+    """Which ABAW release an annotation tree is, in one line, from its first file's header per task."""
+    seen: dict[str, tuple[str, ...]] = {}
+    for task, folder in _task_folders(Path(annotation_root)):
+        first = next(iter(sorted(folder.glob("*/*.txt"))), None)
+        if first is not None:
+            seen[task] = _check_header(first, read_text_rows(first)[0], HEADERS[task])
+    aus, expr = seen.get("AU"), seen.get("EXPR")
+    if aus == AU_ABAW2020:
+        name = "ABAW 2020"
+    elif expr == EXPR_NAMES:
+        name = "ABAW3 (2022) or later"
+    elif expr is not None or aus is not None:
+        name = "ABAW2 (2021)" if expr is not None else "ABAW2 (2021) or later"
+    else:
+        name = "an ABAW release (VA only)"
+    found = [f"{len(aus)} AUs" + (" incl. AU20" if "AU20" in aus else "")] if aus else []
+    found += [f"{len(expr)} expressions"] if expr else []
+    found += ["valence/arousal"] if "VA" in seen else []
+    return f"{name}: {', '.join(found)}"
+
+
 def _task_folders(root: Path) -> list[tuple[str, Path]]:
     """The task folders present under ``root``: at least one, and one spelling per task."""
     found = []
@@ -126,7 +151,7 @@ def _read_video(task: str, file: Path) -> pd.DataFrame:
     """One ``<video>.txt``: header checked, values parsed and range-checked, missing codes masked."""
     header, rows = read_text_rows(file)
     names = _check_header(file, header, HEADERS[task])
-    fields = _FIELDS[task]
+    fields = names if task == "AU" else _FIELDS[task]
     labels = _labels(task, parse_numbers(file, rows, fields), file, fields, n_expr=len(names))
     frame = pd.DataFrame({"video": pd.Series([file.stem] * len(labels), dtype="str"),
                           "frame": np.arange(1, len(labels) + 1, dtype=np.int64)})
@@ -151,7 +176,7 @@ def _labels(task: str, values: np.ndarray, path: Path, names: tuple[str, ...], *
     """
     if task == "AU":
         _require(np.isin(values, (0, 1, AU_MISSING)), values, path, names, "0, 1 or -1 (missing)")
-        return pd.DataFrame(np.where(values == AU_MISSING, np.nan, values), columns=list(AU_ABAW))
+        return pd.DataFrame(np.where(values == AU_MISSING, np.nan, values), columns=list(names))
     if task == "EXPR":
         _require(np.isin(values, np.arange(EXPR_MISSING, n_expr)), values, path, names,
                  f"an expression id in 0..{n_expr - 1} or -1 (missing)")
@@ -171,7 +196,7 @@ def _require(ok: np.ndarray, values: np.ndarray, path: Path, names: tuple[str, .
 def _finish(frames: pd.DataFrame, images: str | os.PathLike[str] | None, schema: LabelSchema) -> SampleTable:
     """Drop frames with no label at all, point paths at ``images`` and drop frames without an image."""
     skipped: dict[str, int] = {}
-    au = frames.reindex(columns=list(AU_ABAW)).notna().any(axis=1)
+    au = frames.reindex(columns=sorted(set(AU_ABAW) | set(AU_ABAW2020))).notna().any(axis=1)
     va = frames.reindex(columns=list(VA_NAMES)).notna().any(axis=1)
     expr = frames["expr"].fillna(EXPR_MISSING) != EXPR_MISSING if "expr" in frames else False
     frames = drop_rows(frames, ~(au | va | expr).to_numpy(), NO_LABELS, skipped)
