@@ -24,6 +24,26 @@ def one_cpu_thread():
 
 
 @pytest.fixture(scope="session")
+def imagenet_cache(tmp_path_factory) -> Path:
+    """A torch hub cache (TORCH_HOME) holding torchvision's MobileNetV2 ImageNet file name with weights
+    made here (a fresh initialisation): ``backbone_weights: imagenet`` resolves to it, offline."""
+    from affectlab.models.backbones import Backbone
+
+    home = tmp_path_factory.mktemp("torch_home")
+    file = home / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
+    file.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(Backbone("mobilenet_v2").body.state_dict(), file)
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(home)
+    yield file
+    if previous is None:
+        del os.environ["TORCH_HOME"]
+    else:
+        os.environ["TORCH_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real labelled faces beside the checkout (FER+, AffectNet, CK+, sample media)."""
     if not SHARED_DATA.is_dir():

@@ -35,6 +35,28 @@ def test_unknown_backbone():
         Backbone("vgg-nope")
 
 
+def test_imagenet_comes_from_torchvisions_weights_api_and_cache(imagenet_cache):
+    backbone = Backbone("mobilenet_v2")
+    backbone.load_imagenet("imagenet")
+    state = torch.load(imagenet_cache, weights_only=True)
+    own = backbone.body.state_dict()
+    assert all(torch.equal(own[k], state[k]) for k in own if not k.endswith("num_batches_tracked"))
+
+
+def test_imagenet_offline_names_the_file_to_pass(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    def no_network(url, dst, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(AffectlabError) as e:
+        Backbone("resnet50").load_imagenet("imagenet")
+    message = one_line(e)
+    assert "resnet50-0676ba61.pth" in message and "backbone_weights=PATH" in message and "no network" in message
+
+
 def test_imagenet_mobilenet_v2_file_loads(mobilenet_v2_weights):
     state = torch.load(mobilenet_v2_weights, weights_only=True)
     backbone = Backbone("mobilenet_v2")

@@ -210,3 +210,8 @@ def test_training_step_clips_gradients_and_needs_distill_settings_for_a_teacher(
     teacher = lambda b, image: model(image)  # noqa: E731
     with pytest.raises(ValueError, match="distill settings"):
         training_step(model, batch, objective, optimizer, torch.ones(1, 3, dtype=torch.bool), teacher=teacher)
+
+
+def test_a_run_from_random_weights_says_so(world, tmp_path, capsys):
+    assert main(["train", str(mini_recipe(world, tmp_path)), "--out", str(tmp_path / "run")]) == 0
+    assert "main: mtl-baseline starts from random weights" in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """Convolutional trunks that turn a normalised face (B, 3, H, W) into a feature map (B, C, h, w).
 
-Built from torchvision with ``weights=None`` (nothing is ever downloaded); ImageNet initialisation
-comes only from a local file the user names (:meth:`Backbone.load_imagenet`), for instance
-torchvision's own ``mobilenet_v2-b0353104.pth``.
+Built from torchvision with ``weights=None``; ImageNet initialisation comes from a local file the
+user names (:meth:`Backbone.load_imagenet`), for instance torchvision's own ``mobilenet_v2-b0353104.pth``,
+or with ``imagenet`` from torchvision's weights API (:func:`imagenet_weights_file`: torch's cache,
+downloaded into it where there is a network). Inference never downloads anything.
 
 - ``inception_v3``: InceptionV3 up to ``Mixed_6e``, a 17×17×768 map at 299 px: the feature
   extractor of SMM-EmotionNet (smm paper §3.1, "Part I") and of the context paper (§3).
@@ -79,6 +80,41 @@ TORCHVISION_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
 }
 
 
+#: torchvision's ImageNet weights of each trunk (its weights API names); the papers' era, V1.
+IMAGENET_WEIGHTS: dict[str, str] = {
+    "inception_v3": "Inception_V3_Weights.IMAGENET1K_V1",
+    "resnet50": "ResNet50_Weights.IMAGENET1K_V1",
+    "mobilenet_v2": "MobileNet_V2_Weights.IMAGENET1K_V1",
+}
+
+
+def imagenet_weights_file(backbone: str) -> Path:
+    """torchvision's ImageNet file for ``backbone``: from torch's hub cache, else downloaded into it.
+
+    Offline, the error names the file to fetch elsewhere and pass as ``backbone_weights``.
+    """
+    from urllib.error import URLError
+    from urllib.parse import urlparse
+
+    from torchvision.models import get_weight
+
+    if backbone not in IMAGENET_WEIGHTS:
+        raise AffectlabError(f"no ImageNet weights known for backbone {backbone!r}; "
+                             f"known: {', '.join(IMAGENET_WEIGHTS)} (or pass a weights file)")
+    url = get_weight(IMAGENET_WEIGHTS[backbone]).url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(cached), progress=False)
+        except (URLError, OSError) as e:
+            reason = getattr(e, "reason", None) or e.strerror or type(e).__name__
+            raise AffectlabError(f"cannot download ImageNet weights for {backbone} from {url} ({reason}); fetch "
+                                 f"{cached.name} where there is a network and pass backbone_weights=PATH "
+                                 f"(or put it at {cached})") from None
+    return cached
+
+
 class _LastFeatureMap(nn.Module):
     """A timm ``features_only`` model returns a list of maps; keep the deepest."""
 
@@ -122,12 +158,13 @@ class Backbone(nn.Module):
         return self.body(x)
 
     def load_imagenet(self, path: str | PathLike[str]) -> None:
-        """Load ImageNet weights from a local state-dict file (``torch.load(weights_only=True)``).
+        """Load ImageNet weights from a local state-dict file (``torch.load(weights_only=True)``), or
+        ``imagenet``: torchvision's own (:func:`imagenet_weights_file`).
 
         The file's classifier (and any other layer this trunk dropped) is ignored; every tensor
         of the trunk must be in the file with the right shape, or a DataError names the file.
         """
-        path = Path(path)
+        path = imagenet_weights_file(self.name) if str(path) == "imagenet" else Path(path)
         if not path.is_file():
             raise DataError(path, f"no such weights file for backbone {self.name!r}")
         try:

@@ -367,6 +367,9 @@ class Run:
     def _model(self, member: Member) -> AffectModel:
         spec = member.recipe.model
         torch.manual_seed(member.seed)
+        if spec.backbone_weights is None and not member.stage.init_from and self.dist.main:
+            tqdm.write(f"affectlab: {member.name}: {spec.name} starts from random weights "
+                       "(model.backbone_weights=imagenet starts it from ImageNet)", file=sys.stderr)
         try:
             model = create_model(spec.name, self.schema, backbone_weights=spec.backbone_weights, **spec.config)
         except TypeError as e:
