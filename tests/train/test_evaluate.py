@@ -3,6 +3,7 @@ and ensemble combination (mean and vote)."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -125,3 +126,20 @@ def test_mean_and_vote_ensembles():
     assert vote["expr_id"][0] == 1 and vote["expr"][0].tolist() == pytest.approx([1 / 3, 2 / 3, 0])
     tie = combine_outputs(members[:2] + [out([[0.9]], [[0.8, 0.1, 0.1]], [[0, 0]])], "vote")
     assert tie["expr_id"][0] == 0 and tie["au"][0, 0] == pytest.approx(2 / 3)
+
+
+def test_early_stopping_monitor_is_a_sum_of_named_scores():
+    """Multi-database §4.2: EXPR by 0.67·F1 + 0.33·Acc (ABAW2) and VA by mean CCC."""
+    from affectlab.train.evaluate import monitor_value
+
+    scores = {"P_VA": 0.5, "P_EXPR": 0.25, "abaw2": {"expr": 0.4}}
+    assert monitor_value(scores, "abaw2.expr + P_VA") == pytest.approx(0.9)
+    assert monitor_value(scores, "P") == pytest.approx(0.75)
+    assert math.isnan(monitor_value(scores, "P_AU + P_VA"))
+
+
+def test_an_unknown_monitor_is_refused_at_load():
+    from affectlab.train.config import EarlyStopping
+
+    with pytest.raises(ValueError, match="unknown score 'abaw2x.expr'"):
+        EarlyStopping(monitor="abaw2x.expr + P_VA")

@@ -109,8 +109,8 @@ def test_early_stopping_keeps_the_best_weights(world, tmp_path):
 
 
 def test_early_stopping_needs_its_metric(world, tmp_path):
-    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 4, early_stopping: {monitor: P_EXPRESSO}}]")
-    with pytest.raises(AffectlabError, match="P_EXPRESSO"):
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 4, early_stopping: {monitor: va.ccc_nope}}]")
+    with pytest.raises(AffectlabError, match="va.ccc_nope"):
         train(load_recipe(path), tmp_path / "run")
 
 

@@ -243,14 +243,24 @@ class PseudoLabels:
             raise ValueError("pseudo_labels needs rules, a teacher, or both")
 
 
+#: The scores an early-stopping monitor may name (the ``score`` JSON's keys, see the README).
+MONITOR_ROOTS: tuple[str, ...] = ("P", "P_AU", "P_EXPR", "P_VA", "P_MTL", "abaw2", "au", "expr", "va", "n")
+
+
 @dataclass
 class EarlyStopping:
     """Stop when the validation ``monitor`` has not improved for ``patience`` evaluations; keep the best
-    weights. ``monitor``: ``P`` (the sum of the P scores present; P_MTL with all three tasks) or a
-    dotted key of the scores (``P_EXPR``, ``abaw2.expr``, ``va.ccc_valence``)."""
+    weights. ``monitor``: ``P`` (the sum of the P scores present; P_MTL with all three tasks), a
+    dotted key of the scores (``P_EXPR``, ``abaw2.expr``, ``va.ccc_valence``) or a sum of them."""
 
     patience: int = 5
     monitor: str = "P"
+
+    def __post_init__(self) -> None:
+        for term in (t.strip() for t in self.monitor.split("+")):
+            if term.split(".")[0] not in MONITOR_ROOTS:
+                raise ValueError(f"early_stopping.monitor: unknown score {term!r}; use P or a sum of "
+                                 f"{', '.join(MONITOR_ROOTS[1:])} (dotted inside: abaw2.expr, va.ccc_valence)")
 
 
 @dataclass

@@ -176,7 +176,11 @@ def evaluate(models: Sequence[AffectModel], samples: pd.DataFrame, *, method: st
 
 
 def monitor_value(scores: dict, monitor: str) -> float:
-    """The early-stopping number: ``P`` = sum of the P scores present, else a dotted key of ``scores``."""
+    """The early-stopping number: a sum of terms (``abaw2.expr + P_VA``: multi-database §4's 0.67·F1 +
+    0.33·Acc and mean CCC), each ``P`` (the sum of the P scores present) or a dotted key of ``scores``."""
+    terms = [t.strip() for t in monitor.split("+")]
+    if len(terms) > 1:
+        return float(sum(monitor_value(scores, t) for t in terms))
     if monitor == "P":
         present = [scores[k] for k in ("P_AU", "P_EXPR", "P_VA") if k in scores and scores[k] == scores[k]]
         return float(sum(present)) if present else float("nan")
