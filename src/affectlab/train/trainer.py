@@ -318,16 +318,17 @@ class Run:
 
     def _validation(self, recipe: Recipe, members: Sequence[Member]) -> dict[str, pd.DataFrame]:
         """The validation tables of model(s) trained as ``members``: a fold member's own held-out fold,
-        and the recipe's validation sources, each without any row one of the members trained on
-        (a fold member trains on Aff-Wild2 validation videos; an ensemble's members together may
-        have seen every row)."""
+        and the recipe's validation sources without any row a fold member trained on (k-fold trains
+        on the Aff-Wild2 validation videos; an ensemble's fold members together may have seen every
+        row). Other members train on their recipe's training sources, which validation is kept apart
+        from by the recipe (an Aff-Wild2 frame may train one task and validate another)."""
         tables = {name: tdata.read_one(src, self.schema, self.cache).samples for name, src in recipe.validation.items()}
         if len(members) == 1 and members[0].fold is not None:
             member = members[0]
             all_rows = tdata.read_sources(member.recipe.sources, self.schema, self.cache)
             held_out = tdata.fold_of_rows(all_rows, member.stage.folds) == member.fold
             tables[f"fold{member.fold}"] = all_rows.samples[held_out].reset_index(drop=True)
-        seen = set().union(*(self._training_rows(m).samples["path"] for m in members))
+        seen = set().union(*(self._training_rows(m).samples["path"] for m in members if m.fold is not None))
         tables = {k: v[~v["path"].isin(seen)].reset_index(drop=True) for k, v in tables.items()}
         return {k: v for k, v in tables.items() if len(v)}
 
