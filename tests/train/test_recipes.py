@@ -38,12 +38,18 @@ def test_paper_hyper_parameters_are_written_in():
     assert smm.data.input_size == 299 and {s.downsample for s in smm.sources.values()} == {8}
     ts = load_recipe(CONFIGS / "teacher-student.yaml")
     assert (ts.optimizer.name, ts.optimizer.lr, ts.scheduler.step_epochs, ts.scheduler.gamma) == ("adam", 1e-4, 3, 0.1)
-    teacher, student = ts.stages
+    teacher, student, rnn_teacher, rnn_student = ts.stages
     assert (teacher.epochs, student.epochs, student.repeat) == (8, 3, 5)
+    assert rnn_student.repeat == 5 and rnn_teacher.init_from == rnn_student.init_from == "student"
+    rnn = ts.for_stage(rnn_student)
+    assert (rnn.model.name, rnn.model.config["seq_len"]) == ("cnn-rnn", 32) and set(rnn.sources) == {
+        "affwild2_au", "affwild2_expr", "affwild2_va"}
     assert (student.distill.lam, student.distill.T, ts.data.input_size) == (0.6, 1.5, 112)
     assert {t: term.weight for t, term in ts.loss.terms.items()} == {"au": 8, "expr": 1, "va": 1}
     md = load_recipe(CONFIGS / "multi-database.yaml")
     assert list(md.sampler) == ["expr", "va", "expr_va"] and md.stages[0].early_stopping.patience == 5
+    gru = md.for_stage(md.stages[2])
+    assert sum(g.quota for g in gru.sampler.values()) == 16 and md.stages[2].cache_features  # §4.1: RNN batch 16
     st = load_recipe(CONFIGS / "streaming.yaml")
     batch = sum(g.quota for g in st.sampler.values())
     assert (st.optimizer.lr, batch, st.scheduler.name) == (0.002, 80, "cosine-restarts")
@@ -54,8 +60,9 @@ def test_paper_hyper_parameters_are_written_in():
 #: What each recipe's run must produce: its members and ensembles.
 MEMBERS = {
     "smm": (["static"], []),
-    "teacher-student": (["teacher", "student-0", "student-1"], ["students"]),
-    "multi-database": (["teacher", "student"], []),
+    "teacher-student": (["teacher", "student-0", "student-1", "rnn-teacher", "rnn-student-0", "rnn-student-1"],
+                        ["students", "rnn-students"]),
+    "multi-database": (["teacher", "student", "gru-teacher", "gru-student"], []),
     "streaming": (["original", "fold-fold0", "fold-fold1", "pseudo"], ["vote"]),
     "context-ensemble": (["face", "context", "ensemble"], []),
 }

@@ -133,6 +133,43 @@ def test_sequence_models_train_on_clips(world, tmp_path):
     assert results["members"]["rnn"]["validation"]["labelled"]["n"]["va"] == 12
 
 
+def test_temporal_stage_caches_each_frames_features_once(world, tmp_path, monkeypatch):
+    """Multi-database §3.3 / teacher-student CNN-RNN: the best CNN's frozen features, computed once per
+    frame, feed GRUs trained on clips and scored per frame; a GRU student distils from a GRU teacher."""
+    from affectlab.models.multitask import MultitaskCNNRNN
+
+    seen = []
+    original = MultitaskCNNRNN.frame_features
+    monkeypatch.setattr(MultitaskCNNRNN, "frame_features", lambda self, x: seen.append(len(x)) or original(self, x))
+    rnn = "{model: {name: cnn-rnn, config: {backbone: mobilenet_v2, seq_len: 4}}}"
+    path = mini_recipe(world, tmp_path, stages=f"""
+  - {{name: cnn, steps: 2, repeat: 2}}
+  - {{name: rnn-teacher, steps: 3, init_from: cnn, cache_features: true, overrides: {rnn}}}
+  - {{name: rnn-student, steps: 3, init_from: cnn, cache_features: true, overrides: {rnn},
+     distill: {{teacher: rnn-teacher}}}}
+""")
+    abaw = [f"sources.va.path={world.abaw}", f"sources.va.images={world.frames}", "sources.va.split=train",
+            f"validation.labelled.path={world.abaw}", f"validation.labelled.images={world.frames}",
+            "validation.labelled.split=validation"]
+    results = train(load_recipe(path, abaw), tmp_path / "run")
+    train_rows = results["members"]["rnn-teacher"]["training_rows"]
+    assert sum(seen) == 2 * (train_rows + 12), "each training and validation frame once per GRU stage"
+    best = max(("cnn-0", "cnn-1"), key=lambda m: results["members"][m]["validation"]["labelled"]["P_MTL"])
+    cnn, rnn_w = weights(tmp_path / "run" / f"{best}.safetensors"), weights(tmp_path / "run" / "rnn-student.safetensors")
+    assert torch.equal(cnn["backbone.body.features.0.0.weight"], rnn_w["backbone.body.features.0.0.weight"])
+    assert results["members"]["rnn-student"]["validation"]["labelled"]["n"]["va"] == 12
+
+
+def test_a_cached_feature_student_needs_a_teacher_on_the_same_features(world, tmp_path):
+    path = mini_recipe(world, tmp_path, stages="""
+  - {name: cnn, steps: 2}
+  - {name: t, steps: 2}
+  - {name: s, steps: 2, init_from: cnn, cache_features: true, distill: {teacher: t}}
+""")
+    with pytest.raises(AffectlabError, match="must cache the same CNN's"):
+        load_recipe(path)
+
+
 def test_cached_teacher_outputs(world, tmp_path):
     path = mini_recipe(world, tmp_path, config="{backbone: mobilenet_v2, va_bins: 20}", stages="""
   - {name: teacher, steps: 2}

@@ -104,6 +104,11 @@ def abaw(world: World, source: str, key: str = "sources") -> list[str]:
     return [f"{key}.{source}.path={world.abaw}", f"{key}.{source}.images={world.frames}"]
 
 
+def seq_len(n: int, *stages: str) -> list[str]:
+    """Short clips for the temporal stages."""
+    return [f"stages.{s}.overrides.model.config.seq_len={n}" for s in stages]
+
+
 def recipe_overrides(world: World, name: str) -> list[str]:
     """Each recipe on the tiny world: its datasets by path, toy quotas and a few steps per stage."""
     q = lambda *groups: [f"sampler.{g}.quota=2" for g in groups]  # noqa: E731
@@ -114,11 +119,14 @@ def recipe_overrides(world: World, name: str) -> list[str]:
         return [*abaw(world, "affwild2_au"), *abaw(world, "affwild2_expr"), *abaw(world, "affwild2_va"),
                 *abaw(world, "aff-wild2", "validation"), f"sources.disfa.path={world.au}",
                 f"sources.expw.path={world.expr}", f"sources.afew_va.path={world.va}", *q("au", "expr", "va"),
-                "stages.teacher.steps=3", "stages.student.steps=2", "stages.student.repeat=2"]
+                "stages.teacher.steps=3", "stages.student.steps=2", "stages.student.repeat=2",
+                "stages.rnn-teacher.steps=2", "stages.rnn-student.steps=2", "stages.rnn-student.repeat=2",
+                *seq_len(4, "rnn-teacher", "rnn-student")]
     if name == "multi-database":
         return [*abaw(world, "affwild2"), *abaw(world, "aff-wild2", "validation"), f"sources.expw.path={world.expr}",
                 f"sources.afew_va.path={world.va}", f"sources.affectnet.path={world.affectnet}",
-                *q("expr", "va", "expr_va"), "stages.teacher.steps=4", "stages.student.steps=4"]
+                *q("expr", "va", "expr_va"), "stages.teacher.steps=4", "stages.student.steps=4",
+                "stages.gru-teacher.steps=2", "stages.gru-student.steps=2", *seq_len(4, "gru-teacher", "gru-student")]
     if name == "streaming":
         return [*abaw(world, "affwild2"), *abaw(world, "aff-wild2", "validation"), f"sources.bp4d.path={world.au}",
                 f"sources.dfew.path={world.expr}", f"sources.affectnet.path={world.va}", *q("au", "expr", "va"),

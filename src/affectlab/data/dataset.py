@@ -43,9 +43,13 @@ class FaceDataset(Dataset):
 
     def __init__(self, samples: pd.DataFrame, schema: LabelSchema, *, size: int, margin: float = 0.07,
                  views: Sequence[float] = (0.0,), image_context: float = 0.0, augmentation: Augmentation | None = None,
-                 clip_len: int = 0, seed: int = 0, sources: Sequence[str] | None = None):
+                 clip_len: int = 0, seed: int = 0, sources: Sequence[str] | None = None,
+                 features: np.ndarray | None = None):
         """Crop arguments as in :func:`affectlab.data.transforms.frame_face`; ``seed`` seeds augmentation;
-        ``sources``: a name per row for the batch meta (default: the table's ``source`` column)."""
+        ``sources``: a name per row for the batch meta (default: the table's ``source`` column);
+        ``features``: (N, C) per-row frame features given as ``image`` instead of the decoded face
+        (a frozen CNN's features computed once per frame, for a temporal model's clips; a NaN row
+        is a frame whose image could not be read, and loses its labels)."""
         if clip_len and len(views) > 1:
             raise ValueError("a dataset gives either clips or several views per sample, not both")
         self.schema, self.size, self.margin, self.views = schema, size, margin, tuple(views)
@@ -65,6 +69,9 @@ class FaceDataset(Dataset):
         va = samples[list(schema.va_names)].to_numpy(dtype=np.float32)
         self.va_mask = ~np.isnan(va)
         self.va = np.nan_to_num(va)
+        if features is not None and len(features) != len(samples):
+            raise ValueError(f"{len(features)} feature rows for {len(samples)} samples")
+        self.features = features
         self.landmarks = _points(samples, LANDMARK_COLUMNS)
         self.framing = _points(samples, FRAMING_COLUMNS)
         self.clip_rows, self.anchor = _clip_neighbours(samples, clip_len) if clip_len else (None, None)
@@ -80,6 +87,8 @@ class FaceDataset(Dataset):
         if self.augmentation is not None:
             rng = np.random.default_rng([self.seed, group, position])
             params = sample_params(self.augmentation, self.size, loaded, rng)
+        if self.features is not None:
+            return self._feature_item(row, rows, group)
         images, ok, errors = [], [], []
         for r in rows:
             try:
@@ -100,6 +109,19 @@ class FaceDataset(Dataset):
             item = {k: v[0] for k, v in item.items()}
         return {"image": image, **item, "index": row, "group": group, "source": self.sources[row],
                 "path": self.paths[row], "corrupt": not ok_arr.all(), "error": "; ".join(errors)}
+
+    def _feature_item(self, row: int, rows: np.ndarray, group: int) -> dict:
+        """A sample whose ``image`` is its frames' features ((T, C) for a clip, else (C,))."""
+        values = self.features[rows].astype(np.float32)
+        ok = np.isfinite(values).all(axis=1)  # NaN features: the frame's image could not be read
+        item = self._labels(rows, ok)
+        image = torch.from_numpy(np.where(ok[:, None], values, 0.0))
+        if self.clip_rows is not None:
+            item["anchor"] = int(self.anchor[row])
+        else:
+            image, item = image[0], {k: v[0] for k, v in item.items()}
+        return {"image": image, **item, "index": row, "group": group, "source": self.sources[row],
+                "path": self.paths[row], "corrupt": not ok.all(), "error": ""}
 
     def _views(self, row: int, params) -> torch.Tensor:
         """Every view of one frame, (V, 3, H, W)."""

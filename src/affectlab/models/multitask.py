@@ -110,11 +110,22 @@ class MultitaskCNNRNN(AffectModel):
             raise AffectlabError(f"the CNN's backbone is {cnn.backbone.name!r}, this model's is {self.backbone.name!r}")
         self.backbone.load_state_dict(cnn.backbone.state_dict())
 
+    def frame_features(self, images: Tensor) -> Tensor:
+        """The backbone's pooled features of single frames (N, 3, H, W) -> (N, C): what the GRUs read.
+
+        With a frozen backbone they can be computed once per frame and given to :meth:`forward` as
+        clips of features (multi-database §3.3: "extract features from each video frame")."""
+        return self.backbone(images).mean((-2, -1))
+
     def forward(self, x: Tensor) -> Prediction:
-        if x.dim() != 5:
-            raise AffectlabError(f"cnn-rnn takes clips (B, T, 3, H, W); got {tuple(x.shape)}")
-        B, T = x.shape[:2]
-        frames = self.backbone(x.flatten(0, 1)).mean((-2, -1)).unflatten(0, (B, T))
+        """Clips of frames (B, T, 3, H, W), or clips of their :meth:`frame_features` (B, T, C)."""
+        if x.dim() == 3 and x.shape[-1] == self.backbone.out_channels:
+            frames = x
+        elif x.dim() == 5:
+            frames = self.frame_features(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        else:
+            raise AffectlabError(f"cnn-rnn takes clips (B, T, 3, H, W) or clip features (B, T, "
+                                 f"{self.backbone.out_channels}); got {tuple(x.shape)}")
         va, va_bins = va_outputs(self.heads["va"](frames), self.config["va_bins"])
         return Prediction(au=self.heads["au"](frames), expr=self.heads["expr"](frames), va=va, va_bins=va_bins,
                           features={"embedding": frames})

@@ -294,7 +294,10 @@ class Combine:
 class Stage:
     """A training stage of ``epochs`` (of the sampler's longest group) or ``steps`` (which win when both
     are given). ``repeat``: N independent members (students); ``folds``: k-fold members;
-    ``init_from``: start from a finished stage's weights; ``overrides``: recipe changes for this stage."""
+    ``init_from``: start from a finished stage's weights (its best member by validation P when it
+    has several: "the best CNN model", teacher-student); ``cache_features``: a temporal model with a
+    frozen CNN computes each frame's features once and trains its GRUs on clips of them
+    (multi-database §3.3); ``overrides``: recipe changes for this stage."""
 
     name: str
     epochs: float | None = None
@@ -306,6 +309,7 @@ class Stage:
     pseudo_labels: PseudoLabels | None = None
     early_stopping: EarlyStopping | None = None
     combine: Combine | None = None
+    cache_features: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -407,6 +411,11 @@ class Recipe:
             late = [r for r in refs if r and r not in earlier]
             if late:
                 raise ValueError(f"stage {stage.name!r} refers to {late}, which must be earlier stages")
+            teacher = next((t for t in self.stages if stage.distill and t.name == stage.distill.teacher), None)
+            if stage.cache_features and teacher is not None and (
+                    not teacher.cache_features or teacher.init_from != stage.init_from):
+                raise ValueError(f"stage {stage.name!r} reads cached features: its teacher {teacher.name!r} must "
+                                 f"cache the same CNN's (cache_features: true, init_from: {stage.init_from})")
             unknown = [s for s in (stage.folds.sources if stage.folds else []) if s not in self.sources]
             if unknown:
                 raise ValueError(f"stage {stage.name!r}: folds.sources names unknown sources {unknown}; "

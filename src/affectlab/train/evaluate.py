@@ -9,6 +9,8 @@ most votes wins (ties to the higher mean probability), VA is averaged.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,26 +60,48 @@ class InputSpec:
         return {"margin": self.margin, "views": list(self.views), "image_context": self.image_context}
 
 
-def _loader(samples: pd.DataFrame, schema: LabelSchema, spec: InputSpec, batch_size: int, workers: int) -> DataLoader:
+def _loader(samples: pd.DataFrame, schema: LabelSchema, spec: InputSpec, batch_size: int, workers: int,
+            features: np.ndarray | None = None) -> DataLoader:
     dataset = FaceDataset(samples, schema, size=spec.size, margin=spec.margin, views=spec.views,
-                          image_context=spec.image_context, clip_len=spec.clip_len)
+                          image_context=spec.image_context, clip_len=spec.clip_len, features=features)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                       persistent_workers=False, generator=torch.Generator())
 
 
 @torch.no_grad()
+def frame_features(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, *, batch_size: int = 128,
+                   workers: int = 0, device: str | torch.device = "cpu", autocast: bool = False) -> np.ndarray:
+    """A temporal model's per-frame features (N, C) of every row, once per frame (float16; NaN rows
+    for unreadable images): what its frozen CNN gives the GRUs (multi-database §3.3)."""
+    was_training = model.training
+    model.eval()
+    single = dataclasses.replace(spec, clip_len=0)
+    parts = []
+    try:
+        for batch in _loader(samples, model.schema, single, batch_size, workers):
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
+                out = model.frame_features(batch["image"].to(device)).float().cpu()
+            out[batch["corrupt"]] = float("nan")
+            parts.append(out.numpy().astype(np.float16))
+    finally:
+        model.train(was_training)
+    return np.concatenate(parts)
+
+
+@torch.no_grad()
 def collect_outputs(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, *, batch_size: int = 128,
                     workers: int = 0, device: str | torch.device = "cpu", autocast: bool = False,
-                    features: bool = False) -> dict[str, np.ndarray]:
+                    features: bool = False, frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Raw outputs for every row: ``au`` and ``expr`` logits, ``va``, ``va_bins`` (when the model has
     them), ``corrupt`` (rows whose image could not be read) and, with ``features``, every named
-    feature as ``feature:<name>``. Sequence models give the output of each row's own frame."""
+    feature as ``feature:<name>``. Sequence models give the output of each row's own frame; given
+    ``frames`` (:func:`frame_features` of ``samples``) they read clips of those instead of images."""
     was_training = model.training
     model.eval()
     parts: dict[str, list[np.ndarray]] = {}
     errors: list[str] = []
     try:
-        for batch in _loader(samples, model.schema, spec, batch_size, workers):
+        for batch in _loader(samples, model.schema, spec, batch_size, workers, frames):
             image = batch["image"].to(device)
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
                 pred = model(image)
@@ -153,11 +177,13 @@ class Evaluation:
 
 def evaluate(models: Sequence[AffectModel], samples: pd.DataFrame, *, method: str = "mean",
              au_thresholds: np.ndarray | None = None, batch_size: int = 128, workers: int = 0,
-             device: str | torch.device = "cpu", autocast: bool = False, spec: InputSpec | None = None) -> Evaluation:
+             device: str | torch.device = "cpu", autocast: bool = False, spec: InputSpec | None = None,
+             frames: np.ndarray | None = None) -> Evaluation:
     """Predict ``samples`` with one model or an ensemble and score against the table's own labels.
 
     Members must share label schema and input (``spec``, default: each checkpoint's own); unreadable
-    images are left out of the scores.
+    images are left out of the scores. ``frames``: per-frame features for temporal models whose
+    frozen CNN computed them (:func:`frame_features`).
     """
     if not models:
         raise AffectlabError("no model to evaluate")
@@ -167,7 +193,7 @@ def evaluate(models: Sequence[AffectModel], samples: pd.DataFrame, *, method: st
         if m.schema != schema or s != specs[0]:
             raise AffectlabError("ensemble members must share labels and input (size, margin, views)")
     outputs = [collect_outputs(m, samples, specs[0], batch_size=batch_size, workers=workers, device=device,
-                               autocast=autocast) for m in models]
+                               autocast=autocast, frames=frames) for m in models]
     predictions = predictions_table(samples, combine_outputs(outputs, method), schema)
     readable = ~outputs[0]["corrupt"]
     scores = score_tables(predictions[readable].reset_index(drop=True), samples[readable].reset_index(drop=True),

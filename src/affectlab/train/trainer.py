@@ -56,7 +56,7 @@ from affectlab.scoring import score_tables
 from affectlab.train import data as tdata
 from affectlab.train.config import ConfigError, Distill, Recipe, Stage
 from affectlab.train.distill import CachedTeacher, student_loss
-from affectlab.train.evaluate import InputSpec, collect_outputs, evaluate, monitor_value
+from affectlab.train.evaluate import InputSpec, collect_outputs, evaluate, frame_features, monitor_value
 from affectlab.train.objective import Objective, flatten_time, label_masks
 from affectlab.train.pseudo import apply_rules, mine_au_expr_rules, teacher_labels
 
@@ -376,7 +376,7 @@ class Run:
         except TypeError as e:
             raise ConfigError(f"model {spec.name!r}: {e}") from None
         if member.stage.init_from:
-            state = safetensors.torch.load_file(self.member_path(self.stage_members(member.stage.init_from)[0]))
+            state = safetensors.torch.load_file(self.member_path(self._best_member(member.stage.init_from)))
             own = model.state_dict()
             fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
             if not fits:
@@ -384,6 +384,21 @@ class Run:
                                   f"fits model {spec.name!r}")
             model.load_state_dict(fits, strict=False)
         return model
+
+    def _best_member(self, stage_name: str) -> str:
+        """The stage's member with the best validation P (its only member when it has one)."""
+        members = self.stage_members(stage_name)
+        scores = {m: self._monitor(self.progress["completed"].get(m, {}).get("validation", {}), "P") for m in members}
+        return max(members, key=lambda m: -math.inf if math.isnan(scores[m]) else scores[m])
+
+    def _frame_features(self, member: Member, model: AffectModel, samples: pd.DataFrame,
+                        spec: InputSpec) -> np.ndarray:
+        """Each row's frame features from the member's frozen CNN, once per frame (``cache_features``)."""
+        if not hasattr(model, "frame_features") or not model.config.get("freeze_backbone", False):
+            raise ConfigError(f"stage {member.stage.name!r}: cache_features needs a temporal model with a "
+                              f"frozen CNN (cnn-rnn, freeze_backbone: true), not {model.model_name!r}")
+        return frame_features(model, samples, spec, batch_size=member.recipe.data.eval_batch_size,
+                              workers=member.recipe.data.workers, device=self.device, autocast=self._amp(member.recipe))
 
     def _input_spec(self, member: Member, model: AffectModel) -> InputSpec:
         data = member.recipe.data
@@ -403,16 +418,18 @@ class Run:
         self.dist.barrier()
 
     def _validate(self, models: list[AffectModel], recipe: Recipe, members: Sequence[Member], method: str = "mean",
-                  spec: InputSpec | None = None) -> dict:
+                  spec: InputSpec | None = None, frames: dict[str, np.ndarray] | None = None) -> dict:
         """Scores per validation source and, with several sources, for all of them together (``all``),
         on rows none of ``members`` (the models' training) saw.
 
-        ``spec``: the input of a model in training (checkpoints carry their own)."""
+        ``spec``: the input of a model in training (checkpoints carry their own); ``frames``: each
+        table's cached frame features (``cache_features``)."""
         tables = self._validation(recipe, members)
         out, preds, labels = {}, [], []
         for name, samples in tables.items():
             ev = evaluate(models, samples, method=method, batch_size=recipe.data.eval_batch_size,
-                          workers=recipe.data.workers, device=self.device, autocast=self._amp(recipe), spec=spec)
+                          workers=recipe.data.workers, device=self.device, autocast=self._amp(recipe), spec=spec,
+                          frames=frames and frames[name])
             out[name] = ev.scores
             preds.append(ev.predictions[ev.readable])
             labels.append(samples[ev.readable])
@@ -472,9 +489,15 @@ class Run:
         if self.dist.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        features, val_frames = None, None
+        if stage.cache_features:
+            features = self._frame_features(member, model, tables.samples, spec)
+            val_frames = {name: self._frame_features(member, model, samples, spec)
+                          for name, samples in self._validation(recipe, [member]).items()}
         dataset = FaceDataset(tables.samples, self.schema, size=spec.size, margin=spec.margin, views=spec.views,
                               image_context=spec.image_context, augmentation=recipe.data.augment,
-                              clip_len=spec.clip_len, seed=member.seed, sources=tables.names.tolist())
+                              clip_len=spec.clip_len, seed=member.seed, sources=tables.names.tolist(),
+                              features=features)
         sampler = MultiSourceBatchSampler(pools, member.seed, rank=self.dist.rank, world_size=self.dist.world_size,
                                           start_step=step)
         workers = recipe.data.workers
@@ -519,7 +542,7 @@ class Run:
                     running.clear()
                 stop = False
                 if step % eval_every == 0 or step == total:
-                    scores = self._validate([model], recipe, [member], spec=spec) if validating else {}
+                    scores = self._validate([model], recipe, [member], spec=spec, frames=val_frames) if validating else {}
                     self.metrics.log(stage.name, member.name, step, _flat(scores, "val"))
                     if stage.early_stopping is not None:
                         stop = self._early_stop(early, scores, stage, model, step)
@@ -532,7 +555,7 @@ class Run:
             bar.close()
         if stage.early_stopping is not None and early["best_state"] is not None:
             model.load_state_dict(early["best_state"])
-            scores = self._validate([model], recipe, [member], spec=spec) if validating else {}
+            scores = self._validate([model], recipe, [member], spec=spec, frames=val_frames) if validating else {}
         self._save(member, model, spec, {"step": step, "validation": json_ready(scores),
                                          "unreadable_images": sorted(unreadable)})
         if self.dist.main and (self.out / "state.pt").exists():
