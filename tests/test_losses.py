@@ -88,6 +88,13 @@ def _kd_au(g: torch.Generator) -> Inputs:
     return logits, teacher, mask, mask, mask, torch.full_like(teacher, float("nan"))
 
 
+def _embedding(g: torch.Generator) -> Inputs:
+    emb = torch.randn(B, 6, generator=g, dtype=torch.float64)
+    target = torch.randint(0, 3, (B,), generator=g)
+    mask = _rows_mask(g)
+    return emb, target, mask, mask[:, None].expand(B, 6), mask, torch.full_like(target, -1)
+
+
 POS_WEIGHT = torch.tensor([0.5, 1.0, 2.0, 3.0, 4.0])
 CLASS_WEIGHT = torch.linspace(0.5, 2.0, N_EXPR)
 
@@ -105,6 +112,7 @@ CASES: dict[str, tuple[Callable[..., torch.Tensor], Callable[[torch.Generator], 
     "kd_kl": (L.kd_kl, _kd_expr),
     "kd_kl_va_bins": (L.kd_kl, _kd_bins),
     "kd_bce": (L.kd_bce, _kd_au),
+    "triplet_loss": (L.triplet_loss, _embedding),
 }
 
 
@@ -313,3 +321,13 @@ def test_kd_bce_matches_bce_on_sigmoid_teacher() -> None:
     )
     rows = torch.tensor([True, False, True, True, False, False])
     torch.testing.assert_close(L.kd_bce(student, teacher, rows), L.kd_bce(student[rows], teacher[rows]))
+
+
+def test_triplet_loss_pulls_a_class_together_and_pushes_others_away() -> None:
+    """Streaming §3.2 (DLN): zero once every anchor's farthest positive is nearer, by the margin, than
+    its nearest negative; positive where classes mix."""
+    target, mask = torch.tensor([0, 0, 1, 1]), torch.ones(4, dtype=torch.bool)
+    apart = torch.tensor([[1.0, 0.0], [0.99, 0.1], [-1.0, 0.0], [-0.99, -0.1]])
+    assert L.triplet_loss(apart, target, mask).item() == 0.0
+    mixed = apart[[0, 2, 1, 3]]
+    assert L.triplet_loss(mixed, target, mask).item() > 1.0

@@ -150,6 +150,29 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     return torch.stack(terms).sum()
 
 
+def triplet_loss(embedding: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """The prior's similarity objective (streaming §3.2, Fig. 2; DLN's triplet loss):
+
+    L = max(0, d(a, p) - d(a, n) + margin)
+
+    for each anchor a: p the farthest row of the same expression class, n the nearest of another
+    class (batch-hard triplets, since no FECNet triplets are available), d the Euclidean distance of
+    L2-normalised embeddings. Mean over anchors that have both; ``embedding`` (B, D), ``target``
+    (B,) class ids, ``mask`` (B,). The paper does not give the margin; 0.2.
+    """
+    mask = mask.bool()
+    e = F.normalize(_zero_masked(embedding, mask[:, None]), dim=1)
+    dist = torch.sqrt((2 - 2 * e @ e.T).clamp(min=1e-12))
+    both = mask[:, None] & mask[None, :]
+    same = (target[:, None] == target[None, :]) & both
+    positive = same & ~torch.eye(len(e), dtype=torch.bool, device=e.device)
+    negative = both & ~same
+    far_positive = torch.where(positive, dist, torch.zeros_like(dist)).amax(1)
+    near_negative = torch.where(negative, dist, torch.full_like(dist, 4.0)).amin(1)
+    per_anchor = F.relu(far_positive - near_negative + margin)
+    return _masked_mean(per_anchor, positive.any(1) & negative.any(1))
+
+
 def circle_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Multi-label circle loss, streaming eq. 1.
 

@@ -31,3 +31,22 @@ def test_later_tasks_train_the_earlier_features(small_model):
         assert all(q.grad.any() for q in module.parameters())
     for module in (model.heads["au"], model.heads["expr"], model.au_to_expr):
         assert all(q.grad is None for q in module.parameters())
+
+
+def test_the_prior_is_a_deviation_from_a_fixed_starting_point(small_model):
+    """§3.2 (DLN): Emb = projection(face features - identity features); the identity branch is a fixed
+    copy of the face branch's starting point, so the deviation starts at 0 and only the face branch learns."""
+    model, x = small_model("streaming")
+    model.eval()
+    assert torch.allclose(model.prior_embedding(x), model.prior_projection.bias.expand(2, -1), atol=1e-5)
+    model.train()
+    model(x).expr.sum().backward()
+    assert all(q.grad is None for q in model.identity_backbone.parameters())
+    assert any(q.grad is not None and q.grad.any() for q in model.backbone.parameters())
+    assert not model.identity_backbone.training, "its BatchNorm statistics stay those of the starting point"
+
+
+def test_without_prior_is_one_backbone(small_model):
+    """Table 3's "w/o prior" ablation."""
+    model, x = small_model("streaming", prior="none")
+    assert not hasattr(model, "identity_backbone") and model.eval()(x).features["emb"].shape == (2, 512)

@@ -31,3 +31,11 @@ def test_framing_gives_tight_crops_their_five_points(shared_data):
     source = Source(str(shared_data / "sfew"), tasks=["expr"], framing=points)
     samples = tdata.read_one(source, DEFAULT_SCHEMA, {}).samples
     assert np.allclose(samples[["framing_x0", "framing_y0", "framing_x4", "framing_y4"]].iloc[0], [0.3, 0.4, 0.65, 0.8])
+
+
+def test_va_range_keeps_valence_and_arousal_inside_it():
+    """Streaming §3.4: AffectNet's VA "between -1.0 and -0.25"; its expression stays."""
+    samples = pd.DataFrame({"valence": [-0.8, -0.5, 0.3, np.nan], "arousal": [-0.3, -0.1, -0.9, -0.5],
+                            "expr": [1, 2, 3, 4]})
+    out = tdata.within_va_range(samples, DEFAULT_SCHEMA, -1.0, -0.25)
+    assert out["valence"].notna().tolist() == [True, False, False, False] and out["expr"].tolist() == [1, 2, 3, 4]

@@ -63,7 +63,7 @@ MEMBERS = {
     "teacher-student": (["teacher", "student-0", "student-1", "rnn-teacher", "rnn-student-0", "rnn-student-1"],
                         ["students", "rnn-students"]),
     "multi-database": (["teacher", "student", "gru-teacher", "gru-student"], []),
-    "streaming": (["original", "fold-fold0", "fold-fold1", "pseudo"], ["vote"]),
+    "streaming": (["prior", "affwild2", "original", "fold-fold0", "fold-fold1", "pseudo"], ["vote"]),
     "context-ensemble": (["face", "context", "ensemble"], []),
 }
 
@@ -99,6 +99,9 @@ def test_recipe_runs_end_to_end(name, world, tmp_path):
         vote = results["ensembles"]["vote"]  # together the members saw every row
         assert vote["validation"] == {} and "not scored" in vote["note"]
         assert log["name"].str.startswith("pseudo/").any()
+        pseudo = log[(log["member"] == "pseudo") & (log["name"] == "pseudo/unlabelled_rows")]["value"]
+        assert pseudo.iloc[0] > 0, "frames without any label reach the teacher's pseudo labels"
+        assert log["name"].str.startswith("filter/dfew_expr").any(), "external expressions filtered by confidence"
     if name == "context-ensemble":  # face and context nets joined into one two-view model
         model = load_model(out / "ensemble.safetensors")
         assert model.model_name == "context-ensemble" and model.checkpoint_meta.extra["crop"]["views"] == [0.0, 0.2]

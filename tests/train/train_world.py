@@ -130,8 +130,10 @@ def recipe_overrides(world: World, name: str) -> list[str]:
     if name == "streaming":
         return [*abaw(world, "affwild2"), *abaw(world, "aff-wild2", "validation"), f"sources.bp4d.path={world.au}",
                 f"sources.dfew.path={world.expr}", f"sources.affectnet.path={world.va}", *q("au", "expr", "va"),
+                "stages.prior.steps=2", "stages.affwild2.steps=2", "sources.dfew.confident.threshold=0.1",
                 "stages.original.steps=2", "stages.fold.steps=2", "stages.fold.folds.k=2", "stages.pseudo.steps=2",
-                "stages.pseudo.pseudo_labels.rules.min_support=1", "stages.pseudo.pseudo_labels.threshold=0.5"]
+                "stages.pseudo.pseudo_labels.rules.min_support=1", "stages.pseudo.pseudo_labels.threshold=0.5",
+                f"stages.pseudo.overrides.sources.unlabelled.path={world.frames}"]
     if name == "context-ensemble":
         return [f"sources.mtl.path={world.mtl}", f"sources.mtl.images={world.frames}",
                 f"validation.mtl.path={world.mtl_val}", f"validation.mtl.images={world.frames}",

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from affectlab.data.abaw import MTL_HEADER, TASK_FOLDERS, read_abaw, read_abaw_mtl
+from affectlab.data.images import holds_images, read_images
 from affectlab.data.manifest import read_manifest
 from affectlab.data.public import FERPLUS_VOTES, read_affectnet, read_ckplus, read_ferplus
 from affectlab.data.summary import format_summary, summarize
@@ -18,17 +19,19 @@ from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 
 __all__ = [
     "SampleTable", "build_table", "validate_table", "concat_tables",
-    "read_abaw", "read_abaw_mtl", "read_manifest", "read_ferplus", "read_affectnet", "read_ckplus",
+    "read_abaw", "read_abaw_mtl", "read_manifest", "read_ferplus", "read_affectnet", "read_ckplus", "read_images",
     "read_source", "source_kind", "summarize", "format_summary",
 ]
 
 EXPECTED = ("an ABAW annotation folder (with " + ", ".join(f for fs in TASK_FOLDERS.values() for f in fs) + "), "
             "an ABAW multi-task file (header image,valence,arousal,expression,aus), a FER+ / AffectNet / CK+ "
-            "labels.csv, a folder holding labels.csv, or a CSV manifest with a 'path' column")
+            "labels.csv, a folder holding labels.csv, a CSV manifest with a 'path' column, or a folder of "
+            "unlabelled images")
 
 
 def source_kind(path: str | os.PathLike[str]) -> str:
-    """What ``path`` is: ``abaw``, ``abaw-mtl``, ``ferplus``, ``affectnet``, ``ckplus`` or ``manifest``.
+    """What ``path`` is: ``abaw``, ``abaw-mtl``, ``ferplus``, ``affectnet``, ``ckplus``, ``manifest`` or
+    ``images`` (a folder of unlabelled images).
 
     A folder holding ``labels.csv`` is recognised by that file. Anything else is a DataError that
     says what was expected.
@@ -39,6 +42,8 @@ def source_kind(path: str | os.PathLike[str]) -> str:
             return "abaw"
         if (path / "labels.csv").is_file():
             return source_kind(path / "labels.csv")
+        if holds_images(path):
+            return "images"
         raise DataError(path, f"not a recognised source folder; expected {EXPECTED}")
     if not path.is_file():
         raise DataError(path, "no such file or folder")
@@ -61,6 +66,10 @@ def read_source(path: str | os.PathLike[str], *, images: str | os.PathLike[str] 
     """Read any supported source (see :func:`source_kind`). ``images`` is the frame root of ABAW sources."""
     kind = source_kind(path)
     path = Path(path)
+    if kind == "images":
+        if images is not None or split is not None:
+            raise DataError(path, "is a folder of unlabelled images; leave images and split out")
+        return read_images(path, schema=schema)
     if path.is_dir() and kind != "abaw":
         path = path / "labels.csv"
     if images is not None and kind not in ("abaw", "abaw-mtl"):

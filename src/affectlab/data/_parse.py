@@ -23,6 +23,10 @@ TEXT_COLUMNS = ("video", "subject", "split", "path")
 _PARSER_FIELDS = re.compile(r"Expected (?P<expected>\d+) fields in line (?P<line>\d+), saw (?P<saw>\d+)")
 
 
+#: File suffixes read as images (by the readers and by analyze).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
+
+
 def existing_file(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path, or a DataError when it is not a file."""
     path = Path(path)

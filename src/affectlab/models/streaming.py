@@ -8,11 +8,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from affectlab.errors import AffectlabError
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models.backbones import Backbone
 from affectlab.models.base import AffectModel, Prediction
 from affectlab.models.heads import mlp
 from affectlab.models.registry import register_model
+
+
+#: The prior models: DLN's deviation module (§3.2) or none (Table 3, "w/o prior").
+PRIORS: tuple[str, ...] = ("deviation", "none")
 
 
 def _fc(n_in: int, n_out: int) -> nn.Sequential:
@@ -23,9 +28,15 @@ def _fc(n_in: int, n_out: int) -> nn.Sequential:
 class StreamingNet(AffectModel):
     """Prior-aided streaming network (streaming paper §3.2-3.3, Fig. 1).
 
-    - Prior model (§3.2): an image -> Emb ∈ R^512. The paper uses the deviation module of DLN,
-      whose weights are not public; here any backbone serves, globally pooled and projected to 512
-      (the paper's own ablation swaps DLN for ResNet50, Table 3). It stays trainable, as in the paper.
+    - Prior model (§3.2): an image -> Emb ∈ R^512, an identity-invariant expression embedding.
+      ``prior="deviation"`` (default) follows the deviation module of DLN [13]: the features of a
+      trainable face network minus those of a fixed copy of its starting point (DLN subtracts the
+      identity vector of a pre-trained face model), projected to 512: only what training moved away
+      from the starting point, the expression, is left. The DLN weights and FECNet triplets are not
+      public; the prior stage of configs/streaming.yaml trains this module with a triplet loss on
+      the expression labels available (:func:`affectlab.losses.triplet_loss`), and it stays
+      trainable afterwards, as in the paper. ``prior="none"`` is the paper's "w/o prior" ablation
+      (Table 3): one backbone, pooled and projected to 512.
     - Feature extractors (§3.3): Emb -> AU features in R^{n_au×16}, EXPR features in R^64 and
       VA features in R^64.
     - AU predictor: an MLP on the AU features gives S = {s_1..s_12}, the AU logits (eqs. 1-3 train it).
@@ -46,11 +57,16 @@ class StreamingNet(AffectModel):
         return super().readout(task, feature.flatten(-2) if task == "au" else feature)
 
     def __init__(self, schema: LabelSchema = DEFAULT_SCHEMA, *, backbone: str = "mobilenet_v2", emb_dim: int = 512,
-                 au_dim: int = 16, expr_dim: int = 64, va_dim: int = 64, hidden: int = 64):
+                 au_dim: int = 16, expr_dim: int = 64, va_dim: int = 64, hidden: int = 64, prior: str = "deviation"):
+        if prior not in PRIORS:
+            raise AffectlabError(f"unknown prior {prior!r}; expected {' or '.join(PRIORS)}")
         super().__init__(schema, dict(backbone=backbone, emb_dim=emb_dim, au_dim=au_dim, expr_dim=expr_dim,
-                                      va_dim=va_dim, hidden=hidden))
+                                      va_dim=va_dim, hidden=hidden, prior=prior))
         n_au_features = schema.n_au * au_dim
         self.backbone = Backbone(backbone)
+        if prior == "deviation":  # the fixed starting point whose features are subtracted: both branches
+            self.identity_backbone = Backbone(backbone).requires_grad_(False)  # start equal (and load
+            self.identity_backbone.load_state_dict(self.backbone.state_dict())  # the same ImageNet file)
         self.prior_projection = nn.Linear(self.backbone.out_channels, emb_dim)
         self.au_extractor = _fc(emb_dim, n_au_features)
         self.expr_extractor = _fc(emb_dim, expr_dim)
@@ -63,8 +79,24 @@ class StreamingNet(AffectModel):
             "va": mlp([2 * va_dim, hidden, 2]),
         })
 
+    def train(self, mode: bool = True) -> "StreamingNet":
+        super().train(mode)
+        if self.config["prior"] == "deviation":
+            self.identity_backbone.eval()
+        return self
+
+    def prior_embedding(self, x: Tensor) -> Tensor:
+        """Emb of §3.2: the face features minus the fixed identity features (or, without a prior, the
+        face features), projected to ``emb_dim``."""
+        face = self.backbone(x).mean((-2, -1))
+        if self.config["prior"] == "deviation":
+            with torch.no_grad():
+                identity = self.identity_backbone(x).mean((-2, -1))
+            face = face - identity
+        return self.prior_projection(face)
+
     def forward(self, x: Tensor) -> Prediction:
-        Emb = self.prior_projection(self.backbone(x).mean((-2, -1)))
+        Emb = self.prior_embedding(x)
         F_au = self.au_extractor(Emb)
         F_expr = self.expr_extractor(Emb)
         F_va = self.va_extractor(Emb)

@@ -65,6 +65,19 @@ class Subset:
 
 
 @dataclass
+class Confident:
+    """Keep a source's expression labels only where a finished ``stage``'s model gives the labelled class
+    a probability of at least ``threshold`` (streaming §3.4: external expression data, 0.8)."""
+
+    stage: str
+    threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"confident.threshold must lie in (0, 1), got {self.threshold}")
+
+
+@dataclass
 class Source:
     """A dataset by path (anything :func:`affectlab.data.read_source` reads) and the labels to use from it."""
 
@@ -77,8 +90,14 @@ class Source:
     #: Tight crops without landmarks: their typical 5 points (eyes, nose tip, mouth corners) as
     #: [x, y] fractions of the image, by which they are aligned (tools/measure_framing.py).
     framing: list[list[float]] | None = None
+    #: Keep VA labels only where valence and arousal both lie in [low, high] (streaming §3.4 keeps
+    #: AffectNet's in [-1, -0.25]).
+    va_range: list[float] | None = None
+    confident: Confident | None = None
 
     def __post_init__(self) -> None:
+        if self.va_range is not None and not (len(self.va_range) == 2 and -1 <= self.va_range[0] < self.va_range[1] <= 1):
+            raise ValueError(f"va_range is [low, high] within [-1, 1], got {self.va_range}")
         _tasks(self.tasks, "tasks")
         if self.downsample < 1:
             raise ValueError(f"downsample must be >= 1, got {self.downsample}")
@@ -421,6 +440,11 @@ class Recipe:
                 raise ValueError(f"stage {stage.name!r}: folds.sources names unknown sources {unknown}; "
                                  f"sources: {list(self.sources)}")
 
+        for s_name, src in self.sources.items():
+            if src.confident and src.confident.stage not in names:
+                raise ValueError(f"source {s_name!r}: confident.stage {src.confident.stage!r} is not a stage; "
+                                 f"stages: {names}")
+
     def for_stage(self, stage: Stage) -> "Recipe":
         """This recipe with the stage's ``overrides`` merged in."""
         if not stage.overrides:
@@ -550,6 +574,8 @@ def _build(tp: Any, value: Any, where: str, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {here}: expected a list, got {value!r}")
         (item,) = typing.get_args(tp)
+        if dataclasses.is_dataclass(item):  # a section set to null is left out (stages.prior=null)
+            value = [v for v in value if v is not None]
         return [_build(item, v, where, f"{key}.{i}") for i, v in enumerate(value)]
     if origin is tuple:
         args = typing.get_args(tp)

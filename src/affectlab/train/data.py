@@ -48,6 +48,8 @@ def read_one(source: Source, schema: LabelSchema, cache: TableCache) -> SampleTa
         add_skipped(skipped, f"downsampled by {source.downsample}", int((~keep).sum()))
         df = df[keep]
     df = without_tasks(df, schema, [t for t in TASKS if t not in source.tasks])
+    if source.va_range is not None:
+        df = within_va_range(df, schema, *source.va_range)
     if source.framing is not None:
         df = df.assign(**dict(zip(FRAMING_COLUMNS, np.asarray(source.framing, dtype=float).reshape(-1))))
     return SampleTable(df.reset_index(drop=True), skipped)
@@ -92,6 +94,15 @@ def without_tasks(samples: pd.DataFrame, schema: LabelSchema, tasks: list[str]) 
         out[[c for c in soft_columns(schema) if c in out]] = np.nan
     if "va" in tasks:
         out[list(schema.va_names)] = np.nan
+    return out
+
+
+def within_va_range(samples: pd.DataFrame, schema: LabelSchema, low: float, high: float) -> pd.DataFrame:
+    """``samples`` with VA labels kept only where valence and arousal both lie in [low, high]."""
+    va = samples[list(schema.va_names)]
+    outside = ~((va >= low) & (va <= high)).all(axis=1)
+    out = samples.copy()
+    out.loc[outside, list(schema.va_names)] = np.nan
     return out
 
 

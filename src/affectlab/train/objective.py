@@ -18,7 +18,7 @@ from torch import Tensor
 from affectlab import losses as L
 from affectlab.labels import LabelSchema
 from affectlab.models import Prediction
-from affectlab.train.config import TASKS, Loss
+from affectlab.train.config import TASKS, ConfigError, Loss
 
 #: Loss name -> (task, function(prediction tensor, target, mask, **options)); see affectlab.losses.
 LOSSES: dict[str, tuple[str, Callable[..., Tensor]]] = {
@@ -27,6 +27,7 @@ LOSSES: dict[str, tuple[str, Callable[..., Tensor]]] = {
     "au_circle_bce": ("au", L.au_circle_bce_loss),   # streaming eq. 3
     "ce": ("expr", L.class_weighted_ce),             # SMM eq. 5; teacher-student eq. 2; multi-database eq. 1
     "label_smoothed_ce": ("expr", L.label_smoothed_ce),  # streaming eq. 4
+    "triplet": ("expr", L.triplet_loss),             # streaming §3.2: the prior's embedding, by expression
     "ccc": ("va", L.ccc_loss),                       # SMM eq. 6; streaming eq. 6
     "va_bins": ("va", L.va_bins_loss),               # teacher-student eq. 3; multi-database eq. 2
 }
@@ -118,6 +119,11 @@ class Objective:
         if task == "va":
             out = pred.va_bins if self.spec.terms[task].fn == "va_bins" else pred.va
             return fn(out.float(), batch["va"], masks["va"], **options)
+        if self.spec.terms[task].fn == "triplet":
+            if "emb" not in pred.features:
+                raise ConfigError("loss triplet trains an expression embedding: it needs a model with one "
+                                  "(features['emb'], e.g. streaming)")
+            return fn(pred.features["emb"], batch["expr"], masks["expr"], **options)
         logits = pred.expr.float()
         if not self.spec.terms[task].soft_targets:
             return fn(logits, batch["expr"], masks["expr"], **options)

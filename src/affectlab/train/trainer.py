@@ -40,11 +40,13 @@ import safetensors.torch
 import torch
 import torch.distributed as dist
 import yaml
+from scipy.special import softmax
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from affectlab.data.dataset import FaceDataset
+from affectlab.data.table import soft_columns
 from affectlab.data.sampling import MultiSourceBatchSampler
 from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError, DataError
@@ -54,7 +56,7 @@ from affectlab.jsonfile import json_ready, write_atomic, write_json
 from affectlab.models import AffectModel, Prediction, create_model, load_model, save_checkpoint
 from affectlab.scoring import score_tables
 from affectlab.train import data as tdata
-from affectlab.train.config import ConfigError, Distill, Recipe, Stage
+from affectlab.train.config import ConfigError, Confident, Distill, Recipe, Stage
 from affectlab.train.distill import CachedTeacher, student_loss
 from affectlab.train.evaluate import InputSpec, collect_outputs, evaluate, frame_features, monitor_value
 from affectlab.train.objective import Objective, flatten_time, label_masks
@@ -208,6 +210,7 @@ class Run:
             torch.cuda.set_device(self.device)
         self.schema = recipe_schema(recipe)
         self.cache: tdata.TableCache = {}
+        self._rows: dict[str, tdata.SourceTables] = {}  # each member's training rows, once
         self.progress = self._open(resume)
         self.metrics = MetricsLog(self.out / "metrics.csv", self.dist.main)
 
@@ -302,12 +305,47 @@ class Run:
 
     # -- data --
     def _training_rows(self, member: Member) -> tdata.SourceTables:
-        """The member's training rows: its recipe's sources, minus its held-out fold."""
+        """The member's training rows: its recipe's sources, minus its held-out fold, with the
+        expression labels of ``confident`` sources kept where a finished model is sure of them."""
+        if member.name not in self._rows:
+            self._rows[member.name] = self._read_training_rows(member)
+        return self._rows[member.name]
+
+    def _read_training_rows(self, member: Member) -> tdata.SourceTables:
         tables = tdata.read_sources(member.recipe.sources, self.schema, self.cache)
+        for name, source in member.recipe.sources.items():
+            if source.confident is not None:
+                tables = self._keep_confident(member, tables, name, source.confident)
         if member.fold is None:
             return tables
         keep = tdata.fold_of_rows(tables, member.stage.folds) != member.fold
         return tdata.SourceTables(tables.samples[keep].reset_index(drop=True), tables.names[keep], tables.skipped)
+
+    def _keep_confident(self, member: Member, tables: tdata.SourceTables, name: str,
+                        spec: Confident) -> tdata.SourceTables:
+        """Streaming §3.4: a source's expression labels where ``spec.stage``'s model gives the labelled
+        class at least ``spec.threshold`` ("images that achieve a high confidence on the original
+        Aff-Wild2-trained model"); the others masked."""
+        if spec.stage not in self._finished_stages():
+            raise ConfigError(f"source {name!r} is filtered by stage {spec.stage!r}'s model, which stage "
+                              f"{member.stage.name!r} comes before")
+        rows = np.flatnonzero((tables.names == name) & (tables.samples["expr"].to_numpy() >= 0))
+        if len(rows) == 0:
+            return tables
+        sub = tables.samples.iloc[rows]
+        probs = softmax(self._outputs(self._single_model(spec.stage), sub, member.recipe)["expr"], axis=1)
+        unsure = probs[np.arange(len(rows)), sub["expr"].to_numpy()] < spec.threshold
+        samples = tables.samples.copy()
+        samples.loc[samples.index[rows[unsure]], "expr"] = -1
+        soft = [c for c in soft_columns(self.schema) if c in samples]
+        samples.loc[samples.index[rows[unsure]], soft] = np.nan
+        self.metrics.log(member.stage.name, member.name, 0, {f"filter/{name}_expr_kept": float((~unsure).sum()),
+                                                             f"filter/{name}_expr_masked": float(unsure.sum())})
+        return tdata.SourceTables(samples, tables.names, tables.skipped)
+
+    def _finished_stages(self) -> set[str]:
+        return {s.name for s in self.recipe.stages
+                if all(m in self.progress["completed"] for m in self.stage_members(s.name))}
 
     def _training_data(self, member: Member) -> tdata.SourceTables:
         """The member's training rows with pseudo labels where its stage adds them."""
@@ -335,8 +373,14 @@ class Run:
     def _pseudo_label(self, member: Member, tables: tdata.SourceTables) -> tdata.SourceTables:
         """Streaming §3.4: fill missing labels from mined AU→EXPR rules and a confident teacher."""
         spec = member.stage.pseudo_labels
-        samples = tables.samples
-        added: dict[str, float] = {}
+        samples, names = tables.samples, tables.names
+        labelled = np.zeros(len(samples), dtype=bool)
+        for task in ("au", "expr", "va"):
+            labelled |= tdata.labelled(samples, self.schema, task)
+        # a folder of every frame (unlabelled source) repeats the labelled ones: those keep their own labels
+        repeat = ~labelled & samples["path"].isin(set(samples["path"][labelled])).to_numpy()
+        samples, names = samples[~repeat].reset_index(drop=True), names[~repeat]
+        added: dict[str, float] = {"pseudo/unlabelled_rows": float((~labelled).sum() - repeat.sum())}
         if spec.rules is not None:
             rules = mine_au_expr_rules(samples, self.schema, spec.rules.min_support, spec.rules.min_confidence)
             samples, n = apply_rules(samples, self.schema, rules)
@@ -348,7 +392,7 @@ class Run:
                                              tuple(spec.tasks))
             added.update({f"pseudo/{k}_from_teacher": float(v) for k, v in counts.items()})
         self.metrics.log(member.stage.name, member.name, 0, added)
-        return tdata.SourceTables(samples, tables.names, tables.skipped)
+        return tdata.SourceTables(samples, names, tables.skipped)
 
     def _single_model(self, stage_name: str) -> AffectModel:
         members = self.stage_members(stage_name)
