@@ -14,13 +14,14 @@ from affectlab.train import load_recipe
 
 from train_world import CONFIGS, TINY, recipe_overrides
 
-RECIPES = ["smm", "teacher-student", "multi-database", "streaming", "context-ensemble"]
+PAPERS = ["smm", "teacher-student", "multi-database", "streaming", "context-ensemble"]
+RECIPES = [*PAPERS, "smm-vs-mss", "default"]
 #: The papers of ABAW 2020-2021 classify the seven basic expressions (no Other).
 SEVEN_CLASSES = {"teacher-student", "multi-database", "streaming"}
 
 
-def test_one_recipe_per_paper():
-    assert set(RECIPES) <= {p.stem for p in CONFIGS.glob("*.yaml")}
+def test_one_recipe_per_paper_and_every_recipe_runs_here():
+    assert set(PAPERS) <= {p.stem for p in CONFIGS.glob("*.yaml")} == set(RECIPES)
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
@@ -65,6 +66,8 @@ MEMBERS = {
     "multi-database": (["teacher", "student", "gru-teacher", "gru-student"], []),
     "streaming": (["prior", "affwild2", "original", "fold-fold0", "fold-fold1", "pseudo"], ["vote"]),
     "context-ensemble": (["face", "context", "ensemble"], []),
+    "smm-vs-mss": (["smm", "mss"], []),
+    "default": (["teacher", "student"], []),
 }
 
 

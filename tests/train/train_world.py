@@ -134,6 +134,16 @@ def recipe_overrides(world: World, name: str) -> list[str]:
                 "stages.original.steps=2", "stages.fold.steps=2", "stages.fold.folds.k=2", "stages.pseudo.steps=2",
                 "stages.pseudo.pseudo_labels.rules.min_support=1", "stages.pseudo.pseudo_labels.threshold=0.5",
                 f"stages.pseudo.overrides.sources.unlabelled.path={world.frames}"]
+    if name == "smm-vs-mss":
+        return [*abaw(world, "au"), *abaw(world, "expr"), *abaw(world, "va"), *abaw(world, "aff-wild2", "validation"),
+                *q("au", "expr", "va"), "stages.smm.steps=2", "stages.mss.steps=2", "data.input_size=48"]
+    if name == "default":  # the bundled model's recipe, its four sources stood in for by manifests
+        sources = {"ferplus": world.expr, "affectnet": world.affectnet, "ckplus": world.au, "sfew": world.expr}
+        return [*(f"{key}.{n}.path={p}" for n, p in sources.items() for key in ("sources", "validation")),
+                *(f"{key}.{n}.{k}=null" for key in ("sources", "validation")
+                  for n, k in [("ferplus", "split"), ("ckplus", "subset"), ("sfew", "subset")]),
+                *q("expr", "expr_va", "au", "wild"), "model.backbone_weights=imagenet", "train.amp=off",
+                "stages.teacher.steps=3", "stages.student.steps=2"]
     if name == "context-ensemble":
         return [f"sources.mtl.path={world.mtl}", f"sources.mtl.images={world.frames}",
                 f"validation.mtl.path={world.mtl_val}", f"validation.mtl.images={world.frames}",
