@@ -82,6 +82,14 @@ def _checked_meta(model: AffectModel, input_size: int, mean: Sequence[float], st
                           affectlab_version=__version__, extra=dict(extra or {}))
 
 
+def update_extra(model: AffectModel, path: str | PathLike[str], **extra: Any) -> None:
+    """Save ``model`` to ``path`` with its checkpoint metadata and ``extra`` merged into its extras
+    (what smooth-search and tune-thresholds store)."""
+    meta = model.checkpoint_meta or read_checkpoint_meta(path)
+    save_checkpoint(model, path, input_size=meta.input_size, mean=meta.mean, std=meta.std,
+                    align_template=meta.align_template, extra={**meta.extra, **extra})
+
+
 def save_checkpoint(model: AffectModel, path: str | PathLike[str], *, input_size: int, mean: Sequence[float],
                     std: Sequence[float], align_template: Sequence[Sequence[float]] | None = None,
                     extra: dict[str, Any] | None = None) -> Path:

@@ -23,7 +23,8 @@ from affectlab.data.sampling import assign_folds
 from affectlab.errors import AffectlabError
 from affectlab.labels import LabelSchema
 from affectlab.metrics import p_au, p_expr, p_va
-from affectlab.models import AffectModel, read_checkpoint_meta, save_checkpoint
+from affectlab.models import AffectModel
+from affectlab.models.checkpoint import update_extra
 from affectlab.train.evaluate import InputSpec, collect_outputs
 
 
@@ -127,6 +128,4 @@ def format_search(results: dict[str, TaskSearch]) -> str:
 
 def write_smoothing(model: AffectModel, path: str | PathLike[str], mu: dict[str, float]) -> None:
     """Save ``model`` to ``path`` with its checkpoint metadata and ``extra["smoothing"] = mu``."""
-    meta = model.checkpoint_meta or read_checkpoint_meta(path)
-    save_checkpoint(model, path, input_size=meta.input_size, mean=meta.mean, std=meta.std,
-                    align_template=meta.align_template, extra={**meta.extra, "smoothing": dict(mu)})
+    update_extra(model, path, smoothing=dict(mu))
