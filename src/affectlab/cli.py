@@ -65,34 +65,63 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from affectlab.analyze.run import prepare, run_analysis
+
+    found = prepare(args.inputs, args.out)  # before the model loads: a wrong path or --out costs no wait
+    if not found.files:
+        for error in found.errors:
+            _error(str(error))
+        return 2
+    smooth = _smoothing(args.smooth) if args.smooth else None
+    analyzer = _analyzer(args, smooth)
+    try:
+        report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
+                              video_out=args.video_out, abaw=args.abaw,
+                              progress=not args.quiet and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print(f"affectlab: note: rows analysed so far are kept in {args.out} (an unfinished video's in "
+              "<stem>.csv.partial); run again with --skip-existing to finish", file=sys.stderr)
+        raise
+    for line in report.summaries:
+        print(line)
+    if report.skipped:
+        n = len(report.skipped)
+        print(f"skipped {n} input{'' if n == 1 else 's'} already analysed in {args.out} (--skip-existing)")
+    n = len(report.written)
+    print(f"wrote {n} file{'' if n == 1 else 's'} to {args.out}" if n else f"nothing new written to {args.out}")
+    for line in report.warnings:
+        print(f"affectlab: warning: {line}", file=sys.stderr)
+    for line in report.failures:
+        _error(line)
+    return report.exit_status
+
+
+def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -> Any:
+    """The model and the face pipeline of ``analyze``; ``smooth="checkpoint"``: the μ the model stores."""
     from affectlab.analyze.analyzer import Analyzer
     from affectlab.analyze.predict import default_backend, load_backend
-    from affectlab.analyze.run import run_analysis
 
     device = _device(args.device)
     backend = (default_backend(device, args.precision) if args.model is None
                else load_backend(args.model, device, args.precision))
-    smooth = _smoothing(args.smooth, backend) if args.smooth else None
-    analyzer = Analyzer(backend, device=device, faces=args.faces, stride=args.stride,
-                        detect_every=args.detect_every, batch_size=args.batch_size, smooth=smooth)
-    report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
-                          video_out=args.video_out, abaw=args.abaw, progress=not args.quiet and sys.stderr.isatty())
-    for line in report.summaries:
-        print(line)
-    n = len(report.written)
-    print(f"wrote {n} file{'' if n == 1 else 's'} to {args.out}")
-    for line in report.failures:
-        print(f"affectlab: error: {line}", file=sys.stderr)
-    return 1 if report.failures else 0
+    if smooth == "checkpoint":
+        smooth = _checkpoint_smoothing(backend)
+    return Analyzer(backend, device=device, faces=args.faces, stride=args.stride, detect_every=args.detect_every,
+                    batch_size=args.batch_size, smooth=smooth)
 
 
-def _smoothing(spec: str, backend: Any) -> dict[str, float]:
-    """``--smooth``: the μ stored in the checkpoint (by smooth-search), else SMM's; or ``au=7,expr=9,va=9``."""
+def _smoothing(spec: str) -> dict[str, float] | str:
+    """``--smooth``: ``au=7,expr=9,va=9``, checked before the model loads; or "checkpoint" (read from it)."""
+    from affectlab.analyze.smoothing import parse_mu
+
+    return spec if spec == "checkpoint" else parse_mu(spec)
+
+
+def _checkpoint_smoothing(backend: Any) -> dict[str, float]:
+    """The μ stored in the checkpoint (by smooth-search), else SMM's."""
     from affectlab.analyze.predict import TorchBackend
-    from affectlab.analyze.smoothing import SMM_MU, checkpoint_mu, parse_mu
+    from affectlab.analyze.smoothing import SMM_MU, checkpoint_mu
 
-    if spec != "checkpoint":
-        return parse_mu(spec)
     stored = checkpoint_mu(backend.model) if isinstance(backend, TorchBackend) else {}
     if not stored:
         print(f"affectlab: note: the model stores no smoothing; using SMM's mu {SMM_MU}", file=sys.stderr)
@@ -275,8 +304,8 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     """``train``, ``evaluate`` and ``smooth-search``."""
     source = dict(images=dict(help="cropped_aligned root for the ABAW layouts"),
                   split=dict(help="read one split only (ABAW: train or validation; FER+: train or valid)"))
-    loading = dict(batch_size=dict(type=int, default=128, help="images per forward pass (default 128)"),
-                   workers=dict(type=int, default=2, help="data loader processes (default 2)"),
+    loading = dict(batch_size=dict(type=_whole(1), default=128, help="images per forward pass (default 128)"),
+                   workers=dict(type=_whole(0), default=2, help="data loader processes (default 2)"),
                    device=dict(default="auto", help="cpu, cuda, cuda:1, ... (default: auto)"))
 
     train = sub.add_parser("train", help="train a recipe (configs/*.yaml) from partially labelled, multi-database data",
@@ -322,7 +351,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     smooth.add_argument("--split", **source["split"])
     smooth.add_argument("--mu", type=_mu_grid, default=list(range(11)), metavar="LIST",
                         help="mu values to try (default 0,1,...,10)")
-    smooth.add_argument("--folds", type=int, default=3, help="cross-validation folds over videos (default 3)")
+    smooth.add_argument("--folds", type=_whole(2), default=3, help="cross-validation folds over videos (default 3)")
     smooth.add_argument("--write", action="store_true", help="store the chosen mu in the checkpoint itself")
     smooth.add_argument("--output", metavar="CKPT", help="store the model with the chosen mu here instead")
     smooth.add_argument("--json", metavar="FILE", help="also write the search results as JSON")
@@ -377,10 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "outputs differ from fp32 by 0.005 on average (default: fp32)")
     analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
                          help="detect faces, or take each input as an aligned face crop (default: detect)")
-    analyze.add_argument("--stride", type=int, default=1, help="analyse every n-th video frame (default: 1)")
-    analyze.add_argument("--detect-every", type=int, default=1, metavar="K",
+    analyze.add_argument("--stride", type=_whole(1), default=1, help="analyse every n-th video frame (default: 1)")
+    analyze.add_argument("--detect-every", type=_whole(1), default=1, metavar="K",
                          help="run the face detector on every k-th analysed frame and track in between (default: 1)")
-    analyze.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
+    analyze.add_argument("--batch-size", type=_whole(1), default=32, help="faces per model call (default: 32)")
     analyze.add_argument("--smooth", nargs="?", const="checkpoint", metavar="au=MU,expr=MU,va=MU",
                          help="temporal smoothing of each face's features over a video (SMM eq. 9); mu per task, "
                               "default the checkpoint's (from smooth-search) or SMM's au=7,expr=9,va=9")
@@ -410,15 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
     visualize.add_argument("--out", required=True, help="output folder")
     visualize.add_argument("--images", help="cropped_aligned root for the ABAW layouts")
     visualize.add_argument("--split", help="read one split only (ABAW: train or validation; FER+: train or valid)")
-    visualize.add_argument("--per-class", type=int, default=200, metavar="N",
+    visualize.add_argument("--per-class", type=_whole(1), default=200, metavar="N",
                            help="points of each class per panel (AU absent/present, each expression; default: 200)")
-    visualize.add_argument("--max-rows", type=int, default=4000, metavar="N",
+    visualize.add_argument("--max-rows", type=_whole(1), default=4000, metavar="N",
                            help="faces drawn at random from the data to run through the model (default: 4000)")
     visualize.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: 30)")
     visualize.add_argument("--seed", type=int, default=0, help="seed of the sampling and of t-SNE (default: 0)")
     visualize.add_argument("--thresholds", metavar="FILE",
                            help='JSON per-AU thresholds {"AU1": 0.4, ...} for the F1 titles (default 0.5)')
-    visualize.add_argument("--batch-size", type=int, default=64, help="faces per model call (default: 64)")
+    visualize.add_argument("--batch-size", type=_whole(1), default=64, help="faces per model call (default: 64)")
     visualize.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
     visualize.add_argument("--quiet", action="store_true", help="no progress bars")
     visualize.set_defaults(func=cmd_visualize)
@@ -432,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--images", help="cropped_aligned root for the ABAW layouts")
     compare.add_argument("--split", help="read one split only (ABAW: train or validation; FER+: train or valid)")
     compare.add_argument("--thresholds", metavar="FILE", help='JSON per-AU thresholds {"AU1": 0.4, ...} (default 0.5)')
-    compare.add_argument("--batch-size", type=int, default=128, help="faces per model call (default: 128)")
+    compare.add_argument("--batch-size", type=_whole(1), default=128, help="faces per model call (default: 128)")
     compare.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
     compare.add_argument("--json", metavar="FILE",
                          help='also write {"runs": [...], "rows": [{"section", "metric", "values"}]}')
@@ -441,15 +470,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(line: str) -> None:
+    """The one line a user's mistake ends in."""
+    print(f"affectlab: error: {line}", file=sys.stderr)
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum`` (``--stride``, ``--batch-size``, ...), refused
+    before any work starts."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        return number
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
     except AffectlabError as e:
-        print(f"affectlab: error: {e}", file=sys.stderr)
+        _error(str(e))
     except OSError as e:
-        print(f"affectlab: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        _error(f"{e.filename or ''}: {e.strerror or e}")
     except KeyboardInterrupt:
         print("affectlab: interrupted", file=sys.stderr)
         return 130
