@@ -131,5 +131,5 @@ def code_running_pickle(path: Path, marker: Path) -> Path:
 
 def plain_pickle(path: Path, marker: Path) -> Path:
     """A bare pickle (not a torch zip file) that runs code when loaded."""
-    path.write_bytes(pickle.dumps(RunsCode(marker)))
+    path.write_bytes(pickle.dumps(RunsCode(marker), protocol=2))
     return path

@@ -216,6 +216,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":
         return 0
     for name, member in {**results["members"], **results["ensembles"]}.items():
+        if not member.get("validation"):
+            print(f"{name:<20} trained (no validation data)")
         for source, scores in member.get("validation", {}).items():
             p = "  ".join(f"{k} {v:.4f}" for k, v in scores.items() if k.startswith("P_") and v is not None)
             print(f"{name:<20} {source:<16} {p or 'no scores'}")
