@@ -34,14 +34,15 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from affectlab.data import read_manifest
+    from affectlab.data import read_source
     from affectlab.metrics import format_scores
-    from affectlab.scoring import load_thresholds, match, score_tables
+    from affectlab.scoring import load_thresholds, match, read_predictions, score_tables
 
-    predictions = read_manifest(args.predictions, schema=args.aus, predictions=True)
-    labels = read_manifest(args.labels, schema=args.aus)
-    matched = match(predictions.samples, labels.samples,
-                    pred_root=Path(args.predictions).resolve().parent, label_root=Path(args.labels).resolve().parent,
+    predictions = read_predictions(args.predictions, args.aus, face_id=args.face_id)
+    labels = read_source(args.labels, images=args.images, split=args.split, schema=args.aus)
+    label_folder = Path(args.labels).resolve()
+    matched = match(predictions, labels.samples, pred_root=Path(args.predictions).resolve().parent,
+                    label_root=label_folder if label_folder.is_dir() else label_folder.parent,
                     pred_name=args.predictions, label_name=args.labels)
     if matched.unmatched_labels:
         print(f"affectlab: warning: {matched.unmatched_labels} labelled images have no prediction in "
@@ -383,9 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="ABAW metrics of a predictions file against labels",
                            description="Per-AU F1, per-class F1, macro F1, accuracy, CCC of valence and arousal, "
-                                       "and the ABAW P scores, for PREDICTIONS against LABELS (both CSV manifests).")
-    score.add_argument("predictions", help="CSV manifest of predictions (AU columns may be probabilities)")
-    score.add_argument("labels", help="CSV manifest of ground-truth labels")
+                                       "and the ABAW P scores, for PREDICTIONS (a CSV manifest or the images.csv "
+                                       "of 'affectlab analyze') against LABELS (any source 'data summary' reads).")
+    score.add_argument("predictions", help="CSV manifest of predictions (AU columns may be probabilities), "
+                                           "or an 'affectlab analyze' images.csv as written")
+    score.add_argument("labels", help="labelled source: manifest CSV, ABAW root or MTL file, a dataset folder")
+    score.add_argument("--images", help="cropped_aligned root for the ABAW layouts")
+    score.add_argument("--split", help="read one split only (ABAW: train or validation; FER+: train or valid)")
+    score.add_argument("--face-id", type=int, metavar="ID",
+                       help="score this face of each image of an analyze table (default: the most confident)")
     score.add_argument("--thresholds", metavar="FILE", help='JSON per-AU thresholds {"AU1": 0.4, ...} (default 0.5)')
     score.add_argument("--aus", **aus)
     score.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
