@@ -171,32 +171,62 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from affectlab.data import read_source
-    from affectlab.inspect.compare import (Run, comparison_json, evaluate_checkpoint, format_comparison, read_scores,
-                                           run_names)
-    from affectlab.models import read_checkpoint_meta
-    from affectlab.scoring import load_thresholds
+    from affectlab.inspect.compare import Run, comparison_json, format_comparison, run_names
 
-    checkpoints = [r for r in args.runs if Path(r).suffix.lower() != ".json"]
+    from affectlab.errors import DataError
+
+    missing = [r for r in args.runs if not Path(r).exists()]
+    if missing:
+        raise DataError(missing[0], "no such file or folder")
+    checkpoints = [r for r in args.runs if Path(r).suffix.lower() != ".json" and not _is_training_run(r)]
     if checkpoints and not args.data:
         raise AffectlabError(f"{checkpoints[0]}: a checkpoint is evaluated on labelled data: give --data SOURCE")
-    device = _device(args.device)
-    samples: dict[LabelSchema, Any] = {}  # one table per label schema, read once
-    runs = []
-    for name, path in zip(run_names(args.runs), args.runs):
-        if path in checkpoints:
-            schema = read_checkpoint_meta(path).schema
-            if schema not in samples:
-                samples[schema] = read_source(args.data, images=args.images, split=args.split, schema=schema).samples
-            thresholds = load_thresholds(args.thresholds, schema) if args.thresholds else None
-            runs.append(Run(name, evaluate_checkpoint(path, samples[schema], au_thresholds=thresholds,
-                                                      batch_size=args.batch_size, device=device)))
-        else:
-            runs.append(Run(name, read_scores(path)))
+    labelled = _Labelled(args)
+    runs = [Run(name, _run_scores(path, labelled)) for name, path in zip(run_names(args.runs), args.runs)]
     print(format_comparison(runs))
     if args.json:
         write_json(args.json, comparison_json(runs))
     return 0
+
+
+def _is_training_run(path: str) -> bool:
+    from affectlab.inspect.compare import is_training_run
+
+    return is_training_run(path)
+
+
+class _Labelled:
+    """``compare --data``: the labelled table per label schema (read once) and how to evaluate on it."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args, self.tables = args, {}
+
+    def scores(self, checkpoints: Sequence[str | Path]) -> dict:
+        from affectlab.data import read_source
+        from affectlab.inspect.compare import evaluate_checkpoint
+        from affectlab.models import read_checkpoint_meta
+        from affectlab.scoring import load_thresholds
+
+        a = self.args
+        schema = read_checkpoint_meta(checkpoints[0]).schema
+        if schema not in self.tables:
+            self.tables[schema] = read_source(a.data, images=a.images, split=a.split, schema=schema).samples
+        thresholds = load_thresholds(a.thresholds, schema) if a.thresholds else None
+        return evaluate_checkpoint(checkpoints, self.tables[schema], au_thresholds=thresholds,
+                                   batch_size=a.batch_size, device=_device(a.device))
+
+
+def _run_scores(path: str, labelled: _Labelled) -> dict:
+    """One column of ``compare``: an evaluation JSON, a checkpoint on --data, or a training run (its final
+    model on --data, else its validation scores)."""
+    from affectlab.inspect.compare import final_checkpoints, final_scores, read_run, read_scores
+
+    if _is_training_run(path):
+        results, folder = read_run(path)
+        return labelled.scores(final_checkpoints(results, folder)) if labelled.args.data else final_scores(results, folder)
+    if Path(path).suffix.lower() == ".json":
+        return read_scores(path)
+    return labelled.scores([path])
 
 
 def _device(value: str) -> str:
@@ -464,8 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="evaluated runs side by side (per-AU F1, per-class F1, CCC, P scores)",
                              description="Print the scores of several runs side by side, like the SMM paper's "
                                          "Tables 1, 3 and 4. A RUN is the JSON of 'evaluate --json' or 'score "
-                                         "--json', or a checkpoint, evaluated here on --data.")
-    compare.add_argument("runs", nargs="+", metavar="RUN", help="evaluation JSON or checkpoint (.safetensors)")
+                                         "--json', a checkpoint, evaluated here on --data, or a training run "
+                                         "folder (or its results.json): its final model's validation scores, "
+                                         "or that model evaluated on --data.")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="evaluation JSON, checkpoint (.safetensors), or training run folder / results.json")
     compare.add_argument("--data", metavar="SOURCE", help="labelled source to evaluate checkpoints on (as 'evaluate')")
     compare.add_argument("--images", help="cropped_aligned root for the ABAW layouts")
     compare.add_argument("--split", help="read one split only (ABAW: train or validation; FER+: train or valid)")
