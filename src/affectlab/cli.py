@@ -13,6 +13,14 @@ from affectlab.jsonfile import write_json
 from affectlab.labels import AU_SETS, LabelSchema, schema
 
 
+DESCRIPTION = ("Facial action units, expressions and valence/arousal from faces: analyse images and videos, "
+               "train the papers' models on partially labelled data, evaluate, score and compare them.")
+
+
+#: bf16 against fp32, mean |difference| of the outputs on 300 AffectNet faces with the default model: 0.0052.
+BF16_TOLERANCE = 0.006
+
+
 def _schema_arg(value: str) -> LabelSchema:
     """``--aus abaw`` (or teacher-student, bp4d) or an explicit list ``AU1,AU2,AU12``."""
     try:
@@ -56,9 +64,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from affectlab.models import format_model_table, model_table
+    from affectlab.models.table import format_model_table, model_table, stored_table
 
-    rows = model_table(args.names or None)
+    rows = stored_table(args.names or None) or model_table(args.names or None)
     print(format_model_table(rows))
     if args.json:
         write_json(args.json, [{k: r[k] for k in ("name", "params", "gflops", "input_size")} for r in rows])
@@ -130,9 +138,9 @@ def _checkpoint_smoothing(backend: Any) -> dict[str, float]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from affectlab.analyze.predict import export_onnx
+    from affectlab.analyze.predict import DEFAULT_MODEL, export_onnx
 
-    out = export_onnx(args.model, args.out)
+    out = export_onnx(DEFAULT_MODEL if args.model == "default" else args.model, args.out)
     print(f"wrote {out} (checked against PyTorch)")
     return 0
 
@@ -394,7 +402,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="affectlab", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="affectlab", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"affectlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -442,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     analyze.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                          help="bf16: about 2x the model's speed on GPUs and on CPUs with AVX512-BF16/AMX; "
-                              "outputs differ from fp32 by 0.005 on average (default: fp32)")
+                              f"outputs within {BF16_TOLERANCE} of fp32 on average (default: fp32)")
     analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
                          help="detect faces, or take each input as an aligned face crop (default: detect)")
     analyze.add_argument("--stride", type=_whole(1), default=1, help="analyse every n-th video frame (default: 1)")
@@ -461,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a checkpoint for onnxruntime",
                             description="Export a checkpoint to ONNX with its metadata, checked to agree with PyTorch.")
-    export.add_argument("model", help="checkpoint (.safetensors)")
+    export.add_argument("model", help="checkpoint (.safetensors), or 'default' for the bundled model")
     export.add_argument("--format", choices=["onnx"], default="onnx", help="only onnx for now")
     export.add_argument("--out", required=True, help="the .onnx file to write")
     export.set_defaults(func=cmd_export)
