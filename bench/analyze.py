@@ -43,7 +43,7 @@ def tiled_video(source: Path, out: Path, tiles: int = 2) -> Path:
 def measure(analyzer: Analyzer, video: Path, out: Path) -> list[object]:
     analyzer.timings.clear()
     start = time.perf_counter()
-    result = run_analysis(analyzer, [video], out, progress=False, log=lambda _: None)
+    result = run_analysis(analyzer, [video], out, progress=False)
     wall = time.perf_counter() - start
     if result.failures:
         raise SystemExit("; ".join(result.failures))

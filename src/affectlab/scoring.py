@@ -2,7 +2,9 @@
 ``affectlab score`` and ``affectlab evaluate``.
 
 Both tables follow the sample-table contract (affectlab.data.table); predictions may carry AU
-probabilities, which are thresholded (0.5, or per-AU thresholds from a file).
+probabilities, which are thresholded (0.5, or per-AU thresholds from a file). A predictions file is
+a CSV manifest or, as written, a results table of ``affectlab analyze`` (its ``images.csv``): one
+face per image is scored, the most confident or a given ``face_id``.
 """
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from affectlab.data._parse import existing_file, read_csv_text, require, to_float
 from affectlab.errors import DataError
 from affectlab.jsonfile import read_json
-from affectlab.labels import LabelSchema, canonical_au
+from affectlab.labels import LabelSchema, canonical_au, openface_au
 from affectlab.metrics import multitask_scores
+
+#: Columns by which a CSV is known as a results table of ``affectlab analyze``.
+RESULTS_COLUMNS = ("input", "face_id", "success")
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,56 @@ class Matched:
     labels: pd.DataFrame
     unmatched_labels: int
     unmatched_predictions: int
+
+
+def read_predictions(path: str | os.PathLike[str], schema: LabelSchema, face_id: int | None = None) -> pd.DataFrame:
+    """Predictions to score: a CSV manifest (``path`` column), or a results table of ``affectlab analyze``."""
+    from affectlab.data import read_manifest
+
+    csv = existing_file(path)
+    raw = read_csv_text(csv)
+    if "path" not in raw.columns and all(c in raw.columns for c in RESULTS_COLUMNS):
+        return results_predictions(raw, csv, schema, face_id)
+    if face_id is not None:
+        raise DataError(csv, "--face-id picks a face of an 'affectlab analyze' table (input, face_id columns); "
+                             "this file is a manifest")
+    return read_manifest(csv, schema=schema, predictions=True).samples
+
+
+def results_predictions(raw: pd.DataFrame, csv: Path, schema: LabelSchema, face_id: int | None) -> pd.DataFrame:
+    """One prediction per image of an analyze table (text cells): the face ``face_id``, or else the most
+    confident face; images without an analysed face have none. Inputs are paths as analyze was given them."""
+    frames = to_float(raw["frame"], csv, "frame") if "frame" in raw.columns else np.full(len(raw), -1.0)
+    if (frames > 0).any():
+        raise DataError(csv, "is a video's table (frame by frame); score images.csv, or the ABAW files of --abaw",
+                        line=int(raw.index[np.argmax(frames > 0)]))
+    faces = raw[to_float(raw["success"], csv, "success") == 1]
+    if face_id is not None:
+        faces = faces[to_float(faces["face_id"], csv, "face_id") == face_id]
+        if faces.empty:
+            raise DataError(csv, f"no image has an analysed face {face_id}")
+    confidence = to_float(faces["confidence"], csv, "confidence") if "confidence" in faces.columns else 0
+    faces = faces.assign(_c=confidence).sort_values("_c", ascending=False, kind="stable").drop_duplicates("input")
+    out = pd.DataFrame({"path": [os.path.abspath(p) for p in faces["input"]]})
+    for au in schema.au_names:
+        column = openface_au(au) if openface_au(au) in faces.columns else au
+        if column in faces.columns:
+            out[au] = _probabilities(faces[column], csv, column)
+    if all(name in faces.columns for name in schema.expr_names):
+        probs = np.column_stack([_probabilities(faces[n], csv, n) for n in schema.expr_names])
+        out["expr"] = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
+    for name in schema.va_names:
+        if name in faces.columns:
+            values = to_float(faces[name], csv, name)
+            require(np.abs(values) <= 1, csv, name, faces[name], "in [-1, 1]")
+            out[name] = values
+    return out
+
+
+def _probabilities(cells: pd.Series, csv: Path, column: str) -> np.ndarray:
+    values = to_float(cells, csv, column)
+    require((values >= 0) & (values <= 1), csv, column, cells, "a probability in [0, 1]")
+    return values
 
 
 def _keys(table: pd.DataFrame, root: Path | None) -> pd.Series:

@@ -43,3 +43,17 @@ def media_faces() -> np.ndarray:
         image = read_image(media / name)
         crops += [align_face(image, points, template, 112) for points in detector.detect(image).landmarks]
     return np.stack(crops)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A small random checkpoint (MobileNetV2 at 32 px): loads in a fraction of a second, for tests of the
+    run around the model rather than of its answers."""
+    import torch
+
+    from affectlab.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(create_model("mtl-baseline", backbone="mobilenet_v2"),
+                           tmp_path_factory.mktemp("tiny") / "tiny.safetensors", input_size=32,
+                           mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

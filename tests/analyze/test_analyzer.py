@@ -119,20 +119,21 @@ def test_skip_existing_redoes_only_unfinished(analyzer, media, tmp_path):
     first = run_analysis(analyzer, [media / "single_face.mp4", media / "single_face.jpg"], tmp_path, progress=False)
     assert not first.failures
     (tmp_path / "single_face.csv").rename(tmp_path / "single_face.csv.partial")  # as if interrupted
-    logged = []
     again = run_analysis(analyzer, [media / "single_face.mp4", media / "single_face.jpg"], tmp_path,
-                         skip_existing=True, progress=False, log=logged.append)
-    assert not again.failures and not logged  # the partial video was redone, not skipped
+                         skip_existing=True, progress=False)
+    assert not again.failures and again.skipped == [str(media / "single_face.jpg")]  # the partial video was redone
     assert len(pd.read_csv(tmp_path / "single_face.csv")) == 72
     assert len(pd.read_csv(tmp_path / "images.csv")) == 1  # the image was not analysed twice
-    run_analysis(analyzer, [media / "single_face.mp4"], tmp_path, skip_existing=True, progress=False, log=logged.append)
-    assert len(logged) == 1 and "skipped" in logged[0]
+    last = run_analysis(analyzer, [media / "single_face.mp4"], tmp_path, skip_existing=True, progress=False)
+    assert last.skipped == [str(media / "single_face.mp4")] and not last.written
 
 
-def test_face_less_clip_abaw_is_a_clean_failure(analyzer, media, tmp_path):
+def test_face_less_clip_abaw_is_a_warning(analyzer, media, tmp_path):
     report = run_analysis(analyzer, [media / "no_face.mp4"], tmp_path, abaw=True, progress=False)
-    assert report.failures == [f"no_face: no face was found in {media / 'no_face.mp4'}; nothing to write for ABAW"]
+    assert not report.failures and report.warnings == [
+        f"no_face: no face was found in {media / 'no_face.mp4'}; its ABAW files hold the neutral default on every frame"]
     assert len(pd.read_csv(tmp_path / "no_face.csv")) == 95
+    assert len((tmp_path / "abaw" / "VA" / "no_face.txt").read_text().splitlines()) == 96
 
 
 def test_analyze_warns_and_keeps_rows_of_a_truncated_video(analyzer, media, tmp_path):

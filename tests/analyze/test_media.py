@@ -49,7 +49,24 @@ def test_expand_inputs_folders_globs_and_errors(tmp_path, make_video):
     assert [f.name for f in files] == ["a.jpg", "b.png", "c.mp4"]  # sorted, duplicates from the glob removed
     assert [str(e).split(": ", 1)[1] for e in errors] == [
         "not an image or video file (suffix '.txt')", "no such file or folder",
-        "folder holds no image or video files", "pattern matches no image or video files"]
+        "folder holds no image or video files (searched with its subfolders)",
+        "pattern matches no image or video files"]
+
+
+def test_folders_are_searched_into_except_hidden_and_output_folders(tmp_path):
+    """A dataset keeps its classes in subfolders; the run's own output folder is not an input."""
+    for name in ("happy/a.jpg", "sad/deeper/b.png", ".cache/c.png", "out/d_annotated.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (2, 2)).save(tmp_path / name)
+    files, errors = expand_inputs([tmp_path], exclude=tmp_path / "out")
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["happy/a.jpg", "sad/deeper/b.png"] and not errors
+
+
+def test_decompression_bomb_is_one_line(tmp_path):
+    from bad_inputs import huge_png
+
+    with pytest.raises(DataError, match="bomb.png: image too large to analyse"):
+        read_image(huge_png(tmp_path / "bomb.png"))
 
 
 def test_video_is_streamed_in_order_with_stride_and_timestamps(tmp_path, make_video):

@@ -145,3 +145,17 @@ def test_figures_show_the_data(video, tmp_path):
     columns = grey.sum(axis=0)
     assert columns.max() > 0.5 * rgb.shape[0]  # full-height grey band: the frames without a face
     assert (columns > 0.5 * rgb.shape[0]).sum() < 0.25 * rgb.shape[1]  # ... but only over the 6-frame gap
+
+
+def test_images_circumplex_names_each_face(monkeypatch, tmp_path):
+    """Several faces of still images are told apart: each point carries its image and face id."""
+    from affectlab.analyze import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or Path(path))
+    table = images_table(3)
+    plot_circumplex(table, tmp_path / "c.png")
+    texts = {t.get_text() for t in drawn[0].axes[0].texts}
+    assert {"img00 #0", "img01 #0", "img02 #0"} <= texts
+    plot_circumplex(video_table(), tmp_path / "v.png")  # a video's hundred points stay unlabelled
+    assert not any("#" in t.get_text() for t in drawn[1].axes[0].texts)

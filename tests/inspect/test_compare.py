@@ -110,3 +110,29 @@ def test_ablation_runs_and_compare_agrees_with_evaluate(tiny_data, tmp_path, cap
     assert values[("AU", "F1-AU (mean)")][0] is not None
     for metric, (smm_json, mss_json, smm_ckpt, mss_ckpt) in values.items():
         assert (smm_json, mss_json) == pytest.approx((smm_ckpt, mss_ckpt)), metric
+
+
+def test_compare_takes_a_training_run(tmp_path, capsys):
+    """Issue 18.9: a run folder (or its results.json) is what a user has after train: its final model's
+    validation scores; with --data, that model evaluated there."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from train_world import build_world, mini_recipe
+
+    world = build_world(tmp_path / "world")
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 2}]", extra="final: main")
+    run = tmp_path / "runs" / "mini"
+    assert main(["train", str(path), "--out", str(run)]) == 0
+    validation = json.loads((run / "results.json").read_text())["members"]["main"]["validation"]["labelled"]
+    capsys.readouterr()
+    assert main(["compare", str(run), str(run / "results.json"), "--json", str(tmp_path / "c.json")]) == 0
+    table = by_metric(json.loads((tmp_path / "c.json").read_text()))
+    assert table[("P (eq. 8)", "P_MTL")] == pytest.approx([validation["P_MTL"]] * 2)
+    assert main(["compare", str(run), "--data", str(world.labelled), "--device", "cpu",
+                 "--json", str(tmp_path / "d.json")]) == 0
+    table = by_metric(json.loads((tmp_path / "d.json").read_text()))
+    assert table[("P (eq. 8)", "P_MTL")] == pytest.approx([validation["P_MTL"]], abs=1e-6)
+    (tmp_path / "empty").mkdir()
+    assert main(["compare", str(tmp_path / "empty")]) == 2
+    assert "without results.json: not a finished training run" in capsys.readouterr().err

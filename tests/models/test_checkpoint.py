@@ -142,3 +142,23 @@ def test_damaged_metadata_and_newer_format(saved, tmp_path):
     assert "damaged affectlab metadata" in load_error(path)
     rewrite(saved, path, lambda d: d.update(format_version=99))
     assert "written by a newer affectlab (checkpoint format 99)" in load_error(path)
+
+
+def test_a_config_of_an_impossible_size_is_one_line(saved, tmp_path):
+    """A damaged config whose values have the right type but no possible size (torch's RuntimeError)."""
+    path = tmp_path / "m.safetensors"
+    rewrite(saved, path, lambda d: d["config"].update(va_bins=-2))
+    assert "cannot rebuild the model" in load_error(path)
+
+
+def test_checkpoints_are_written_with_the_usual_file_mode(tmp_path):
+    """Issue 18.13: safetensors writes 0600; a checkpoint is as readable as the other files of a run (umask)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(create_model("mtl-baseline", backbone="mobilenet_v2"), tmp_path / "m.safetensors",
+                               input_size=32, **IMAGENET)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

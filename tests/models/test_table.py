@@ -47,3 +47,22 @@ def test_model_table_rows_and_format(monkeypatch):
     assert all(r["params"] > 1e6 and r["gflops"] > 0 and r["input_size"] == 64 for r in rows)
     text = format_model_table(rows)
     assert "smm" in text and "mobilenet_v2" in text and "64px" in text and "multiply-adds" in text
+
+
+def test_the_stored_table_is_the_counted_one():
+    """Issue 18.13: `affectlab models` reads the table stored with the package; it must be what a count gives
+    (the three 112 px models are recounted here; tools/write_model_table.py rewrites it all)."""
+    stored = {r["name"]: r for r in table.stored_table()}
+    assert set(stored) == set(table.list_models())
+    for row in model_table(["mtl-baseline", "streaming", "cnn-rnn"]):
+        assert stored[row["name"]]["params"] == row["params"]
+        assert stored[row["name"]]["gflops"] == pytest.approx(row["gflops"], rel=1e-9)
+
+
+def test_models_command_builds_no_model(monkeypatch, capsys):
+    """Issue 18.13: `affectlab models` took 16 s building and counting seven networks; it builds none now."""
+    from affectlab.cli import main
+
+    monkeypatch.setattr(table, "create_model", lambda *a, **k: pytest.fail("a model was built"))
+    assert main(["models"]) == 0 and "context-ensemble" in capsys.readouterr().out
+    assert table.stored_table(["nope"]) is None  # an unknown name is counted, and refused, as before

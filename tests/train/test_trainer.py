@@ -275,3 +275,136 @@ def test_a_filter_by_a_stage_that_has_not_run_is_refused(world, tmp_path):
     path = mini_recipe(world, tmp_path, stages="[{name: first, steps: 2}]")
     with pytest.raises(AffectlabError, match="comes before"):
         train(load_recipe(path, ["sources.expr.confident={stage: first}"]), tmp_path / "run")
+
+
+# --- run directories a user damaged, and interrupted runs ----------------------------------------------
+
+
+def stopped_run(world, folder, step: int = 3):
+    """A mini run stopped after ``step`` (its state.pt saved at step 2)."""
+    path = mini_recipe(world, folder)
+    with pytest.raises(Interrupt):
+        train(load_recipe(path), folder / "run", hooks=[stop_at(step)])
+    return load_recipe(path), folder / "run"
+
+
+def state_fault(kind: str, state, marker):
+    import bad_inputs as bad
+
+    if kind == "truncated":
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    elif kind == "foreign":
+        torch.save({"weights": torch.zeros(3)}, state)
+    elif kind == "code":
+        bad.code_running_pickle(state, marker)
+    elif kind == "plain-pickle":
+        bad.plain_pickle(state, marker)
+    elif kind == "text":
+        state.write_text("not a state\n")
+    elif kind == "other-model":
+        saved = torch.load(state, weights_only=True)
+        saved["model"] = {"w": torch.zeros(1)}
+        torch.save(saved, state)
+    else:
+        raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("truncated", "damaged training state"), ("text", "damaged training state"),
+    ("foreign", "not an affectlab training state (no 'member')"),
+    ("code", "not a training state: it holds Python objects other than tensors (refused, not run)"),
+    ("plain-pickle", "not a training state: it holds Python objects other than tensors (refused, not run)"),
+    ("other-model", "does not fit this run's model or optimiser"),
+])
+def test_a_damaged_state_file_is_one_line_and_never_runs_code(world, tmp_path, capsys, kind, message):
+    """Issue 17: --resume with a damaged or foreign state.pt names the file; the run is kept, no code runs."""
+    recipe, out = stopped_run(world, tmp_path)
+    state, marker = out / "state.pt", tmp_path / "code-ran"
+    state_fault(kind, state, marker)
+    before = sorted(p.name for p in out.iterdir())
+    capsys.readouterr()  # what the interrupted run printed
+    code = main(["train", str(tmp_path / "mini.yaml"), "--out", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == err.strip().splitlines()[0] and "Traceback" not in err
+    assert err.startswith(f"affectlab: error: {state}: {message}") and "move it away" in err
+    assert not marker.exists(), "the pickle's code ran"
+    assert sorted(p.name for p in out.iterdir()) == before and state.exists()  # nothing of the run is lost
+
+
+def test_resume_without_a_run_is_refused(world, tmp_path, capsys):
+    """Issue 18.4: --resume on a folder without a run would start a fresh full training; it is one line instead."""
+    path = mini_recipe(world, tmp_path)
+    for folder in (tmp_path / "typo", tmp_path):
+        code = main(["train", str(path), "--out", str(folder), "--resume", "train.progress=false"])
+        err = capsys.readouterr().err
+        assert code == 2 and "no run to resume" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "metrics.csv").exists()
+
+
+def test_ctrl_c_saves_the_state_of_the_last_step(world, tmp_path, capsys):
+    """Issue 18.5: Ctrl-C between checkpoints saves the state; --resume continues from that step."""
+    import signal
+
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 6}]", extra="")
+    ctrl_c = lambda info: info.step == 3 and signal.raise_signal(signal.SIGINT)  # noqa: E731
+    with pytest.raises(KeyboardInterrupt):
+        train(load_recipe(path, ["train.checkpoint_every=100"]), tmp_path / "run", hooks=[ctrl_c])
+    assert "stopped after step 3 of 6; its state is saved: continue with --resume" in capsys.readouterr().err
+    assert torch.load(tmp_path / "run" / "state.pt", weights_only=True)["step"] == 3
+    seen = []
+    train(load_recipe(path, ["train.checkpoint_every=100"]), tmp_path / "run", resume=True,
+          hooks=[lambda info: seen.append(info.step)])
+    assert seen == [4, 5, 6]
+    train(load_recipe(path, ["train.checkpoint_every=100"]), tmp_path / "whole")
+    whole, split = weights(tmp_path / "whole" / "main.safetensors"), weights(tmp_path / "run" / "main.safetensors")
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+
+
+KILLED_RUN = ["train.eval_every_steps=1000", "train.checkpoint_every=3"]
+
+
+@pytest.fixture(scope="module")
+def never_stopped(world, tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The weights of the 24-step mini run, never stopped."""
+    folder = tmp_path_factory.mktemp("whole")
+    path = mini_recipe(world, folder, stages="[{name: main, steps: 24}]")
+    train(load_recipe(path, KILLED_RUN), folder / "run")
+    return weights(folder / "run" / "main.safetensors")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_a_killed_or_interrupted_train_resumes_bit_identically(world, tmp_path, capsys, never_stopped, how):
+    """Issue 17.3: ``affectlab train`` killed (or Ctrl-C'd) part-way, then ``--resume``d, ends with exactly the
+    weights of a run never stopped, with the same seed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 24}]")
+    args = ["train", str(path), *KILLED_RUN, "--out", str(tmp_path / "cut")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "affectlab.cli", *args], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "cut" / "state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(getattr(signal, how))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (-signal.SIGKILL if how == "SIGKILL" else 130) and "Traceback" not in err, err
+    assert not (tmp_path / "cut" / "main.safetensors").exists(), "the run finished before it was stopped"
+    assert (tmp_path / "cut" / "state.pt").exists()
+    assert main([*args, "--resume"]) == 0, capsys.readouterr().err
+    cut = weights(tmp_path / "cut" / "main.safetensors")
+    assert never_stopped.keys() == cut.keys() and all(torch.equal(never_stopped[k], cut[k]) for k in cut)
+
+
+def test_training_without_validation(world, tmp_path, capsys):
+    """Issue 18.10: one override turns validation off; the run trains and reports no scores."""
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 2}]")
+    assert main(["train", str(path), "validation=null", "--out", str(tmp_path / "run")]) == 0
+    assert "main" in capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["members"]["main"]["validation"] == {} and (tmp_path / "run" / "main.safetensors").exists()

@@ -51,6 +51,18 @@ def release_freed_memory() -> None:
         _malloc_trim(0)
 
 
+def _take(frames: Iterator[Frame], n: int) -> tuple[list[Frame], DataError | None]:
+    """Up to ``n`` frames, and the error that ended the video early, if any: the frames decoded before a
+    break come back beside it, so a truncated video keeps every frame it has, whatever the chunk size."""
+    chunk: list[Frame] = []
+    try:
+        for frame in islice(frames, n):
+            chunk.append(frame)
+    except DataError as e:
+        return chunk, e
+    return chunk, None
+
+
 class Analyzer:
     """Analyse images and videos with a checkpoint (``.safetensors``), an exported ``.onnx`` model, or
     the bundled default model (``model=None``).
@@ -150,15 +162,18 @@ class Analyzer:
         kept = 0
         while True:
             with self._timed("decode"):
-                chunk = list(islice(frames, self.chunk_frames))
-            if not chunk:
+                chunk, broken = _take(frames, self.chunk_frames)
+            if not chunk and broken is None:
                 break
-            detect = [(kept + i) % self.detect_every == 0 for i in range(len(chunk))]
-            kept += len(chunk)
-            rows = self._rows(chunk, self._faces_of_video(chunk, detect, tracker), smooth=True)
-            del chunk
-            release_freed_memory()
-            yield rows
+            if chunk:
+                detect = [(kept + i) % self.detect_every == 0 for i in range(len(chunk))]
+                kept += len(chunk)
+                rows = self._rows(chunk, self._faces_of_video(chunk, detect, tracker), smooth=True)
+                del chunk
+                release_freed_memory()
+                yield rows
+            if broken is not None:
+                raise broken
 
     # --- faces ------------------------------------------------------------------------------
 

@@ -51,18 +51,31 @@ def is_image(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[DataError]]:
-    """Files, folders (their images and videos, sorted) and globs -> media files, plus one error per
-    input that names nothing usable (so the other inputs still run)."""
+def folder_media(folder: Path, exclude: Path | None = None) -> list[Path]:
+    """The images and videos anywhere under ``folder``, sorted: datasets keep classes in subfolders.
+    Hidden folders and ``exclude`` (the run's own output folder) are not searched."""
+    skip = exclude.resolve() if exclude is not None else None
+    media = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and (skip is None or Path(root, d).resolve() != skip)]
+        media += [Path(root, n) for n in names if is_image(n) or is_video(n)]
+    return sorted(media)
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike[str]],
+                  exclude: str | os.PathLike[str] | None = None) -> tuple[list[Path], list[DataError]]:
+    """Files, folders (every image and video under them, sorted) and globs -> media files, plus one
+    error per input that names nothing usable (so the other inputs still run). ``exclude``: a folder
+    never searched into (the output folder, whose annotated images are not inputs)."""
     found: list[Path] = []
     errors: list[DataError] = []
     for raw in inputs:
         text = os.fspath(raw)
         path = Path(text)
         if path.is_dir():
-            media = sorted(p for p in path.iterdir() if p.is_file() and (is_image(p) or is_video(p)))
+            media = folder_media(path, Path(exclude) if exclude is not None else None)
             if not media:
-                errors.append(DataError(path, "folder holds no image or video files"))
+                errors.append(DataError(path, "folder holds no image or video files (searched with its subfolders)"))
             found += media
         elif path.is_file():
             if is_image(path) or is_video(path):
@@ -94,6 +107,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise DataError(path, "no such file") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(path, f"image too large to analyse ({e.args[0].split(',')[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DataError(path, f"cannot decode image ({e})") from None
 

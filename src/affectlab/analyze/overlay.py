@@ -1,6 +1,7 @@
-"""The results drawn onto the video: each face's box, id, top expression and valence/arousal bars.
+"""The results drawn onto the video (or an image): each face's box, id, top expression and valence/arousal bars.
 
     write_overlay_video("clip.mp4", table, "clip_overlay.mp4")
+    write_overlay_image("group.jpg", table, "group_annotated.jpg")
 
 The video is decoded again frame by frame (``media.iter_video``) and encoded as it goes, so memory
 stays flat whatever its length; frames without rows in the table are written unchanged. Encoded with
@@ -16,8 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-from affectlab.analyze.media import iter_video, video_info
+from affectlab.analyze.media import iter_video, read_image, video_info
 from affectlab.analyze.plots import EXPR_COLOURS
 
 PathLike = str | os.PathLike[str]
@@ -65,6 +67,18 @@ def write_overlay_video(video_path: PathLike, table: pd.DataFrame, out_path: Pat
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         finally:
             container.mux(stream.encode())
+    return out_path
+
+
+def write_overlay_image(image_path: PathLike, table: pd.DataFrame, out_path: PathLike) -> Path:
+    """Write a copy of the image ``image_path`` with its faces in ``table`` drawn on it (box, id, top
+    expression, VA bars), so several faces in one photo can be told apart in the tables and plots."""
+    image = read_image(image_path).copy()
+    for face in _faces_by_frame(_rows_of(table, image_path, every_input=False)).get(-1, []):
+        _draw_face(image, face)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(out_path)
     return out_path
 
 
@@ -127,10 +141,11 @@ def _outlined(image: np.ndarray, text: str, origin: tuple[int, int], scale: floa
     cv2.putText(image, text, origin, _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def _rows_of(table: pd.DataFrame, video_path: PathLike) -> pd.DataFrame:
-    """The successful rows of ``video_path`` (all successful rows when the table holds one input)."""
+def _rows_of(table: pd.DataFrame, video_path: PathLike, every_input: bool = True) -> pd.DataFrame:
+    """The successful rows of ``video_path`` (with ``every_input``: all successful rows when the table
+    holds one input)."""
     rows = table[pd.to_numeric(table["success"], errors="coerce").fillna(0).to_numpy() > 0]
-    if table["input"].nunique() <= 1:
+    if every_input and table["input"].nunique() <= 1:
         return rows
     target = Path(video_path).resolve()
     return rows[[Path(str(p)).resolve() == target for p in rows["input"]]]

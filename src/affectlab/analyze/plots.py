@@ -32,6 +32,7 @@ PathLike = str | os.PathLike[str]
 DPI = 100
 WIDE = (8.0, 4.0)  # inches: the over-time figures
 SQUARE = (7.0, 5.6)  # inches: the circumplex (equal axes plus a legend on the right)
+MAX_LABELLED_FACES = 40  # a circumplex of still images names each face up to this many (more would clutter)
 
 #: One fixed colour per expression class (Okabe-Ito, safe for colour-blind readers), shared by the
 #: circumplex, the expression plot and the overlay video.
@@ -122,6 +123,8 @@ def plot_circumplex(table: pd.DataFrame, path: PathLike) -> Path:
     if len(unknown):
         ax.scatter(unknown["valence"], unknown["arousal"], s=size, facecolors="none", edgecolors="0.4",
                    linewidths=0.6, label=f"no expression ({len(unknown)})", zorder=3)
+    if not _is_video_sequence(table) and len(faces) <= MAX_LABELLED_FACES:
+        _label_faces(ax, faces)
     ax.set_title(title)
     legend = ax.legend(title="expression", loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     for handle in legend.legend_handles:
@@ -323,6 +326,20 @@ def _circumplex_guides(ax: Axes) -> None:
     ax.set_yticks([-1, -0.5, 0, 0.5, 1])
     ax.set_xlabel("valence (negative → positive)")
     ax.set_ylabel("arousal (calm → excited)")
+
+
+def face_labels(faces: pd.DataFrame) -> list[str]:
+    """``#<face_id>`` per face (the id drawn on the annotated image), prefixed with the image's name
+    where the faces come from several images."""
+    several = faces["input"].nunique() > 1
+    return [f"{Path(str(i)).stem} #{int(f)}" if several else f"#{int(f)}"
+            for i, f in zip(faces["input"], faces["face_id"])]
+
+
+def _label_faces(ax: Axes, faces: pd.DataFrame) -> None:
+    """Name each point of a circumplex of still images, so each face can be found on its image."""
+    for (v, a), text in zip(faces[["valence", "arousal"]].to_numpy(dtype=float), face_labels(faces)):
+        ax.annotate(text, (v, a), xytext=(4, 4), textcoords="offset points", fontsize=7, color="0.2", zorder=4)
 
 
 def _marker_style(n: int) -> tuple[float, float]:

@@ -2,13 +2,15 @@
 
 Each video goes to ``OUT/<video stem>.csv`` (written as ``.csv.partial`` until the video is done, so
 an interrupted run keeps its rows and ``skip_existing`` redoes only unfinished videos); all images
-of the run go to ``OUT/images.csv``. A bad input is reported in one line and the others go on.
+of the run go to ``OUT/images.csv``. A bad input is reported in one line and the others go on. The
+output folder and the inputs are checked by :func:`prepare` before any model is needed, so a mistake
+in them costs no wait.
 """
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,55 +27,116 @@ IMAGES_CSV = "images.csv"
 
 @dataclass
 class RunReport:
-    """What a run wrote, what failed (one line each) and a human summary per output."""
+    """What a run wrote, what failed (one line each), what was already done, and a summary per output."""
 
     written: list[Path] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     summaries: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # inputs already analysed in OUT (skip_existing)
+    analysed: int = 0  # inputs that gave rows in this run
+
+    @property
+    def exit_status(self) -> int:
+        """0: all went well; 1: some inputs failed while others were done; 2: nothing could be done."""
+        if not self.failures:
+            return 0
+        return 1 if self.analysed or self.skipped else 2
 
 
-def output_names(videos: Sequence[Path]) -> dict[Path, str]:
-    """``<stem>`` per video, or ``<folder>_<stem>`` where two videos share a stem."""
-    stems = Counter(v.stem for v in videos)
-    return {v: v.stem if stems[v.stem] == 1 else f"{v.parent.name}_{v.stem}" for v in videos}
+@dataclass(frozen=True)
+class Extras:
+    """The outputs asked for beside each table."""
+
+    plots: bool = False
+    video_out: bool = False
+    abaw: bool = False
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The media files a run will analyse, and one error per input that names nothing usable."""
+
+    files: list[Path]
+    errors: list[DataError]
+
+
+def output_folder(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir``, created and checked writable; DataError naming it otherwise (e.g. it is a file)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "the output folder (--out) is a file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".affectlab-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise DataError(out, f"cannot write to the output folder ({e.strerror or e})") from None
+    return out
+
+
+def prepare(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> Inputs:
+    """Check the output folder and find the media files, before any model is loaded."""
+    out = output_folder(out_dir)
+    files, errors = expand_inputs(inputs, exclude=out)
+    return Inputs(files, errors)
+
+
+def output_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """``<stem>`` per file, or ``<folder>_<stem>`` where two files share a stem."""
+    stems = Counter(v.stem for v in paths)
+    return {v: v.stem if stems[v.stem] == 1 else f"{v.parent.name}_{v.stem}" for v in paths}
 
 
 def run_analysis(analyzer: Analyzer, inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
                  skip_existing: bool = False, plots: bool = False, video_out: bool = False, abaw: bool = False,
-                 progress: bool = True, log: Callable[[str], None] = print) -> RunReport:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files, errors = expand_inputs(inputs)
-    report = RunReport(failures=[str(e) for e in errors])
-    videos = [f for f in files if is_video(f)]
+                 progress: bool = True) -> RunReport:
+    """Analyse every input into ``out_dir``; never raises for one bad input (see RunReport)."""
+    found = prepare(inputs, out_dir)
+    out, extras = Path(out_dir), Extras(plots, video_out, abaw)
+    report = RunReport(failures=[str(e) for e in found.errors])
+    videos = [f for f in found.files if is_video(f)]
     for video, name in output_names(videos).items():
-        _run_video(analyzer, video, name, out, report, skip_existing, progress, log)
-        table_path = out / f"{name}.csv"
-        if table_path in report.written:
-            _extras(analyzer, pd.read_csv(table_path), name, out, report, plots, abaw, video_out and video)
-    images = [f for f in files if not is_video(f)]
+        table, fresh = _run_video(analyzer, video, name, out, report, skip_existing, progress)
+        if table is not None:
+            wanted = extras if fresh else _missing(extras, out, name)
+            _extras(analyzer, table, name, out, report, wanted, video)
+    images = [f for f in found.files if not is_video(f)]
     if images:
-        _run_images(analyzer, images, out, report, skip_existing, progress)
-        table = pd.read_csv(out / IMAGES_CSV)
-        if len(table):
+        fresh = _run_images(analyzer, images, out, report, skip_existing, progress)
+        table = _read_table(out / IMAGES_CSV)
+        if table is not None:
             report.summaries.append(f"images: {describe(table, analyzer.schema)}")
-            _extras(analyzer, table, "images", out, report, plots, abaw, None)
+            wanted = extras if fresh else _missing(extras, out, "images", images)
+            _extras(analyzer, table, "images", out, report, wanted, None)
     return report
 
 
+def _read_table(path: Path) -> pd.DataFrame | None:
+    """A results table written by an earlier call or this one; None where there is none yet."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(path, f"not a results table of affectlab analyze ({e}); move it away and run again") from None
+
+
 def _run_video(analyzer: Analyzer, video: Path, name: str, out: Path, report: RunReport, skip_existing: bool,
-               progress: bool, log: Callable[[str], None]) -> None:
+               progress: bool) -> tuple[pd.DataFrame | None, bool]:
+    """(the video's table or None, whether it was analysed now rather than read back from an earlier run)."""
     final = out / f"{name}.csv"
     if skip_existing and final.is_file():
-        log(f"{video}: already analysed in {final}, skipped")
-        return
+        report.skipped.append(str(video))
+        return _read_table(final), False
     partial = final.with_name(final.name + ".partial")
     try:
         info = video_info(video)
         total = None if info.frames is None else -(-info.frames // analyzer.stride)
     except DataError as e:
         report.failures.append(str(e))
-        return
+        return None, False
     rows = 0
     with CsvRows(partial) as writer, tqdm(total=total, unit="frame", desc=name, disable=not progress,
                                           leave=False, dynamic_ncols=True) as bar:
@@ -85,20 +148,29 @@ def _run_video(analyzer: Analyzer, video: Path, name: str, out: Path, report: Ru
                 bar.update(done)
         except DataError as e:
             report.failures.append(f"{e}; kept the {rows} frames before it" if rows else str(e))
-    if rows:
-        os.replace(partial, final)
-        report.written.append(final)
-        report.summaries.append(f"{name}: {describe(pd.read_csv(final), analyzer.schema)}")
-    else:
+    if not rows:
         partial.unlink(missing_ok=True)
+        return None, False
+    os.replace(partial, final)
+    report.written.append(final)
+    report.analysed += 1
+    table = pd.read_csv(final)
+    report.summaries.append(f"{name}: {describe(table, analyzer.schema)}")
+    return table, True
 
 
 def _run_images(analyzer: Analyzer, images: list[Path], out: Path, report: RunReport, skip_existing: bool,
-                progress: bool) -> None:
+                progress: bool) -> bool:
+    """Append every image's rows to images.csv; True when any image gave rows in this run."""
     path = out / IMAGES_CSV
-    if skip_existing and path.is_file():
-        done = set(pd.read_csv(path, usecols=["input"])["input"].astype(str))
+    if skip_existing:
+        earlier = _read_table(path)
+        done = set() if earlier is None else set(earlier["input"].astype(str))
+        report.skipped += [str(i) for i in images if os.fspath(i) in done]
         images = [i for i in images if os.fspath(i) not in done]
+    if not images:
+        return False
+    analysed = 0
     with CsvRows(path, append=skip_existing) as writer, tqdm(total=len(images), unit="image", desc="images",
                                                              disable=not progress, leave=False) as bar:
         for result in analyzer.analyze_images(images):
@@ -107,27 +179,84 @@ def _run_images(analyzer: Analyzer, images: list[Path], out: Path, report: RunRe
                 bar.update(1)
                 continue
             writer.write(result)
+            analysed += result["input"].nunique()
             bar.update(result["input"].nunique())
-    report.written.append(path)
+    report.analysed += analysed
+    if analysed:
+        report.written.append(path)
+    elif path.stat().st_size == 0:
+        path.unlink()  # no image could be read: no empty table left behind
+    return analysed > 0
 
 
-def _extras(analyzer: Analyzer, table: pd.DataFrame, name: str, out: Path, report: RunReport, plots: bool,
-            abaw: bool, video: Path | None | bool) -> None:
-    """Plots, the annotated video and ABAW files of one finished output; a failure here is one line too."""
+def _missing(extras: Extras, out: Path, name: str, images: Sequence[Path] = ()) -> Extras:
+    """Of the asked-for outputs of an already analysed table, those an earlier run did not write."""
+    annotated = [_annotated_image_path(out, n, p) for p, n in output_names(list(images)).items()]
+    return Extras(plots=extras.plots and not (out / f"{name}_circumplex.png").is_file(),
+                  video_out=extras.video_out and not (all(p.is_file() for p in annotated) if images
+                                                      else (out / f"{name}_annotated.mp4").is_file()),
+                  abaw=extras.abaw and not (out / "abaw" / ("mtl.txt" if images else f"AU/{name}.txt")).is_file())
+
+
+def _annotated_image_path(out: Path, name: str, image: Path) -> Path:
+    suffix = image.suffix.lower() if image.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
+    return out / f"{name}_annotated{suffix}"
+
+
+def _extras(analyzer: Analyzer, table: pd.DataFrame, name: str, out: Path, report: RunReport, extras: Extras,
+            video: Path | None) -> None:
+    """Plots, the annotated video or images and ABAW files of one finished output; a failure here is one line."""
     try:
-        if plots:
+        if extras.plots:
             from affectlab.analyze.plots import plot_all
 
             report.written += plot_all(table, out, name)
-        if video:
-            from affectlab.analyze.overlay import write_overlay_video
-
-            report.written.append(write_overlay_video(video, table, out / f"{name}_annotated.mp4",
-                                                      stride=analyzer.stride))
-        if abaw:
-            if name == "images":
-                report.written.append(write_abaw_mtl(table, out / "abaw" / "mtl.txt", analyzer.schema))
-            else:
-                report.written += write_abaw_task_files(table, out / "abaw", name, analyzer.schema)
+        if extras.video_out:
+            _annotate(analyzer, table, video, out, name, report)
+        if extras.abaw:
+            _abaw_files(analyzer, table, name, out, report)
     except AffectlabError as e:
         report.failures.append(f"{name}: {e}")
+
+
+def _annotate(analyzer: Analyzer, table: pd.DataFrame, video: Path | None, out: Path, name: str,
+              report: RunReport) -> None:
+    """The video with its faces drawn, or for images an annotated copy of each image that was analysed."""
+    from affectlab.analyze.overlay import write_overlay_image, write_overlay_video
+
+    if video is not None:
+        report.written.append(write_overlay_video(video, table, out / f"{name}_annotated.mp4", stride=analyzer.stride))
+        return
+    images = [Path(p) for p in dict.fromkeys(table["input"].astype(str))]
+    for image, image_name in output_names(images).items():
+        try:
+            report.written.append(write_overlay_image(image, table, _annotated_image_path(out, image_name, image)))
+        except DataError as e:  # the image moved or changed since it was analysed
+            report.failures.append(str(e))
+
+
+def _abaw_files(analyzer: Analyzer, table: pd.DataFrame, name: str, out: Path, report: RunReport) -> None:
+    """ABAW submission files. A video without any face still gets its files, as the challenge wants a line
+    per frame: every frame holds the neutral default (no AU, Neutral, valence and arousal 0), with a warning."""
+    if name == "images":
+        report.written.append(write_abaw_mtl(table, out / "abaw" / "mtl.txt", analyzer.schema))
+        return
+    if not table["success"].gt(0).any():
+        report.warnings.append(f"{name}: no face was found in {table['input'].iloc[0]}; its ABAW files hold "
+                               "the neutral default on every frame")
+        table = _neutral(table, analyzer.schema.expr_names)
+    report.written += write_abaw_task_files(table, out / "abaw", name, analyzer.schema)
+
+
+def _neutral(table: pd.DataFrame, expr_names: Sequence[str]) -> pd.DataFrame:
+    """Every frame as one face with no AU active, Neutral expression and valence and arousal 0."""
+    filled = table.copy()
+    filled["face_id"], filled["success"] = 0, 1
+    for column in filled.columns:
+        if column.startswith("AU"):
+            filled[column] = 0
+    for k, expression in enumerate(expr_names):
+        filled[expression] = 1.0 if k == 0 else 0.0
+    filled["expression"] = expr_names[0]
+    filled["valence"], filled["arousal"] = 0.0, 0.0
+    return filled

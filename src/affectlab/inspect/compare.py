@@ -1,9 +1,10 @@
 """``affectlab compare``: evaluated runs side by side, in the form of the SMM paper's Tables 1, 3 and 4.
 
 A run is the scores dict of :func:`affectlab.metrics.multitask_scores` (the JSON of ``affectlab
-evaluate --json`` and ``affectlab score --json``), or a checkpoint evaluated on labelled data here
+evaluate --json`` and ``affectlab score --json``), a checkpoint evaluated on labelled data here
 through :func:`affectlab.train.evaluate.evaluate`, the function behind ``affectlab evaluate``, so
-the numbers are the same. Rows: labelled counts, per-AU F1 and their mean (F1-AU), per-class F1,
+the numbers are the same, or a training run (its folder or results.json): the validation scores of
+its final model, or that model evaluated on the labelled data given. Rows: labelled counts, per-AU F1 and their mean (F1-AU), per-class F1,
 macro F1 (F1-EXPR) and accuracy, CCC of valence and arousal (CCC-V, CCC-A), and the P scores
 (SMM eq. 8); a score row's best value is starred when no other run ties it.
 """
@@ -51,11 +52,76 @@ def read_scores(path: str | os.PathLike[str]) -> dict:
     return scores
 
 
-def evaluate_checkpoint(path: str | os.PathLike[str], samples: pd.DataFrame, *,
+def evaluate_checkpoint(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], samples: pd.DataFrame, *,
                         au_thresholds: np.ndarray | None = None, batch_size: int = 128, device: str = "cpu") -> dict:
-    """A checkpoint's scores on a labelled table, exactly as ``affectlab evaluate`` computes them."""
-    model = load_model(path, device=device)
-    return evaluate([model], samples, au_thresholds=au_thresholds, batch_size=batch_size, device=device).scores
+    """A checkpoint's (or an ensemble's) scores on a labelled table, exactly as ``affectlab evaluate`` computes them."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    models = [load_model(p, device=device) for p in paths]
+    return evaluate(models, samples, au_thresholds=au_thresholds, batch_size=batch_size, device=device).scores
+
+
+def is_training_run(path: str | os.PathLike[str]) -> bool:
+    """A run folder, or a JSON file holding the ``members`` of results.json."""
+    p = Path(path)
+    if p.is_dir():
+        return True
+    if p.suffix.lower() != ".json" or not p.is_file():
+        return False
+    content = read_json(p)
+    return isinstance(content, dict) and "members" in content
+
+
+def read_run(path: str | os.PathLike[str]) -> tuple[dict, Path]:
+    """(results.json of a training run, its folder), given the folder or the file."""
+    p = Path(path)
+    file = p / "results.json" if p.is_dir() else p
+    if not file.is_file():
+        raise DataError(p, "a folder without results.json: not a finished training run (a stopped one finishes "
+                           "with affectlab train ... --resume)")
+    results = read_json(file)
+    if not isinstance(results, dict) or not isinstance(results.get("members"), dict):
+        raise DataError(file, "not the results.json of a training run (no members)")
+    return results, file.parent
+
+
+def final_checkpoints(results: dict, folder: Path) -> list[Path]:
+    """The run's final model(s), found where the run wrote them or, if the run folder moved, inside it."""
+    final = results.get("final") or [m["path"] for m in list(results["members"].values())[-1:] if "path" in m]
+    if not final:
+        raise DataError(folder, "the run names no final model")
+    return [Path(p) if Path(p).is_file() else folder / Path(p).name for p in final]
+
+
+def final_scores(results: dict, folder: Path) -> dict:
+    """The validation scores of the run's final model: its ensemble's or its member's, all sources together."""
+    final = [Path(p).name for p in results.get("final") or []]
+    chosen = next((e for e in results.get("ensembles", {}).values()
+                   if [Path(m).name for m in e.get("members", [])] == final), None)
+    if chosen is None:
+        chosen = _final_member(results, final, folder)
+    validation = chosen.get("validation") or {}
+    if not validation:
+        raise DataError(folder, "the run's final model has no validation scores; give --data SOURCE to evaluate it")
+    key = "all" if "all" in validation else next(iter(validation))
+    if len(validation) > 1 and key != "all":
+        raise DataError(folder, f"the final model was validated on several sources ({', '.join(validation)})")
+    return validation[key]
+
+
+def _final_member(results: dict, final: list[str], folder: Path) -> dict:
+    """The member behind the final model: by its path, or for ``model.safetensors`` (a copy) by its metadata."""
+    members = results["members"]
+    by_path = [m for m in members.values() if Path(m.get("path", "")).name in final]
+    if len(by_path) == 1:
+        return by_path[0]
+    if final:
+        from affectlab.models import read_checkpoint_meta
+
+        (path,) = final_checkpoints(results, folder)[:1]
+        name = read_checkpoint_meta(path).extra.get("member") if path.is_file() else None
+        if name in members:
+            return members[name]
+    return list(members.values())[-1]
 
 
 def run_names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:

@@ -104,8 +104,16 @@ def save_checkpoint(model: AffectModel, path: str | PathLike[str], *, input_size
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     safetensors.torch.save_model(model, str(partial), metadata={_KEY: meta.to_json()})
+    os.chmod(partial, 0o666 & ~_umask())  # safetensors writes 0600; a model file is as readable as any other
     os.replace(partial, path)
     return path
+
+
+def _umask() -> int:
+    """The process's file-creation mask (os.umask can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_checkpoint_meta(path: str | PathLike[str]) -> CheckpointMeta:
@@ -151,7 +159,7 @@ def load_model(path: str | PathLike[str], schema: LabelSchema | None = None, dev
         raise DataError(path, f"label schema mismatch: {_schema_difference(meta.schema, schema)}")
     try:
         model = create_model(meta.model, meta.schema, **meta.config)
-    except (AffectlabError, TypeError, ValueError) as e:  # TypeError/ValueError: a config of the wrong form
+    except (AffectlabError, TypeError, ValueError, RuntimeError) as e:  # a config of the wrong form or size
         raise DataError(path, f"cannot rebuild the model: {e}") from None
     try:
         missing, unexpected = safetensors.torch.load_model(model, path, strict=False, device=device)

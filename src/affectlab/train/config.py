@@ -33,6 +33,7 @@ from affectlab.data.transforms import Augmentation
 from affectlab.errors import AffectlabError
 
 TASKS: tuple[str, ...] = ("au", "expr", "va")
+MIN_INPUT_SIZE = 16  # pixels: below this the backbones' strided layers leave nothing to look at
 
 
 class ConfigError(AffectlabError):
@@ -47,6 +48,15 @@ def _choice(value: str, options: tuple[str, ...], what: str) -> None:
 def _tasks(values: list[str], what: str) -> None:
     for t in values:
         _choice(t, TASKS, what)
+
+
+def _at_least(obj: object, low: float, *names: str, above: bool = False) -> None:
+    """Each named number of ``obj`` is >= ``low`` (> with ``above``), or None (not given): an impossible size
+    or count is refused here, with its key, not deep inside a DataLoader worker."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and (value < low or (above and value == low)):
+            raise ValueError(f"{name} must be {'>' if above else '>='} {low}, got {value}")
 
 
 @dataclass
@@ -151,6 +161,9 @@ class Data:
         _choice(self.on_corrupt, ("skip", "fail"), "on_corrupt")
         if not self.views or min(self.views) < 0:
             raise ValueError(f"views are context fractions >= 0, got {self.views}")
+        _at_least(self, MIN_INPUT_SIZE, "input_size")
+        _at_least(self, 0, "margin", "image_context", "workers")
+        _at_least(self, 1, "eval_batch_size")
 
 
 @dataclass
@@ -200,6 +213,8 @@ class Optimizer:
 
     def __post_init__(self) -> None:
         _choice(self.name, ("sgd", "adam", "adamw"), "optimizer")
+        _at_least(self, 0, "lr", above=True)
+        _at_least(self, 0, "momentum", "weight_decay")
 
 
 @dataclass
@@ -216,6 +231,9 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         _choice(self.name, ("constant", "cosine", "step", "cosine-restarts"), "scheduler")
+        _at_least(self, 0, "step_epochs", "gamma", "restart_epochs", above=True)
+        _at_least(self, 1, "t_mult")
+        _at_least(self, 0, "min_lr")
 
 
 @dataclass
@@ -235,6 +253,7 @@ class Distill:
         _choice(self.teacher_outputs, ("online", "cached"), "teacher_outputs")
         if not 0 <= self.lam <= 1:
             raise ValueError(f"lam must lie in [0, 1], got {self.lam}")
+        _at_least(self, 0, "T", above=True)
 
 
 @dataclass
@@ -276,6 +295,7 @@ class EarlyStopping:
     monitor: str = "P"
 
     def __post_init__(self) -> None:
+        _at_least(self, 1, "patience")
         for term in (t.strip() for t in self.monitor.split("+")):
             if term.split(".")[0] not in MONITOR_ROOTS:
                 raise ValueError(f"early_stopping.monitor: unknown score {term!r}; use P or a sum of "
@@ -296,8 +316,7 @@ class Folds:
     def __post_init__(self) -> None:
         if not self.sources:
             raise ValueError("folds.sources must name the sources to split into folds")
-        if self.k < 2:
-            raise ValueError(f"folds.k must be >= 2, got {self.k}")
+        _at_least(self, 2, "k")
 
 
 @dataclass
@@ -334,6 +353,8 @@ class Stage:
     def __post_init__(self) -> None:
         if self.combine is None and self.epochs is None and self.steps is None:
             raise ValueError(f"stage {self.name!r} needs epochs or steps")
+        _at_least(self, 0, "epochs", above=True)
+        _at_least(self, 1, "steps")
         if self.repeat < 1:
             raise ValueError(f"repeat must be >= 1, got {self.repeat}")
         if self.folds is not None and self.repeat != 1:
@@ -375,6 +396,8 @@ class Train:
             self.channels_last = "on" if self.channels_last else "off"
         _choice(self.amp, ("auto", "bf16", "off"), "amp")
         _choice(self.channels_last, ("auto", "on", "off"), "channels_last")
+        _at_least(self, 1, "eval_every_steps", "checkpoint_every", "log_every")
+        _at_least(self, 0, "eval_every", "grad_clip", above=True)
 
 
 @dataclass
@@ -565,7 +588,8 @@ def _build(tp: Any, value: Any, where: str, key: str) -> Any:
         missing = [n for n in required if n not in value]
         if missing:
             raise ConfigError(f"{where}: {here}: missing key {missing[0]!r}")
-        kwargs = {k: _build(hints[k], v, where, f"{key}.{k}" if key else k) for k, v in value.items()}
+        kwargs = {k: _build(hints[k], _none_is_empty(fields[k], v), where, f"{key}.{k}" if key else k)
+                  for k, v in value.items()}
         try:
             return tp(**kwargs)
         except (ValueError, TypeError) as e:
@@ -590,6 +614,13 @@ def _build(tp: Any, value: Any, where: str, key: str) -> Any:
             return dict(value)
         return {str(k): _build(item, v, where, f"{key}.{k}") for k, v in value.items() if v is not None}
     return _scalar(tp, value, where, here)
+
+
+def _none_is_empty(f: dataclasses.Field, value: Any) -> Any:
+    """null for a section that is empty by default (``validation=null``, ``ensembles=null``) turns it off."""
+    if value is None and f.default_factory is dict:
+        return {}
+    return value
 
 
 def _scalar(tp: Any, value: Any, where: str, key: str) -> Any:

@@ -24,11 +24,13 @@ evaluates, saves and logs.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
+import pickle
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -174,6 +176,7 @@ class MetricsLog:
         if not self.enabled:
             return
         df = pd.read_csv(self.path, dtype={"member": str, "stage": str})
+        df = df.dropna(subset=["step", "name"])  # a line cut short by a killed run
         df = df[(df["member"] != member) | (df["step"] <= step)]
         df.to_csv(self.path, index=False)
 
@@ -213,6 +216,7 @@ class Run:
         self._rows: dict[str, tdata.SourceTables] = {}  # each member's training rows, once
         self.progress = self._open(resume)
         self.metrics = MetricsLog(self.out / "metrics.csv", self.dist.main)
+        self.interrupted = False  # Ctrl-C came during a member's last step: stop once it is saved
 
     # -- run directory --
     def _open(self, resume: bool) -> dict:
@@ -221,8 +225,10 @@ class Run:
         if progress_file.exists() and not resume:
             raise AffectlabError(f"{self.out} already holds a run; pass --resume to continue it "
                                  "or choose another --out")
+        if resume:
+            check_resumable(self.out)
         if resume and recipe_file.exists():
-            saved = yaml.safe_load(recipe_file.read_text())
+            saved = _read_recipe_file(recipe_file)
             if _without_train(saved) != _without_train(self.recipe.raw):
                 raise ConfigError(f"{recipe_file}: the recipe differs from the one this run started with "
                                   "(only train.* settings may change on --resume)")
@@ -232,7 +238,7 @@ class Run:
             write_atomic(recipe_file, lambda p: p.write_text(yaml.safe_dump(self.recipe.raw, sort_keys=False)))
         self.dist.barrier()
         if resume and progress_file.exists():
-            return json.loads(progress_file.read_text())
+            return _read_progress(progress_file)
         return {"recipe": self.recipe.name, "completed": {}}
 
     def member_path(self, member: str) -> Path:
@@ -266,6 +272,8 @@ class Run:
                     if self.dist.main:
                         write_json(self.out / "progress.json", self.progress)
                     self.dist.barrier()
+                    if self.interrupted:
+                        raise KeyboardInterrupt
             results = self._results()
         finally:
             self.metrics.close()
@@ -412,13 +420,10 @@ class Run:
     def _model(self, member: Member) -> AffectModel:
         spec = member.recipe.model
         torch.manual_seed(member.seed)
-        if spec.backbone_weights is None and not member.stage.init_from and self.dist.main:
-            tqdm.write(f"affectlab: {member.name}: {spec.name} starts from random weights "
-                       "(model.backbone_weights=imagenet starts it from ImageNet)", file=sys.stderr)
         try:
             model = create_model(spec.name, self.schema, backbone_weights=spec.backbone_weights, **spec.config)
-        except TypeError as e:
-            raise ConfigError(f"model {spec.name!r}: {e}") from None
+        except (TypeError, ValueError, RuntimeError) as e:  # a model.config value of the wrong type or size
+            raise ConfigError(f"model {spec.name!r}: {_first_line(e)} (check model.config)") from None
         if member.stage.init_from:
             state = safetensors.torch.load_file(self.member_path(self._best_member(member.stage.init_from)))
             own = model.state_dict()
@@ -529,6 +534,9 @@ class Run:
         scheduler = _scheduler(recipe, optimizer, total, steps_per_epoch)
         teacher = self._teacher(member, tables.samples)
         step, early = self._restore(member, model, optimizer, scheduler, probe)
+        if step == 0 and recipe.model.backbone_weights is None and not stage.init_from and self.dist.main:
+            tqdm.write(f"affectlab: {member.name}: {recipe.model.name} starts from random weights "
+                       "(model.backbone_weights=imagenet starts it from ImageNet)", file=sys.stderr)
         net: nn.Module = model
         if self.dist.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -558,6 +566,7 @@ class Run:
         scores: dict = {}
         model.train()
         batches = iter(loader)
+        interrupt = DeferredInterrupt(enabled=self.dist.world_size == 1)
         try:
             while step < total:
                 batch = next(batches)
@@ -594,9 +603,21 @@ class Run:
                     self._save_state(member, step, model, optimizer, scheduler, early, probe)
                 if stop:
                     break
+                if interrupt.requested:
+                    raise KeyboardInterrupt
+        except (KeyboardInterrupt, RuntimeError):
+            if not interrupt.whole:
+                raise
+            # Ctrl-C: the loader workers stopped too (a RuntimeError here), but the last step is whole
+            self._save_state(member, step, model, optimizer, scheduler, early, probe)
+            bar.write(f"affectlab: {member.name}: stopped after step {step} of {total}; its state is saved: "
+                      "continue with --resume", file=sys.stderr)
+            raise KeyboardInterrupt from None
         finally:
+            interrupt.close()
             del batches
             bar.close()
+        self.interrupted = interrupt.requested
         if stage.early_stopping is not None and early["best_state"] is not None:
             model.load_state_dict(early["best_state"])
             scores = self._validate([model], recipe, [member], spec=spec, frames=val_frames) if validating else {}
@@ -617,16 +638,20 @@ class Run:
         state_file = self.out / "state.pt"
         if not state_file.exists():
             return 0, early
-        saved = torch.load(state_file, map_location="cpu", weights_only=True)
+        saved = read_state(state_file)
         if saved["member"] != member.name:
             return 0, early
         if saved["sampler"] != sampler.state_dict():
             raise AffectlabError(f"{state_file}: the training data changed since this checkpoint "
                                  "(different rows per sampler group); cannot resume exactly")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"]["torch"])
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            torch.set_rng_state(saved["rng"]["torch"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise DataError(state_file, f"does not fit this run's model or optimiser ({_first_line(e)}); "
+                                        f"{_MOVE_STATE}") from None
         if self.device.type == "cuda" and "cuda" in saved["rng"]:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
         if self.dist.main:
@@ -694,6 +719,94 @@ class Run:
             with torch.no_grad():
                 return teacher(image)
         return online
+
+
+# --- run directories: resuming and stopping ---------------------------------------------------------
+
+STATE_KEYS = ("member", "step", "model", "optimizer", "scheduler", "rng", "early", "sampler")
+_MOVE_STATE = "move it away to restart the member in progress (finished members are kept)"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_resumable(out: Path) -> None:
+    """``--resume`` needs a run there: without one it would silently start a fresh, full training."""
+    if not out.is_dir():
+        raise AffectlabError(f"{out}: no run to resume (the folder does not exist); drop --resume to start one")
+    if not any((out / name).exists() for name in ("recipe.yaml", "progress.json", "state.pt")):
+        raise AffectlabError(f"{out}: no run to resume (no recipe.yaml, progress.json or state.pt); "
+                             "drop --resume to start one")
+
+
+def _read_recipe_file(path: Path) -> dict:
+    """The recipe a run started with, as saved in its folder."""
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise DataError(path, f"damaged recipe of this run ({_first_line(e)})") from None
+    if not isinstance(saved, dict):
+        raise DataError(path, "damaged recipe of this run (not a YAML mapping)")
+    return saved
+
+
+def _read_progress(path: Path) -> dict:
+    """progress.json: the finished members of a run."""
+    from affectlab.jsonfile import read_json
+
+    progress = read_json(path)
+    if not isinstance(progress, dict) or not isinstance(progress.get("completed"), dict):
+        raise DataError(path, 'not the progress file of a run (expected {"recipe", "completed": {...}})')
+    return progress
+
+
+def read_state(path: Path) -> dict:
+    """The state of the member in progress (see ``Run._save_state``), or a one-line DataError naming the file.
+
+    Loaded with ``weights_only``: tensors and plain containers only, so a file that would run code when
+    unpickled is refused, never run."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):  # the safe unpickler met a global: code it would have run
+            raise DataError(path, "not a training state: it holds Python objects other than tensors (refused, "
+                                  f"not run); {_MOVE_STATE}") from None
+        raise DataError(path, f"damaged training state ({_first_line(e)}); {_MOVE_STATE}") from None
+    except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on a damaged file; each is this one line
+        raise DataError(path, f"damaged training state ({_first_line(e)}); {_MOVE_STATE}") from None
+    missing = [k for k in STATE_KEYS if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise DataError(path, f"not an affectlab training state (no {missing[0]!r}); {_MOVE_STATE}")
+    return saved
+
+
+class DeferredInterrupt:
+    """Ctrl-C during training takes effect between steps, so the saved state is whole and ``--resume``
+    continues exactly from it; a second Ctrl-C stops at once. Only in the main thread of a single process."""
+
+    def __init__(self, enabled: bool = True):
+        self.requested = self.forced = False
+        self._previous = None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            self.forced = True
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @property
+    def whole(self) -> bool:
+        """Stopped by one Ctrl-C, so the model and optimiser hold a finished step."""
+        return self.requested and not self.forced
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def use_amp(recipe: Recipe, device: torch.device) -> bool:
