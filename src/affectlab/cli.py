@@ -329,8 +329,18 @@ def cmd_tune_thresholds(args: argparse.Namespace) -> int:
 
     device = _device(args.device)
     model = load_model(args.model, device=device)
-    table = read_source(args.data, images=args.images, split=args.split, schema=model.schema)
-    result = search_thresholds(model, table.samples, folds=args.folds, batch_size=args.batch_size,
+    if args.recipe:
+        from affectlab.train import data as tdata
+        from affectlab.train import load_recipe
+
+        recipe = load_recipe(args.recipe)
+        named = {**recipe.sources, **recipe.validation}
+        if args.data not in named:
+            raise AffectlabError(f"{args.recipe}: no source {args.data!r}; sources: {', '.join(named)}")
+        samples = tdata.read_one(named[args.data], model.schema, {}).samples
+    else:
+        samples = read_source(args.data, images=args.images, split=args.split, schema=model.schema).samples
+    result = search_thresholds(model, samples, folds=args.folds, batch_size=args.batch_size,
                                workers=args.workers, device=device)
     print(format_thresholds(result))
     if args.write or args.output:
@@ -435,7 +445,10 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
                                       "they give cross-validated over subjects/videos; --write stores them in "
                                       "the checkpoint, where analyze's AUxx_c columns use them.")
     tune.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (.safetensors)")
-    tune.add_argument("--data", required=True, metavar="SOURCE", help="AU-labelled faces (any source)")
+    tune.add_argument("--data", required=True, metavar="SOURCE",
+                      help="AU-labelled faces (any source), or with --recipe the name of one of its sources")
+    tune.add_argument("--recipe", metavar="YAML", help="read --data as this recipe's validation (or training) "
+                                                       "source of that name: its subset and framing")
     tune.add_argument("--images", **source["images"])
     tune.add_argument("--split", **source["split"])
     tune.add_argument("--folds", type=int, default=3, help="cross-validation folds for the reported F1 (default 3)")

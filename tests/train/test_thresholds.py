@@ -47,3 +47,13 @@ def test_tune_thresholds_on_ckplus_and_analyze_decides_by_them(shared_data, tmp_
     for name, threshold in extreme.items():
         column = f"AU{int(name[2:]):02d}"
         assert rows[f"{column}_c"].iloc[0] == int(rows[column].iloc[0] >= threshold), name
+
+
+def test_a_recipe_source_is_read_with_its_subset_and_framing(shared_data, tmp_path, capsys):
+    copy = tmp_path / "model.safetensors"
+    shutil.copyfile(BUNDLED, copy)
+    recipe = "configs/default.yaml"
+    assert main(["tune-thresholds", "--model", str(copy), "--recipe", recipe, "--data", "ckplus",
+                 "--json", str(tmp_path / "t.json")]) == 0
+    assert main(["tune-thresholds", "--model", str(copy), "--recipe", recipe, "--data", "nope"]) == 2
+    assert "no source 'nope'" in capsys.readouterr().err
