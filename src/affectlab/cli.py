@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 
 from affectlab import __version__
 from affectlab.errors import AffectlabError
+from affectlab.log import show_messages
 from affectlab.jsonfile import write_json
 from affectlab.labels import AU_SETS, LabelSchema, schema
 
@@ -600,6 +601,7 @@ def _whole(minimum: int) -> Callable[[str], int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_messages()
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)

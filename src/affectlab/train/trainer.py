@@ -54,6 +54,7 @@ from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError, DataError
 from affectlab.labels import AU_SETS, LabelSchema, expression_names, schema as make_schema
 from affectlab.devices import resolve_device
+from affectlab.log import logger
 from affectlab.jsonfile import json_ready, write_atomic, write_json
 from affectlab.models import AffectModel, Prediction, create_model, load_model, save_checkpoint
 from affectlab.scoring import score_tables
@@ -86,6 +87,24 @@ Hook = Callable[[StepInfo], None]
 
 
 @dataclass
+class EarlyStop:
+    """Early stopping's state: the best monitored score so far, its step and weights, evaluations since."""
+
+    best: float = -math.inf
+    best_step: int = 0
+    bad: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def to_state(self) -> dict:
+        """A plain dict of numbers and tensors (what state.pt may hold)."""
+        return {"best": self.best, "best_step": self.best_step, "bad": self.bad, "best_state": self.best_state}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "EarlyStop":
+        return cls(**state)
+
+
+@dataclass
 class Member:
     """One model a stage trains."""
 
@@ -94,6 +113,29 @@ class Member:
     name: str
     seed: int
     fold: int | None = None
+
+
+@dataclass
+class Fitting:
+    """A member in training: what its steps need, and the step it has reached."""
+
+    member: Member
+    model: AffectModel
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    spec: InputSpec
+    objective: Objective
+    pools: list
+    probe: MultiSourceBatchSampler  # the sampler's identity (its rows), stored in state.pt
+    group_tasks: torch.Tensor
+    steps_per_epoch: int
+    total: int
+    channels_last: bool
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    teacher: Callable[[dict, torch.Tensor], Prediction] | None
+    step: int
+    early: EarlyStop
+    val_frames: dict[str, np.ndarray] | None
 
 
 # --- processes and devices ----------------------------------------------------------------------
@@ -294,7 +336,7 @@ class Run:
                                               "validation": scores}
                 if not scores:
                     results["ensembles"][name]["note"] = NO_UNSEEN_DATA
-                    tqdm.write(f"affectlab: ensemble {name!r}: {NO_UNSEEN_DATA}", file=sys.stderr)
+                    logger.warning(f"ensemble {name!r}: {NO_UNSEEN_DATA}")
                 self.metrics.log("ensemble", name, 0, _flat(scores, "val"))
             final = self.recipe.final
             if final in self.recipe.ensembles:
@@ -510,8 +552,16 @@ class Run:
 
     # -- training one member --
     def _fit(self, member: Member) -> dict:
-        recipe, stage = member.recipe, member.stage
+        """Train one member: prepare it (or restore it), run its steps, save it."""
         tables = self._training_data(member)
+        fit = self._prepare(member, tables)
+        loader = self._loader(fit, tables)
+        scores, unreadable = self._loop(fit, loader)
+        return self._finish(fit, tables, scores, unreadable)
+
+    def _prepare(self, member: Member, tables: tdata.SourceTables) -> Fitting:
+        """The member's model, objective, sampler, optimiser, schedule and teacher, at its restored step."""
+        recipe, stage = member.recipe, member.stage
         model = self._model(member).to(self.device)
         spec = self._input_spec(member, model)
         try:
@@ -521,86 +571,77 @@ class Run:
             probe = MultiSourceBatchSampler(pools, member.seed, rank=self.dist.rank, world_size=self.dist.world_size)
         except ValueError as e:
             raise ConfigError(f"stage {stage.name!r}: {e}") from None
-        group_tasks = torch.as_tensor(tdata.group_tasks(recipe.sampler))
         steps_per_epoch = probe.steps_per_epoch()
         total = stage.steps if stage.steps is not None else max(1, round(stage.epochs * steps_per_epoch))
-
         # channels_last: the GPU's preferred layout, and +50 % images/s on this project's CPU (bench/training.py)
         channels_last = model.input_layout == "BCHW" and recipe.train.channels_last in ("on", "auto")
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = make_optimizer(recipe, params)
+        optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
         scheduler = _scheduler(recipe, optimizer, total, steps_per_epoch)
         teacher = self._teacher(member, tables.samples)
         step, early = self._restore(member, model, optimizer, scheduler, probe)
         if step == 0 and recipe.model.backbone_weights is None and not stage.init_from and self.dist.main:
-            tqdm.write(f"affectlab: {member.name}: {recipe.model.name} starts from random weights "
-                       "(model.backbone_weights=imagenet starts it from ImageNet)", file=sys.stderr)
+            logger.warning(f"{member.name}: {recipe.model.name} starts from random weights "
+                           "(model.backbone_weights=imagenet starts it from ImageNet)")
         net: nn.Module = model
         if self.dist.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-        features, val_frames = None, None
+        val_frames = None
         if stage.cache_features:
-            features = self._frame_features(member, model, tables.samples, spec)
             val_frames = {name: self._frame_features(member, model, samples, spec)
                           for name, samples in self._validation(recipe, [member]).items()}
+        return Fitting(member, model, net, spec, objective, pools, probe, torch.as_tensor(tdata.group_tasks(recipe.sampler)),
+                       steps_per_epoch, total, channels_last, optimizer, scheduler, teacher, step, early, val_frames)
+
+    def _loader(self, fit: Fitting, tables: tdata.SourceTables) -> DataLoader:
+        """Batches from the fitting's step on: faces, or each frame's cached CNN features (``cache_features``)."""
+        member, recipe, spec = fit.member, fit.member.recipe, fit.spec
+        features = self._frame_features(member, fit.model, tables.samples, spec) if member.stage.cache_features else None
         dataset = FaceDataset(tables.samples, self.schema, size=spec.size, margin=spec.margin, views=spec.views,
                               image_context=spec.image_context, augmentation=recipe.data.augment,
                               clip_len=spec.clip_len, seed=member.seed, sources=tables.names.tolist(),
                               features=features)
-        sampler = MultiSourceBatchSampler(pools, member.seed, rank=self.dist.rank, world_size=self.dist.world_size,
-                                          start_step=step)
+        sampler = MultiSourceBatchSampler(fit.pools, member.seed, rank=self.dist.rank, world_size=self.dist.world_size,
+                                          start_step=fit.step)
         workers = recipe.data.workers
-        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                            pin_memory=self.device.type == "cuda", generator=torch.Generator(),
-                            prefetch_factor=4 if workers else None)
-        eval_every = recipe.train.eval_every_steps or max(1, round(recipe.train.eval_every * steps_per_epoch))
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator(), prefetch_factor=4 if workers else None)
+
+    def _loop(self, fit: Fitting, loader: DataLoader) -> tuple[dict, set[str]]:
+        """The steps: train, log, validate, stop early, save the state; Ctrl-C saves it after the step in
+        progress. Returns the last validation scores and the unreadable images met."""
+        member, recipe, stage = fit.member, fit.member.recipe, fit.member.stage
+        eval_every = recipe.train.eval_every_steps or max(1, round(recipe.train.eval_every * fit.steps_per_epoch))
         validating = self.dist.main and bool(recipe.validation or member.fold is not None)
-        amp = self._amp(recipe)
-        bar = tqdm(total=total, initial=step, desc=member.name, dynamic_ncols=True, file=sys.stderr,
+        bar = tqdm(total=fit.total, initial=fit.step, desc=member.name, dynamic_ncols=True, file=sys.stderr,
                    disable=not (recipe.train.progress and self.dist.main))
         running: dict[str, list[float]] = {}
         unreadable: set[str] = set()
         scores: dict = {}
-        model.train()
+        fit.model.train()
         batches = iter(loader)
         interrupt = DeferredInterrupt(enabled=self.dist.world_size == 1)
         try:
-            while step < total:
-                batch = next(batches)
-                self._check_corrupt(batch, recipe.data.on_corrupt, unreadable, bar)
-                batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                         for k, v in batch.items()}
-                loss, parts = training_step(net, batch, objective, optimizer, group_tasks, amp=amp,
-                                            channels_last=channels_last, teacher=teacher, distill=stage.distill,
-                                            grad_clip=recipe.train.grad_clip)
-                scheduler.step()
-                step += 1
-                values = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+            while fit.step < fit.total:
+                values, lr, index = self._step(fit, next(batches), unreadable)
+                for hook in self.hooks:
+                    hook(StepInfo(stage.name, member.name, fit.step, fit.total, values, lr, index, fit.model))
                 for k, v in values.items():
                     running.setdefault(k, []).append(v)
-                lr = optimizer.param_groups[0]["lr"]
-                info = StepInfo(stage.name, member.name, step, total, values, lr, batch["index"].tolist(), model)
-                for hook in self.hooks:
-                    hook(info)
                 bar.update(1)
-                if step % recipe.train.log_every == 0 or step == total:
-                    means = {k: float(np.mean(v)) for k, v in running.items()}
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()} | {"lr": f"{lr:.2e}"}, refresh=False)
-                    self.metrics.log(stage.name, member.name, step, {
-                        **{f"train/{k}": v for k, v in means.items()}, "train/lr": lr,
-                        "train/epoch": step / steps_per_epoch, "train/unreadable_images": float(len(unreadable))})
-                    running.clear()
+                if fit.step % recipe.train.log_every == 0 or fit.step == fit.total:
+                    self._log_running(fit, running, lr, len(unreadable), bar)
                 stop = False
-                if step % eval_every == 0 or step == total:
-                    scores = self._validate([model], recipe, [member], spec=spec, frames=val_frames) if validating else {}
-                    self.metrics.log(stage.name, member.name, step, _flat(scores, "val"))
-                    if stage.early_stopping is not None:
-                        stop = self._early_stop(early, scores, stage, model, step)
-                if step % recipe.train.checkpoint_every == 0 and step < total and not stop:
-                    self._save_state(member, step, model, optimizer, scheduler, early, probe)
+                if fit.step % eval_every == 0 or fit.step == fit.total:
+                    scores = self._validate([fit.model], recipe, [member], spec=fit.spec,
+                                            frames=fit.val_frames) if validating else {}
+                    self.metrics.log(stage.name, member.name, fit.step, _flat(scores, "val"))
+                    stop = stage.early_stopping is not None and self._early_stop(fit.early, scores, stage, fit.model,
+                                                                                 fit.step)
+                if fit.step % recipe.train.checkpoint_every == 0 and fit.step < fit.total and not stop:
+                    self._save_state(fit)
                 if stop:
                     break
                 if interrupt.requested:
@@ -609,32 +650,60 @@ class Run:
             if not interrupt.whole:
                 raise
             # Ctrl-C: the loader workers stopped too (a RuntimeError here), but the last step is whole
-            self._save_state(member, step, model, optimizer, scheduler, early, probe)
-            bar.write(f"affectlab: {member.name}: stopped after step {step} of {total}; its state is saved: "
-                      "continue with --resume", file=sys.stderr)
+            self._save_state(fit)
+            logger.warning(f"{member.name}: stopped after step {fit.step} of {fit.total}; its state is saved: "
+                           "continue with --resume")
             raise KeyboardInterrupt from None
         finally:
             interrupt.close()
             del batches
             bar.close()
         self.interrupted = interrupt.requested
-        if stage.early_stopping is not None and early["best_state"] is not None:
-            model.load_state_dict(early["best_state"])
-            scores = self._validate([model], recipe, [member], spec=spec, frames=val_frames) if validating else {}
-        self._save(member, model, spec, {"step": step, "validation": json_ready(scores),
-                                         "unreadable_images": sorted(unreadable)})
+        return scores, unreadable
+
+    def _step(self, fit: Fitting, batch: dict, unreadable: set[str]) -> tuple[dict[str, float], float, list[int]]:
+        """One optimiser step on a batch: (loss and its parts, learning rate, the batch's table rows)."""
+        recipe = fit.member.recipe
+        self._check_corrupt(batch, recipe.data.on_corrupt, unreadable)
+        batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        loss, parts = training_step(fit.net, batch, fit.objective, fit.optimizer, fit.group_tasks,
+                                    amp=self._amp(recipe), channels_last=fit.channels_last, teacher=fit.teacher,
+                                    distill=fit.member.stage.distill, grad_clip=recipe.train.grad_clip)
+        fit.scheduler.step()
+        fit.step += 1
+        values = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+        return values, fit.optimizer.param_groups[0]["lr"], batch["index"].tolist()
+
+    def _log_running(self, fit: Fitting, running: dict[str, list[float]], lr: float, unreadable: int, bar: tqdm) -> None:
+        """The mean losses since the last log line: on the progress bar and in metrics.csv."""
+        means = {k: float(np.mean(v)) for k, v in running.items()}
+        bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()} | {"lr": f"{lr:.2e}"}, refresh=False)
+        self.metrics.log(fit.member.stage.name, fit.member.name, fit.step, {
+            **{f"train/{k}": v for k, v in means.items()}, "train/lr": lr,
+            "train/epoch": fit.step / fit.steps_per_epoch, "train/unreadable_images": float(unreadable)})
+        running.clear()
+
+    def _finish(self, fit: Fitting, tables: tdata.SourceTables, scores: dict, unreadable: set[str]) -> dict:
+        """The best weights back (early stopping), the member's checkpoint, its summary for progress.json."""
+        member = fit.member
+        if member.stage.early_stopping is not None and fit.early.best_state is not None:
+            fit.model.load_state_dict(fit.early.best_state)
+            if self.dist.main and bool(member.recipe.validation or member.fold is not None):
+                scores = self._validate([fit.model], member.recipe, [member], spec=fit.spec, frames=fit.val_frames)
+        self._save(member, fit.model, fit.spec, {"step": fit.step, "validation": json_ready(scores),
+                                                 "unreadable_images": sorted(unreadable)})
         if self.dist.main and (self.out / "state.pt").exists():
             (self.out / "state.pt").unlink()
         if unreadable and self.dist.main:
-            tqdm.write(f"affectlab: {member.name}: {len(unreadable)} unreadable image(s) skipped, "
-                       f"e.g. {sorted(unreadable)[0]}", file=sys.stderr)
-        return {"path": str(self.member_path(member.name)), "steps": step, "validation": scores,
+            logger.warning(f"{member.name}: {len(unreadable)} unreadable image(s) skipped, "
+                           f"e.g. {sorted(unreadable)[0]}")
+        return {"path": str(self.member_path(member.name)), "steps": fit.step, "validation": scores,
                 "unreadable_images": len(unreadable), "training_rows": len(tables.samples)}
 
     def _restore(self, member: Member, model: AffectModel, optimizer, scheduler,
-                 sampler: MultiSourceBatchSampler) -> tuple[int, dict]:
+                 sampler: MultiSourceBatchSampler) -> tuple[int, EarlyStop]:
         """(step, early-stopping state): from state.pt when it holds this member, else a fresh start."""
-        early = {"best": -math.inf, "best_step": 0, "bad": 0, "best_state": None}
+        early = EarlyStop()
         state_file = self.out / "state.pt"
         if not state_file.exists():
             return 0, early
@@ -656,9 +725,9 @@ class Run:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
         if self.dist.main:
             self.metrics.forget_after(member.name, int(saved["step"]))
-        return int(saved["step"]), saved["early"]
+        return int(saved["step"]), EarlyStop.from_state(saved["early"])
 
-    def _check_corrupt(self, batch: dict, policy: str, seen: set[str], bar: tqdm) -> None:
+    def _check_corrupt(self, batch: dict, policy: str, seen: set[str]) -> None:
         """Unreadable images: stop with the file named (``on_corrupt: fail``) or count and warn once each."""
         if not bool(batch["corrupt"].any()):
             return
@@ -668,10 +737,10 @@ class Run:
                 if policy == "fail":
                     raise DataError(path, f"{reason} (set data.on_corrupt=skip to skip unreadable images)")
                 if path not in seen and self.dist.main:
-                    bar.write(f"affectlab: skipping unreadable image {path}: {reason}", file=sys.stderr)
+                    logger.warning(f"skipping unreadable image {path}: {reason}")
                 seen.add(path)
 
-    def _early_stop(self, early: dict, scores: dict, stage: Stage, model: AffectModel, step: int) -> bool:
+    def _early_stop(self, early: EarlyStop, scores: dict, stage: Stage, model: AffectModel, step: int) -> bool:
         """Track the best validation score (rank 0 decides, every rank follows)."""
         decision = None
         if self.dist.main:
@@ -679,25 +748,25 @@ class Run:
             if math.isnan(value):
                 raise AffectlabError(f"stage {stage.name!r}: early stopping monitors "
                                      f"{stage.early_stopping.monitor!r}, which the validation data does not give")
-            if value > early["best"]:
-                early.update(best=value, best_step=step, bad=0)
+            if value > early.best:
+                early.best, early.best_step, early.bad = value, step, 0
             else:
-                early["bad"] += 1
-            decision = (early["bad"] >= stage.early_stopping.patience, early["best_step"] == step)
+                early.bad += 1
+            decision = (early.bad >= stage.early_stopping.patience, early.best_step == step)
         stop, improved = self.dist.share(decision)
         if improved:
-            early["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            early.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return stop
 
-    def _save_state(self, member: Member, step: int, model: AffectModel, optimizer, scheduler, early: dict,
-                    sampler: MultiSourceBatchSampler) -> None:
+    def _save_state(self, fit: Fitting) -> None:
+        """state.pt: everything --resume needs to continue this member exactly (rank 0 writes it)."""
         if self.dist.main:
             rng = {"torch": torch.get_rng_state()}
             if self.device.type == "cuda":
                 rng["cuda"] = torch.cuda.get_rng_state(self.device)
-            state = {"member": member.name, "step": step, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
-                     "early": early, "sampler": sampler.state_dict()}
+            state = {"member": fit.member.name, "step": fit.step, "model": fit.model.state_dict(),
+                     "optimizer": fit.optimizer.state_dict(), "scheduler": fit.scheduler.state_dict(), "rng": rng,
+                     "early": fit.early.to_state(), "sampler": fit.probe.state_dict()}
             write_atomic(self.out / "state.pt", lambda p: torch.save(state, p))
         self.dist.barrier()
 
