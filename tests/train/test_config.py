@@ -1,6 +1,8 @@
 """Recipes: YAML into checked dataclasses, key=value overrides, stage overrides, one-line errors."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from affectlab.cli import main
@@ -166,3 +168,19 @@ def test_validation_null_turns_validation_off(mini):
     assert load_recipe(mini, ["ensembles=null"]).ensembles == {}
     with pytest.raises(ConfigError, match="sources: a value is required"):
         load_recipe(mini, ["sources=null"])  # a section without a default still needs a value
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.terms.au.fn=weighted_bcee", "loss of au must be one of weighted_bce, circle"),
+    ("loss.terms.au.fn=ccc", "loss 'ccc' is an va loss, not a au loss"),
+    ("model.config={hiden: 3}", "model 'mtl-baseline' has no option 'hiden'; options: backbone, hidden, va_bins"),
+    ("model.name=resnet", "model must be one of cnn-rnn"),
+    ("loss.reduce=groups", "loss.reduce: must be one of batch, group, got 'groups'"),
+    ("optimizer.name=adamx", "optimizer.name: must be one of sgd, adam, adamw"),
+    ("stages.student.distill.teacher_outputs=offline", "teacher_outputs: must be one of online, cached"),
+])
+def test_recipes_are_checked_when_loaded(mini, override, message):
+    """Issue 16: a misspelt loss or model option stops at load, before any data is read, naming the key
+    and the valid values."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_recipe(mini, [override])

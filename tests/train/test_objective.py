@@ -91,7 +91,7 @@ def test_vote_distributions_train_rows_that_have_them():
 
 @pytest.mark.parametrize("terms, message", [
     ({"au": LossTerm("ccc")}, "is an va loss, not a au loss"),
-    ({"va": LossTerm("nope")}, "unknown loss 'nope'"),
+    ({"va": LossTerm("nope")}, "loss of va must be one of"),
     ({"au": LossTerm("circle", pos_weight=True)}, "goes with weighted_bce"),
 ])
 def test_bad_terms_are_refused(terms, message):

@@ -23,7 +23,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import yaml
@@ -154,11 +154,10 @@ class Data:
     image_context: float = 0.0
     augment: Augmentation | None = field(default_factory=Augmentation)
     workers: int = 2
-    on_corrupt: str = "skip"
+    on_corrupt: Literal["skip", "fail"] = "skip"
     eval_batch_size: int = 128
 
     def __post_init__(self) -> None:
-        _choice(self.on_corrupt, ("skip", "fail"), "on_corrupt")
         if not self.views or min(self.views) < 0:
             raise ValueError(f"views are context fractions >= 0, got {self.views}")
         _at_least(self, MIN_INPUT_SIZE, "input_size")
@@ -168,9 +167,22 @@ class Data:
 
 @dataclass
 class ModelSpec:
+    """A registered model (:func:`affectlab.models.create_model`) by name, its options, its start."""
+
     name: str
     config: dict[str, Any] = field(default_factory=dict)
     backbone_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        import affectlab.models  # noqa: F401  (registers every model)
+        from affectlab.models.registry import list_models, model_options
+
+        _choice(self.name, tuple(list_models()), "model")
+        options = model_options(self.name)
+        unknown = sorted(set(self.config) - set(options))
+        if unknown:
+            raise ValueError(f"model {self.name!r} has no option {', '.join(map(repr, unknown))}; "
+                             f"options: {', '.join(options)}")
 
 
 @dataclass
@@ -196,23 +208,27 @@ class Loss:
     ``reduce: group`` averages within each sampler group and sums the groups (multi-database eq. 7)."""
 
     terms: dict[str, LossTerm]
-    reduce: str = "batch"
+    reduce: Literal["batch", "group"] = "batch"
 
     def __post_init__(self) -> None:
+        from affectlab.train.objective import LOSSES
+
         _tasks(list(self.terms), "loss terms")
-        _choice(self.reduce, ("batch", "group"), "reduce")
+        for task, term in self.terms.items():
+            _choice(term.fn, tuple(LOSSES), f"loss of {task}")
+            if LOSSES[term.fn][0] != task:
+                raise ValueError(f"loss {term.fn!r} is an {LOSSES[term.fn][0]} loss, not a {task} loss")
 
 
 @dataclass
 class Optimizer:
-    name: str = "sgd"
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
 
     def __post_init__(self) -> None:
-        _choice(self.name, ("sgd", "adam", "adamw"), "optimizer")
         _at_least(self, 0, "lr", above=True)
         _at_least(self, 0, "momentum", "weight_decay")
 
@@ -222,7 +238,7 @@ class Scheduler:
     """``constant``; ``cosine`` (to ``min_lr`` over the stage); ``step`` (× ``gamma`` every
     ``step_epochs``); ``cosine-restarts`` (period ``restart_epochs``, × ``t_mult`` after each restart)."""
 
-    name: str = "constant"
+    name: Literal["constant", "cosine", "step", "cosine-restarts"] = "constant"
     step_epochs: float = 1.0
     gamma: float = 0.1
     restart_epochs: float = 1.0
@@ -230,7 +246,6 @@ class Scheduler:
     min_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        _choice(self.name, ("constant", "cosine", "step", "cosine-restarts"), "scheduler")
         _at_least(self, 0, "step_epochs", "gamma", "restart_epochs", above=True)
         _at_least(self, 1, "t_mult")
         _at_least(self, 0, "min_lr")
@@ -247,10 +262,9 @@ class Distill:
     teacher: str
     lam: float = 0.6
     T: float = 1.5
-    teacher_outputs: str = "online"
+    teacher_outputs: Literal["online", "cached"] = "online"
 
     def __post_init__(self) -> None:
-        _choice(self.teacher_outputs, ("online", "cached"), "teacher_outputs")
         if not 0 <= self.lam <= 1:
             raise ValueError(f"lam must lie in [0, 1], got {self.lam}")
         _at_least(self, 0, "T", above=True)
@@ -366,10 +380,8 @@ class Ensemble:
     """Averaged (``mean``) or voted (``vote``, streaming §4.3.1) predictions of stages' members."""
 
     members: list[str]
-    method: str = "mean"
+    method: Literal["mean", "vote"] = "mean"
 
-    def __post_init__(self) -> None:
-        _choice(self.method, ("mean", "vote"), "ensemble method")
 
 
 @dataclass
@@ -575,6 +587,11 @@ def _build(tp: Any, value: Any, where: str, key: str) -> Any:
         raise ConfigError(errors[-1])
     if value is None:
         raise ConfigError(f"{where}: {here}: a value is required")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: {here}: must be one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {here}: expected a section (mapping), got {value!r}")
