@@ -159,3 +159,23 @@ def test_images_circumplex_names_each_face(monkeypatch, tmp_path):
     assert {"img00 #0", "img01 #0", "img02 #0"} <= texts
     plot_circumplex(video_table(), tmp_path / "v.png")  # a video's hundred points stay unlabelled
     assert not any("#" in t.get_text() for t in drawn[1].axes[0].texts)
+
+
+def test_va_over_time_draws_valence_on_top_and_arousal_below(video, tmp_path, monkeypatch):
+    """Each panel plots its own column of face 0 (NaN where the face is missing)."""
+    import affectlab.analyze.plots as plots
+
+    drawn = {}
+    save = plots._save
+
+    def keep(fig, path):
+        top, bottom = fig.axes[:2]
+        drawn["valence"], drawn["arousal"] = (np.asarray(ax.lines[0].get_ydata(), float) for ax in (top, bottom))
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plot_va_over_time(video, tmp_path / "va.png", face_id=0)
+    face = video[(video["face_id"] == 0) & (video["success"] == 1)]
+    for column in ("valence", "arousal"):
+        values = drawn[column][~np.isnan(drawn[column])]
+        assert np.allclose(np.sort(values), np.sort(face[column].to_numpy(float))), column

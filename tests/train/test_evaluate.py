@@ -126,6 +126,9 @@ def test_mean_and_vote_ensembles():
     assert vote["expr_id"][0] == 1 and vote["expr"][0].tolist() == pytest.approx([1 / 3, 2 / 3, 0])
     tie = combine_outputs(members[:2] + [out([[0.9]], [[0.8, 0.1, 0.1]], [[0, 0]])], "vote")
     assert tie["expr_id"][0] == 0 and tie["au"][0, 0] == pytest.approx(2 / 3)
+    # a real tie, one vote each for classes 0 and 1: the mean probability (0.4 against 0.5) decides
+    even = combine_outputs(members[:2], "vote")
+    assert even["expr"][0].tolist() == pytest.approx([0.5, 0.5, 0]) and even["expr_id"][0] == 1
 
 
 def test_early_stopping_monitor_is_a_sum_of_named_scores():

@@ -180,6 +180,48 @@ def test_cached_teacher_outputs(world, tmp_path):
     assert {"au_kd", "expr_kd", "va_kd"} <= set(seen[-1])
 
 
+def test_cached_teacher_outputs_are_those_of_the_batch_rows(world, tmp_path, monkeypatch):
+    """The student's soft labels for a batch are the teacher's outputs on exactly the batch's table rows."""
+    from affectlab.labels import DEFAULT_SCHEMA
+    from affectlab.train import data as tdata
+    from affectlab.train.distill import CachedTeacher
+    from affectlab.train.evaluate import InputSpec, collect_outputs
+
+    path = mini_recipe(world, tmp_path, stages="""
+  - {name: teacher, steps: 2}
+  - {name: student, steps: 3, distill: {teacher: teacher, teacher_outputs: cached}}
+""")
+    looked_up, batches = [], []
+    call = CachedTeacher.__call__
+    monkeypatch.setattr(CachedTeacher, "__call__",
+                        lambda self, index: looked_up.append((index.tolist(), call(self, index).expr)) or call(self, index))
+    recipe = load_recipe(path)
+    train(recipe, tmp_path / "run", hooks=[lambda i: batches.append(i.index) if i.stage == "student" else None])
+    assert [rows for rows, _ in looked_up] == batches
+    teacher = load_model(tmp_path / "run" / "teacher.safetensors")
+    samples = tdata.read_sources(recipe.sources, DEFAULT_SCHEMA, {}).samples
+    rows = batches[0]
+    expected = collect_outputs(teacher, samples.iloc[rows].reset_index(drop=True), InputSpec.of(teacher))["expr"]
+    assert torch.allclose(looked_up[0][1], torch.from_numpy(expected), atol=1e-4)
+
+
+def test_resume_refuses_when_the_training_data_changed(world, tmp_path, capsys):
+    """Exact resume needs the same rows: a label file edited since the checkpoint stops the resume."""
+    import shutil as sh
+
+    au = tmp_path / "au.csv"
+    sh.copyfile(world.au, au)
+    lines = au.read_text().splitlines()
+    au.write_text("\n".join(line.replace("stills/", f"{world.root}/stills/", 1) for line in lines) + "\n")
+    path = mini_recipe(world, tmp_path)
+    with pytest.raises(Interrupt):
+        train(load_recipe(path, [f"sources.au.path={au}"]), tmp_path / "run", hooks=[stop_at(3)])
+    au.write_text("\n".join(au.read_text().splitlines()[:-4]) + "\n")  # four rows fewer
+    capsys.readouterr()
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--resume", f"sources.au.path={au}"]) == 2
+    assert "the training data changed since this checkpoint" in capsys.readouterr().err
+
+
 ARCHITECTURES = {  # name -> overrides beyond the small backbone
     "mtl-baseline": [], "cnn-rnn": ["model.config.seq_len=2", "model.config.freeze_backbone=false"], "smm": [],
     "mss": [], "context": [], "context-ensemble": ["data.views=[0.0,0.25]", "data.input_size=40"], "streaming": [],
