@@ -99,6 +99,15 @@ class LabelSchema:
         return cls(tuple(d["au_names"]), tuple(d["expr_names"]), tuple(d.get("va_names", VA_NAMES)))
 
 
+#: VA as classes (teacher-student §3.1, eq. 3): [-1, 1] discretised into 20 bins of equal width.
+N_VA_BINS = 20
+
+
+def va_bin_centers(n_bins: int = N_VA_BINS) -> tuple[float, ...]:
+    """Centres of the ``n_bins`` equal-width bins over [-1, 1]: -1 + (2k + 1) / n_bins."""
+    return tuple(-1 + (2 * k + 1) / n_bins for k in range(n_bins))
+
+
 #: Named expression sets: ABAW3+'s eight classes, and the seven basic ones (no Other).
 EXPR_SETS: dict[str, tuple[str, ...]] = {"abaw8": EXPR_NAMES, "basic7": EXPR_NAMES[:OTHER]}
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: Teacher-student paper §3.1: VA in [-1, 1] is discretised into 20 bins of equal width.
-N_VA_BINS = 20
+from affectlab.labels import N_VA_BINS
+from affectlab.models.heads import va_from_bin_logits
 
 
 def _zero_masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -241,20 +241,6 @@ def va_to_bins(va: torch.Tensor, n_bins: int = N_VA_BINS) -> torch.Tensor:
     """
     idx = torch.floor((va + 1) / 2 * n_bins).clamp(0, n_bins - 1)
     return torch.where(torch.isnan(va), torch.full_like(idx, -1), idx).long()
-
-
-def bin_centers(n_bins: int = N_VA_BINS, *, dtype: torch.dtype | None = None, device: torch.device | None = None) -> torch.Tensor:
-    """Centres (n_bins,) of the equal-width bins over [-1, 1]: -1 + (2k + 1)/n_bins."""
-    return -1 + (2 * torch.arange(n_bins, dtype=dtype or torch.float32, device=device) + 1) / n_bins
-
-
-def va_from_bin_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Continuous VA (B, 2) from bin logits (B, 2, n_bins): the expectation Σ_k softmax_k · centre_k.
-
-    Teacher-student §3: "we simply calculate the expectation given the probability distribution".
-    """
-    centers = bin_centers(logits.shape[-1], dtype=logits.dtype, device=logits.device)
-    return F.softmax(logits, -1) @ centers
 
 
 def va_bins_loss(bin_logits: torch.Tensor, va: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from affectlab.losses import N_VA_BINS
+from affectlab.labels import N_VA_BINS
 
 BALANCE_METHODS = ("none", "ml-ros", "classes", "va-bins")
 

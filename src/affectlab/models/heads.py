@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from affectlab.errors import AffectlabError
-from affectlab.losses import va_from_bin_logits
+from affectlab.labels import va_bin_centers
 
 
 def mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
@@ -25,6 +25,15 @@ def mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
             layers += [nn.ReLU(inplace=True)] + ([nn.Dropout(dropout)] if dropout else [])
         layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
+
+
+def va_from_bin_logits(logits: Tensor) -> Tensor:
+    """Continuous VA (B, 2) from bin logits (B, 2, n_bins): the expectation Σ_k softmax_k · centre_k.
+
+    Teacher-student §3: "we simply calculate the expectation given the probability distribution".
+    """
+    centers = torch.tensor(va_bin_centers(logits.shape[-1]), dtype=logits.dtype, device=logits.device)
+    return torch.softmax(logits, -1) @ centers
 
 
 def va_outputs(raw: Tensor, n_bins: int) -> tuple[Tensor, Tensor | None]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit, softmax
 from torch.utils.data import DataLoader
 
 from affectlab.data.dataset import FaceDataset
@@ -124,19 +125,10 @@ def collect_outputs(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, 
     return out
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-x))
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def combine_outputs(outputs: Sequence[dict[str, np.ndarray]], method: str = "mean") -> dict[str, np.ndarray]:
     """One set of probabilities from one or more models' outputs (see the module docstring)."""
-    au = np.stack([_sigmoid(o["au"]) for o in outputs])
-    expr = np.stack([_softmax(o["expr"]) for o in outputs])
+    au = np.stack([expit(o["au"]) for o in outputs])
+    expr = np.stack([softmax(o["expr"], axis=1) for o in outputs])
     va = np.stack([o["va"] for o in outputs]).mean(0)
     if method == "mean":
         return {"au": au.mean(0), "expr": expr.mean(0), "va": va}

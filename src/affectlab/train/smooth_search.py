@@ -17,6 +17,7 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 
 from affectlab.analyze.smoothing import MU_GRID, readout, smooth_videos, smoothing_inputs
 from affectlab.data.sampling import assign_folds
@@ -40,7 +41,7 @@ class TaskSearch:
 def task_metric(task: str, truth: np.ndarray, output: np.ndarray, schema: LabelSchema) -> float:
     """The ABAW metric of a task (SMM eq. 8 terms) from labels and readout outputs."""
     if task == "au":
-        return p_au(truth, (1 / (1 + np.exp(-output)) >= 0.5).astype(float))
+        return p_au(truth, (expit(output) >= 0.5).astype(float))
     if task == "expr":
         return p_expr(truth, output.argmax(axis=1), schema.n_expr)
     return p_va(truth, output)
