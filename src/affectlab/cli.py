@@ -427,38 +427,42 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
                             description="Grid search of mu (SMM eq. 9) per task with k-fold cross-validation over "
                                         "the videos of DATA (SMM §5.2); --write stores the chosen mu in the "
                                         "checkpoint for 'analyze --smooth'.")
-    smooth.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (.safetensors)")
-    smooth.add_argument("--data", required=True, metavar="SOURCE", help="labelled video frames (e.g. an ABAW root)")
-    smooth.add_argument("--images", **source["images"])
-    smooth.add_argument("--split", **source["split"])
+    _checkpoint_and_data(smooth, source, loading, "labelled video frames (e.g. an ABAW root)")
     smooth.add_argument("--mu", type=_mu_grid, default=list(range(11)), metavar="LIST",
                         help="mu values to try (default 0,1,...,10)")
     smooth.add_argument("--folds", type=_whole(2), default=3, help="cross-validation folds over videos (default 3)")
-    smooth.add_argument("--write", action="store_true", help="store the chosen mu in the checkpoint itself")
-    smooth.add_argument("--output", metavar="CKPT", help="store the model with the chosen mu here instead")
-    smooth.add_argument("--json", metavar="FILE", help="also write the search results as JSON")
-    for name, kwargs in loading.items():
-        smooth.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+    _stored_in_checkpoint(smooth, "the chosen mu", "the search results")
     smooth.set_defaults(func=cmd_smooth_search)
 
     tune = sub.add_parser("tune-thresholds", help="tune a model's per-AU decision thresholds on labelled data",
                           description="Per-AU thresholds maximising F1 on the AU labels of DATA, with the F1 "
                                       "they give cross-validated over subjects/videos; --write stores them in "
                                       "the checkpoint, where analyze's AUxx_c columns use them.")
-    tune.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (.safetensors)")
-    tune.add_argument("--data", required=True, metavar="SOURCE",
-                      help="AU-labelled faces (any source), or with --recipe the name of one of its sources")
+    _checkpoint_and_data(tune, source, loading, "AU-labelled faces (any source), or with --recipe the name of "
+                                                "one of its sources")
     tune.add_argument("--recipe", metavar="YAML", help="read --data as this recipe's validation (or training) "
                                                        "source of that name: its subset and framing")
-    tune.add_argument("--images", **source["images"])
-    tune.add_argument("--split", **source["split"])
-    tune.add_argument("--folds", type=int, default=3, help="cross-validation folds for the reported F1 (default 3)")
-    tune.add_argument("--write", action="store_true", help="store the thresholds in the checkpoint itself")
-    tune.add_argument("--output", metavar="CKPT", help="store the model with the thresholds here instead")
-    tune.add_argument("--json", metavar="FILE", help="also write thresholds and F1 as JSON")
-    for name, kwargs in loading.items():
-        tune.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+    tune.add_argument("--folds", type=_whole(2), default=3,
+                      help="cross-validation folds for the reported F1 (default 3)")
+    _stored_in_checkpoint(tune, "the thresholds", "thresholds and F1")
     tune.set_defaults(func=cmd_tune_thresholds)
+
+
+def _checkpoint_and_data(parser: argparse.ArgumentParser, source: dict, loading: dict, data_help: str) -> None:
+    """--model CKPT and --data SOURCE (with --images, --split) and the loading options of a model tool."""
+    parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (.safetensors)")
+    parser.add_argument("--data", required=True, metavar="SOURCE", help=data_help)
+    parser.add_argument("--images", **source["images"])
+    parser.add_argument("--split", **source["split"])
+    for name, kwargs in loading.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+
+
+def _stored_in_checkpoint(parser: argparse.ArgumentParser, what: str, report: str) -> None:
+    """--write / --output CKPT / --json FILE of a tool that stores what it finds in the checkpoint."""
+    parser.add_argument("--write", action="store_true", help=f"store {what} in the checkpoint itself")
+    parser.add_argument("--output", metavar="CKPT", help=f"store the model with {what} here instead")
+    parser.add_argument("--json", metavar="FILE", help=f"also write {report} as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
