@@ -6,6 +6,8 @@ any path; the specific readers are there for code that knows what it reads.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from affectlab.data.abaw import MTL_HEADER, TASK_FOLDERS, read_abaw, read_abaw_mtl
@@ -23,68 +25,81 @@ __all__ = [
     "read_source", "source_kind", "summarize", "format_summary",
 ]
 
-EXPECTED = ("an ABAW annotation folder (with " + ", ".join(f for fs in TASK_FOLDERS.values() for f in fs) + "), "
-            "an ABAW multi-task file (header image,valence,arousal,expression,aus), a FER+ / AffectNet / CK+ "
-            "labels.csv, a folder holding labels.csv, a CSV manifest with a 'path' column, or a folder of "
-            "unlabelled images")
+@dataclass(frozen=True)
+class Reader:
+    """How one kind of source is recognised and read.
 
-
-def source_kind(path: str | os.PathLike[str]) -> str:
-    """What ``path`` is: ``abaw``, ``abaw-mtl``, ``ferplus``, ``affectnet``, ``ckplus``, ``manifest`` or
-    ``images`` (a folder of unlabelled images).
-
-    A folder holding ``labels.csv`` is recognised by that file. Anything else is a DataError that
-    says what was expected.
+    ``folder``: recognises a folder (``path``) instead of a file's header (``columns``); ``read``
+    takes the path and the keyword arguments it ``accepts`` (images, split) plus the schema.
+    A folder that is not itself a source may hold ``labels.csv``, read as the file it is.
     """
-    path = Path(path)
+
+    kind: str
+    describe: str
+    recognises: Callable[[Path, list[str]], bool]
+    read: Callable[..., SampleTable]
+    accepts: tuple[str, ...] = ()
+    folder: bool = False
+
+
+def _is_abaw(path: Path, columns: list[str]) -> bool:
+    return any((path / f).is_dir() for fs in TASK_FOLDERS.values() for f in fs)
+
+
+#: Every supported source, in the order they are tried (a manifest last among files: it only needs `path`).
+READERS: tuple[Reader, ...] = (
+    Reader("abaw", "an ABAW annotation folder (with " + ", ".join(f for fs in TASK_FOLDERS.values() for f in fs) + ")",
+           _is_abaw, lambda p, images=None, split=None, schema=DEFAULT_SCHEMA: read_abaw(p, images, split=split,
+                                                                                         schema=schema),
+           accepts=("images", "split"), folder=True),
+    Reader("abaw-mtl", "an ABAW multi-task file (header image,valence,arousal,expression,aus)",
+           lambda p, c: tuple(x.lower() for x in c[:4]) == MTL_HEADER[:4],
+           lambda p, images=None, schema=DEFAULT_SCHEMA: read_abaw_mtl(p, images, schema=schema), accepts=("images",)),
+    Reader("ferplus", "a FER+ labels.csv", lambda p, c: set(FERPLUS_VOTES) <= set(c), read_ferplus, accepts=("split",)),
+    Reader("affectnet", "an AffectNet labels.csv", lambda p, c: {"expression_idx", "lnd_x0"} <= set(c), read_affectnet),
+    # a saved sample table has `expr` instead of CK+'s `expression`
+    Reader("ckplus", "a CK+ labels.csv", lambda p, c: {"subject", "au_source", "expression"} <= set(c), read_ckplus),
+    Reader("manifest", "a CSV manifest with a 'path' column", lambda p, c: "path" in c, read_manifest,
+           accepts=("split",)),
+    Reader("images", "a folder of unlabelled images", lambda p, c: holds_images(p), read_images, folder=True),
+)
+EXPECTED = ", ".join(r.describe for r in READERS) + ", or a folder holding labels.csv"
+
+
+def _reader(path: Path) -> tuple[Reader, Path]:
+    """The reader of ``path`` and the file (or folder) it reads."""
     if path.is_dir():
-        if any((path / f).is_dir() for fs in TASK_FOLDERS.values() for f in fs):
-            return "abaw"
-        if (path / "labels.csv").is_file():
-            return source_kind(path / "labels.csv")
-        if holds_images(path):
-            return "images"
+        if (path / "labels.csv").is_file() and not _is_abaw(path, []):
+            return _reader(path / "labels.csv")
+        for reader in (r for r in READERS if r.folder):
+            if reader.recognises(path, []):
+                return reader, path
         raise DataError(path, f"not a recognised source folder; expected {EXPECTED}")
     if not path.is_file():
         raise DataError(path, "no such file or folder")
     columns = _header(path)
-    if tuple(c.lower() for c in columns[:4]) == MTL_HEADER[:4]:
-        return "abaw-mtl"
-    if set(FERPLUS_VOTES) <= set(columns):
-        return "ferplus"
-    if {"expression_idx", "lnd_x0"} <= set(columns):
-        return "affectnet"
-    if {"subject", "au_source", "expression"} <= set(columns):  # a saved sample table has `expr` instead
-        return "ckplus"
-    if "path" in columns:
-        return "manifest"
+    for reader in (r for r in READERS if not r.folder):
+        if reader.recognises(path, columns):
+            return reader, path
     raise DataError(path, f"not a recognised source; expected {EXPECTED}", line=1)
+
+
+def source_kind(path: str | os.PathLike[str]) -> str:
+    """What ``path`` is: the ``kind`` of the first of :data:`READERS` that recognises it (a folder
+    holding ``labels.csv`` by that file). Anything else is a DataError that says what was expected."""
+    return _reader(Path(path))[0].kind
 
 
 def read_source(path: str | os.PathLike[str], *, images: str | os.PathLike[str] | None = None,
                 split: str | None = None, schema: LabelSchema = DEFAULT_SCHEMA) -> SampleTable:
     """Read any supported source (see :func:`source_kind`). ``images`` is the frame root of ABAW sources."""
-    kind = source_kind(path)
-    path = Path(path)
-    if kind == "images":
-        if images is not None or split is not None:
-            raise DataError(path, "is a folder of unlabelled images; leave images and split out")
-        return read_images(path, schema=schema)
-    if path.is_dir() and kind != "abaw":
-        path = path / "labels.csv"
-    if images is not None and kind not in ("abaw", "abaw-mtl"):
-        raise DataError(path, f"is a {kind} source whose image paths are relative to its folder; leave images out")
-    if split is not None and kind not in ("abaw", "ferplus", "manifest"):
-        raise DataError(path, f"is a {kind} source without splits; leave split out")
-    if kind == "abaw":
-        return read_abaw(path, images, split=split, schema=schema)
-    if kind == "abaw-mtl":
-        return read_abaw_mtl(path, images, schema=schema)
-    if kind == "ferplus":
-        return read_ferplus(path, split=split, schema=schema)
-    if kind == "manifest":
-        return read_manifest(path, split=split, schema=schema)
-    return {"affectnet": read_affectnet, "ckplus": read_ckplus}[kind](path, schema=schema)
+    reader, target = _reader(Path(path))
+    given = {"images": images, "split": split}
+    for name, value in given.items():
+        if value is not None and name not in reader.accepts:
+            why = {"images": "whose image paths are relative to its folder", "split": "without splits"}[name]
+            raise DataError(target, f"is a {reader.kind} source {why}; leave {name} out")
+    return reader.read(target, **{k: v for k, v in given.items() if k in reader.accepts}, schema=schema)
 
 
 def _header(path: Path) -> list[str]:
