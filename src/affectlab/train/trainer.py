@@ -242,7 +242,7 @@ class MetricsLog:
 # --- the run ----------------------------------------------------------------------------------------
 
 
-class Run:
+class Training:
     """One ``affectlab train``: a recipe, a run directory, and the processes running it."""
 
     def __init__(self, recipe: Recipe, out_dir: str | os.PathLike[str], *, resume: bool = False,
@@ -955,4 +955,4 @@ def _scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, total: int, ste
 def train(recipe: Recipe, out_dir: str | os.PathLike[str], *, resume: bool = False,
           hooks: Sequence[Hook] = ()) -> dict:
     """Run every stage of ``recipe`` into ``out_dir``; returns what results.json holds."""
-    return Run(recipe, out_dir, resume=resume, hooks=hooks).run()
+    return Training(recipe, out_dir, resume=resume, hooks=hooks).run()
