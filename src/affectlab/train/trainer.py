@@ -832,7 +832,7 @@ def _read_progress(path: Path) -> dict:
 
 
 def read_state(path: Path) -> dict:
-    """The state of the member in progress (see ``Run._save_state``), or a one-line DataError naming the file.
+    """The state of the member in progress (see ``Training._save_state``), or a one-line DataError naming the file.
 
     Loaded with ``weights_only``: tensors and plain containers only, so a file that would run code when
     unpickled is refused, never run."""
