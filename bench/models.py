@@ -4,7 +4,7 @@ compiled) and onnxruntime, with the achieved GFLOP/s as a fraction of this machi
     python bench/models.py [--models default smm ...] [--device cuda] [--compile] [--seconds 3]
 
 ``default`` is the bundled model (mtl-baseline, MobileNetV2 at 112 px); every registered model runs at
-its paper's input size (affectlab.models.table.PAPER_SETTINGS). Image models run through
+its paper's input size (each model's ``paper`` settings). Image models run through
 ``TorchBackend``, exactly as ``affectlab analyze`` runs them (normalisation, channels_last, bf16
 autocast with ``--precision bf16``). The sequence model (cnn-rnn) takes a batch of B faces as one clip of
 B frames; the two-view context ensemble takes each crop as both of its views. FLOPs are 2 x the
@@ -30,7 +30,8 @@ import torch  # noqa: E402
 import affectlab  # noqa: F401  (torchvision compatibility before the models import it)
 from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend, export_onnx, to_input
 from affectlab.models import AffectModel, create_model, list_models, load_model, save_checkpoint
-from affectlab.models.table import PAPER_SETTINGS, model_row
+from affectlab.models.registry import get_model_class
+from affectlab.models.table import model_row
 from common import machine_limit, report, sync, table
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -76,9 +77,9 @@ def checkpoints(names: list[str], folder: Path) -> list[tuple[str, Path]]:
         if name == "default":
             out.append(("default (mtl-baseline, MobileNetV2)", DEFAULT_MODEL))
             continue
-        config, size = PAPER_SETTINGS[name]
+        paper = get_model_class(name).paper
         path = folder / f"{name}.safetensors"
-        save_checkpoint(create_model(name, **config), path, input_size=size, mean=MEAN, std=STD)
+        save_checkpoint(create_model(name, **paper.config), path, input_size=paper.input_size, mean=MEAN, std=STD)
         out.append((name, path))
     return out
 

@@ -40,8 +40,11 @@ def test_sequence_models_are_counted_per_frame():
 
 
 def test_model_table_rows_and_format(monkeypatch):
-    monkeypatch.setattr(table, "PAPER_SETTINGS", {"smm": ({"backbone": "mobilenet_v2"}, 64),
-                                                  "streaming": ({}, 64)})
+    from affectlab.models.base import PaperSettings
+    from affectlab.models.registry import get_model_class
+
+    for name in ("smm", "streaming"):
+        monkeypatch.setattr(get_model_class(name), "paper", PaperSettings({"backbone": "mobilenet_v2"}, 64))
     rows = model_table(["smm", "streaming"])
     assert [r["name"] for r in rows] == ["smm", "streaming"]
     assert all(r["params"] > 1e6 and r["gflops"] > 0 and r["input_size"] == 64 for r in rows)

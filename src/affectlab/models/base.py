@@ -41,6 +41,15 @@ class Prediction:
     features: dict[str, Tensor] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PaperSettings:
+    """How a model's paper ran it, as data (timm's default configs): the options and the input size.
+    ``affectlab models`` counts each model so; recipes may differ."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    input_size: int = 224
+
+
 class AffectModel(nn.Module):
     """Base of every registered model: it knows its label schema and the config that built it.
 
@@ -56,6 +65,8 @@ class AffectModel(nn.Module):
     #: Per task, the ``Prediction.features`` entry that the task's last layers read: what SMM eq. 9
     #: smooths over a video (analyze.smoothing). Empty where no per-frame feature is read out (cnn-rnn).
     readout_features: ClassVar[dict[str, str]] = {}
+    #: The paper's settings of this model.
+    paper: ClassVar[PaperSettings] = PaperSettings()
 
     def __init__(self, schema: LabelSchema, config: dict[str, Any]):
         super().__init__()

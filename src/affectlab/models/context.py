@@ -13,7 +13,7 @@ from torch import Tensor
 
 from affectlab.errors import AffectlabError
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
-from affectlab.models.base import AffectModel, Prediction
+from affectlab.models.base import AffectModel, PaperSettings, Prediction
 from affectlab.models.heads import mlp
 from affectlab.models.registry import register_model
 from affectlab.models.smm import SignVehicleNet
@@ -70,6 +70,9 @@ class ContextEnsemble(AffectModel):
     holds each member's features prefixed ``face_`` / ``context_``. Options are ContextNet's and
     apply to both members; :meth:`from_members` joins two separately trained models, as the paper does.
     """
+
+    #: Context §3: two InceptionV3 models at 299 px.
+    paper = PaperSettings({}, 299)
 
     def readout_parts(self, task: str) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
         """Each member's readout, on its prefixed features: their outputs average like forward()'s."""

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from affectlab.errors import AffectlabError
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models.backbones import Backbone
-from affectlab.models.base import AffectModel, Prediction
+from affectlab.models.base import AffectModel, PaperSettings, Prediction
 from affectlab.models.heads import mlp, va_outputs
 from affectlab.models.registry import register_model
 
@@ -30,6 +30,9 @@ class MultitaskCNN(AffectModel):
     otherwise ``va`` is tanh of a 2-d output.
     ``features["embedding"]``: the pooled backbone features (B, C_feat).
     """
+
+    #: Teacher-student Experiments: ResNet50, 112 px, VA as 20 bins.
+    paper = PaperSettings({"backbone": "resnet50", "va_bins": 20}, 112)
 
     readout_features = {"au": "embedding", "expr": "embedding", "va": "embedding"}
 
@@ -81,6 +84,9 @@ class MultitaskCNNRNN(AffectModel):
     The GRU size is not given; ``hidden`` = 128 per direction. ``va_bins`` as in :class:`MultitaskCNN`.
     ``features["embedding"]``: per-frame backbone features (B, T, C_feat).
     """
+
+    #: Teacher-student Fig. 4 / multi-database §3.3: the ResNet50 CNN at 112 px under the GRUs, 32-frame clips.
+    paper = PaperSettings({"backbone": "resnet50", "va_bins": 20, "seq_len": 32}, 112)
 
     input_layout = "BTCHW"
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from affectlab.errors import AffectlabError
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models.backbones import Backbone
-from affectlab.models.base import AffectModel, Prediction
+from affectlab.models.base import AffectModel, PaperSettings, Prediction
 from affectlab.models.heads import AUInnerProduct, ROIAttention, RegionTransformer
 from affectlab.models.registry import register_model
 
@@ -30,6 +30,9 @@ class SignVehicleNet(AffectModel):
     sign-vehicle space S^(H)(x), (B, H, D) (eq. 1); one FC per AU gives y_h^AU (eq. 2).
     Regions beyond H (U > H) reach only the message space.
     """
+
+    #: SMM §4.2 (and the context paper, §3): InceptionV3 at 299 px, its default options.
+    paper = PaperSettings({}, 299)
 
     def __init__(self, schema: LabelSchema, config: dict[str, Any], U: int, H: int):
         """``config``: the subclass's options, among them backbone, D and the Transformer's size."""

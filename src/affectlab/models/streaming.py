@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from affectlab.errors import AffectlabError
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models.backbones import Backbone
-from affectlab.models.base import AffectModel, Prediction
+from affectlab.models.base import AffectModel, PaperSettings, Prediction
 from affectlab.models.heads import mlp
 from affectlab.models.registry import register_model
 
@@ -50,6 +50,9 @@ class StreamingNet(AffectModel):
     ``features``: ``emb`` (B, 512), ``au_features`` (B, n_au, 16), ``expr_features`` and
     ``va_features`` (B, 128), the predictors' inputs.
     """
+
+    #: Streaming §3.2-3.3 on a ResNet50 at 112 px (the paper cropped 224 px; its prior is not public).
+    paper = PaperSettings({"backbone": "resnet50"}, 112)
 
     readout_features = {"au": "au_features", "expr": "expr_features", "va": "va_features"}
 

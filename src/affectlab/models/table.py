@@ -18,21 +18,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models.base import AffectModel
-from affectlab.models.registry import create_model, list_models
+from affectlab.models.registry import create_model, get_model_class, list_models
 
-#: Each model as its paper ran it: (config, input size). SMM, MSS and the context models use
-#: InceptionV3 at 299 px (smm §4.2, context §3). mtl-baseline and cnn-rnn are the teacher-student
-#: CNN and CNN-RNN: ResNet50 at 112 px with 20 VA bins. streaming uses ResNet50 at 112 px: the
-#: paper's DLN prior is not public and its own ablation substitutes ResNet50 (it cropped 224 px).
-PAPER_SETTINGS: dict[str, tuple[dict[str, Any], int]] = {
-    "mtl-baseline": ({"backbone": "resnet50", "va_bins": 20}, 112),
-    "cnn-rnn": ({"backbone": "resnet50", "va_bins": 20}, 112),
-    "smm": ({}, 299),
-    "mss": ({}, 299),
-    "context": ({}, 299),
-    "context-ensemble": ({}, 299),
-    "streaming": ({"backbone": "resnet50"}, 112),
-}
 _CLIP = 2  # frames in the clip a sequence model is counted on; every part is linear in T
 
 
@@ -67,12 +54,12 @@ def model_row(model: AffectModel, input_size: int) -> dict[str, Any]:
 
 
 def model_table(names: Iterable[str] | None = None, schema: LabelSchema = DEFAULT_SCHEMA) -> list[dict[str, Any]]:
-    """Rows ``{name, backbone, input_size, params, gflops}`` for the registered models, at the
-    settings of :data:`PAPER_SETTINGS` (the model's defaults at 224 px for a model not listed there)."""
+    """Rows ``{name, backbone, input_size, params, gflops}`` for the registered models, each at its
+    paper's settings (:attr:`AffectModel.paper`)."""
     rows = []
     for name in list_models() if names is None else names:
-        config, size = PAPER_SETTINGS.get(name, ({}, 224))
-        rows.append(model_row(create_model(name, schema, **config), size))
+        paper = get_model_class(name).paper
+        rows.append(model_row(create_model(name, schema, **paper.config), paper.input_size))
     return rows
 
 
