@@ -70,7 +70,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from affectlab.analyze.run import run_analysis
 
     device = _device(args.device)
-    backend = (default_backend(device, args.precision) if args.model is None
+    backend = (default_backend(device, args.precision, features=bool(args.smooth)) if args.model is None
                else load_backend(args.model, device, args.precision))
     smooth = _smoothing(args.smooth, backend) if args.smooth else None
     analyzer = Analyzer(backend, device=device, faces=args.faces, stride=args.stride,
@@ -100,7 +100,7 @@ def _smoothing(spec: str, backend: Any) -> dict[str, float]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from affectlab.analyze.predict import export_onnx
+    from affectlab.analyze.export import export_onnx
 
     out = export_onnx(args.model, args.out)
     print(f"wrote {out} (checked against PyTorch)")

@@ -175,13 +175,10 @@ def test_smoothing_follows_each_face_track(imagenet_backend, media):
     assert still["valence"].iloc[0] == pytest.approx(analyzer.analyze(media / "single_face.jpg")["valence"].iloc[0], abs=2e-4)
 
 
-def test_smoothing_needs_the_pytorch_model(analyzer, tmp_path):
-    from affectlab.analyze.predict import OnnxBackend, export_onnx
-    from affectlab.models import save_checkpoint
+def test_smoothing_needs_the_pytorch_model(analyzer):
+    from affectlab.analyze.predict import OnnxBackend
 
-    meta = analyzer.backend.meta
-    path = save_checkpoint(analyzer.backend.model, tmp_path / "m.safetensors", input_size=meta.input_size,
-                           mean=meta.mean, std=meta.std)
-    onnx_model = OnnxBackend(export_onnx(path, tmp_path / "m.onnx"))
+    assert isinstance(analyzer.backend, OnnxBackend)  # the bundled model on the CPU
     with pytest.raises(AffectlabError, match="PyTorch checkpoint"):
-        Analyzer(onnx_model, smooth={"au": 7})
+        Analyzer(analyzer.backend, smooth={"au": 7})
+    assert Analyzer(smooth={"au": 7}).smoother is not None  # the bundled model then runs on PyTorch

@@ -7,12 +7,11 @@ from typing import Callable
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from affectlab.errors import AffectlabError
 from affectlab.faces import MTCNN, box_iou, landmarks68_to_5
-from affectlab.faces.mtcnn import _crops, _max_pool_2x2, nms, pyramid_scales
+from affectlab.faces.mtcnn import _crops, nms, pyramid_scales
 
 Media = Callable[[str], np.ndarray]  # the `media` fixture: file name -> RGB image
 
@@ -177,13 +176,6 @@ def test_nms_matches_the_greedy_loop_on_crowded_boxes(mode: str) -> None:
         kept = nms(boxes, scores, threshold, groups=groups, mode=mode)
         assert kept.tolist() == nms_reference(boxes, scores, threshold, groups, mode)
         assert 30 < len(kept) < 600  # the boxes do overlap, and not all of them
-
-
-@pytest.mark.parametrize("height, width", [(6, 8), (7, 9), (1, 2), (5, 1)])
-def test_pnet_pool_equals_ceil_mode_max_pool(height: int, width: int) -> None:
-    """P-Net's strided-view pooling gives MaxPool2d(2, 2, ceil_mode=True)'s values exactly, odd sides too."""
-    x = torch.randn(2, 10, height, width, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(_max_pool_2x2(x), torch.nn.MaxPool2d(2, 2, ceil_mode=True)(x), rtol=0, atol=0)
 
 
 def test_crops_match_a_plain_resize_of_the_black_padded_window() -> None:

@@ -21,8 +21,6 @@ import pandas as pd
 
 from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
 from affectlab.analyze.predict import OnnxBackend, Scores, TorchBackend, default_backend, load_backend, probabilities
-from affectlab.analyze.smoothing import TemporalSmoother
-from affectlab.data.transforms import center_crop, frame_face
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face
@@ -74,7 +72,8 @@ class Analyzer:
         if isinstance(model, (TorchBackend, OnnxBackend)):
             self.backend = model
         else:
-            self.backend = default_backend(device) if model is None else load_backend(model, device)
+            self.backend = (default_backend(device, features=bool(smooth)) if model is None
+                            else load_backend(model, device))
         meta = self.backend.meta
         self.schema = meta.schema
         self.size = meta.input_size
@@ -92,6 +91,8 @@ class Analyzer:
             if not isinstance(self.backend, TorchBackend):
                 raise AffectlabError("temporal smoothing (SMM eq. 9) works on the model's features: give the "
                                      "PyTorch checkpoint, not an exported .onnx")
+            from affectlab.analyze.smoothing import TemporalSmoother  # torch: imported only when smoothing
+
             self.smoother = TemporalSmoother(self.backend.model, smooth)
         #: Seconds spent per stage (decode, detect, align, predict) since construction: for benchmarks.
         self.timings: dict[str, float] = defaultdict(float)
@@ -189,6 +190,8 @@ class Analyzer:
 
     def _crop(self, image: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
         if landmarks is None:  # a given face crop: framed exactly as training framed such crops
+            from affectlab.data.transforms import center_crop, frame_face  # imports torch: only for crops
+
             return center_crop(frame_face(image, None, self.size, self.crop_margin), self.size)
         return align_face(image, landmarks, self.template, self.size)
 

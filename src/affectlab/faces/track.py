@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from affectlab.faces.mtcnn import Detections
 
@@ -48,6 +47,17 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, np.finfo(np.float64).tiny)
 
 
+def _assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The minimum-cost assignment. With one track or one face (most videos) it is the cheapest pair,
+    found without scipy.optimize, whose import alone takes longer than a frame's analysis."""
+    if min(cost.shape) == 1:
+        r, c = np.unravel_index(np.argmin(cost), cost.shape)
+        return np.array([r]), np.array([c])
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
+
+
 def match(
     track_boxes: np.ndarray,
     track_landmarks: np.ndarray,
@@ -62,7 +72,7 @@ def match(
     face_size = np.sqrt((track_boxes[:, 2:] - track_boxes[:, :2]).prod(axis=1))
     distance = np.linalg.norm(track_landmarks[:, None] - landmarks[None], axis=3).mean(axis=2)
     cost = -iou + _TIE_BREAK * distance / np.maximum(face_size, 1.0)[:, None]
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = _assign(cost)
     return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= iou_threshold]
 
 
