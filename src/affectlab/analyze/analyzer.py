@@ -24,6 +24,7 @@ from affectlab.analyze.predict import OnnxBackend, Scores, TorchBackend, default
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face
+from affectlab.faces.mtcnn import SECOND_LOOKS
 
 FACE_MODES = ("detect", "crops")
 
@@ -168,7 +169,7 @@ class Analyzer:
         if self.detector is None:
             return [[self._whole(f)] for f in frames]
         with self._timed("detect"):
-            found = self.detector.detect_batch([f.image for f in frames])
+            found = self.detector.detect_batch([f.image for f in frames], SECOND_LOOKS)  # tight crops too
         return [[(i, d.boxes[i], d.landmarks[i], float(d.scores[i])) for i in range(len(d))] for d in found]
 
     def _faces_of_video(self, chunk: Sequence[Frame], detect: Sequence[bool], tracker: FaceTracker):
