@@ -260,3 +260,11 @@ def test_analyze_precision_option(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         run(capsys, "analyze", str(image), "--out", str(tmp_path), "--precision", "fp8")
     assert exit_.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
+def test_analyze_detects_every_as_the_analyzer_does():
+    """The CLI keeps its own copy of the default (its parser must not import the analysis stack)."""
+    from affectlab.analyze.analyzer import DETECT_EVERY
+    from affectlab.cli import DETECT_EVERY as CLI_DEFAULT, build_parser
+
+    assert CLI_DEFAULT == DETECT_EVERY == build_parser().parse_args(["analyze", "x.mp4"]).detect_every

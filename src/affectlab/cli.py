@@ -64,6 +64,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+DETECT_EVERY = 6  # affectlab.analyze.analyzer's default, here without importing it
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from affectlab.analyze.analyzer import Analyzer
     from affectlab.analyze.predict import default_backend, load_backend
@@ -378,8 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
                          help="detect faces, or take each input as an aligned face crop (default: detect)")
     analyze.add_argument("--stride", type=int, default=1, help="analyse every n-th video frame (default: 1)")
-    analyze.add_argument("--detect-every", type=int, default=1, metavar="K",
-                         help="run the face detector on every k-th analysed frame and track in between (default: 1)")
+    analyze.add_argument("--detect-every", type=int, default=DETECT_EVERY, metavar="K",
+                         help="run the full face detector on every k-th analysed frame and refine each face from "
+                              f"its last box in between; 1: the full detector on every frame (default: {DETECT_EVERY})")
     analyze.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
     analyze.add_argument("--smooth", nargs="?", const="checkpoint", metavar="au=MU,expr=MU,va=MU",
                          help="temporal smoothing of each face's features over a video (SMM eq. 9); mu per task, "

@@ -243,3 +243,19 @@ def test_second_look_pads_with_black_and_brightens_dark_images() -> None:
     lit = np.arange(256, dtype=np.uint8).repeat(3).reshape(16, 16, 3)
     lit[:2] = 255
     np.testing.assert_array_equal(second_look(lit, 0.0)[0], lit)
+
+
+def test_refine_finds_a_moved_face_again_with_onet_alone(detector: MTCNN, media: Media) -> None:
+    """From its box moved by 10 % of its size (a fast head movement between frames): the same face,
+    landmarks within 3 % of the face width of the full cascade's; from a window on no face: nothing."""
+    image = media("single_face.jpg")
+    face = detector.detect(image)
+    box = face.boxes[0].astype(float)
+    width = box[2] - box[0]
+    for dx, dy in [(0.1, 0), (-0.1, 0.05), (0, -0.1)]:
+        moved = box + np.array([dx, dy, dx, dy]) * width
+        refined = detector.refine(image, moved[None])
+        assert len(refined) == 1
+        assert np.linalg.norm(refined.landmarks[0] - face.landmarks[0], axis=1).max() < 0.03 * width
+    assert len(detector.refine(image, np.array([[0, 0, 60, 60]]))) == 0  # a corner of the background
+    assert len(detector.refine(image, np.zeros((0, 4)))) == 0

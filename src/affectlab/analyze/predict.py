@@ -105,12 +105,10 @@ class OnnxBackend:
     """An exported model on onnxruntime's CPU provider; ``meta`` for a graph that carries none (the bundled one)."""
 
     def __init__(self, path: str | os.PathLike[str], meta: CheckpointMeta | None = None):
-        import onnxruntime as ort
+        from affectlab.onnxrt import cpu_session
 
         try:
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(path)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
             raise DataError(path, f"not a loadable ONNX model ({str(e).splitlines()[0]})") from None
         stored = self.session.get_modelmeta().custom_metadata_map
