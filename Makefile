@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo default-model clean
+.PHONY: install test demo default-model onnx-assets clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ default-model: $(STAMP)
 	$(VENV)/bin/affectlab train configs/default.yaml --out runs/default
 	$(VENV)/bin/affectlab tune-thresholds --model runs/default/model.safetensors --recipe configs/default.yaml --data ckplus --write
 	cp runs/default/model.safetensors src/affectlab/assets/default.safetensors
+	$(PY) tools/export_assets.py
+
+# The ONNX files the CPU inference path runs (the bundled model's graph, MTCNN's nets), from the shipped weights.
+onnx-assets: $(STAMP)
+	$(PY) tools/export_assets.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -28,7 +28,8 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 import torch  # noqa: E402
 
 import affectlab  # noqa: F401  (torchvision compatibility before the models import it)
-from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend, export_onnx, to_input
+from affectlab.analyze.export import export_onnx
+from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend, to_input
 from affectlab.models import AffectModel, create_model, list_models, load_model, save_checkpoint
 from affectlab.models.registry import get_model_class
 from affectlab.models.table import model_row

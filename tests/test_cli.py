@@ -291,3 +291,11 @@ def test_bf16_tolerance_written_is_what_was_measured():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     (written,) = re.findall(r"outputs within ([0-9.]+) of fp32 on average", readme)
     assert float(written) == BF16_TOLERANCE >= measured
+
+
+def test_analyze_detects_every_as_the_analyzer_does():
+    """The CLI keeps its own copy of the default (its parser must not import the analysis stack)."""
+    from affectlab.analyze.analyzer import DETECT_EVERY
+    from affectlab.cli import DETECT_EVERY as CLI_DEFAULT, build_parser
+
+    assert CLI_DEFAULT == DETECT_EVERY == build_parser().parse_args(["analyze", "x.mp4"]).detect_every

@@ -78,6 +78,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+DETECT_EVERY = 6  # affectlab.analyze.analyzer's default, here without importing it
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from affectlab.analyze.run import prepare, run_analysis
 
@@ -116,7 +119,7 @@ def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -
     from affectlab.analyze.predict import default_backend, load_backend
 
     device = _device(args.device)
-    backend = (default_backend(device, args.precision) if args.model is None
+    backend = (default_backend(device, args.precision, features=bool(args.smooth)) if args.model is None
                else load_backend(args.model, device, args.precision))
     if smooth == "checkpoint":
         smooth = _checkpoint_smoothing(backend)
@@ -143,7 +146,8 @@ def _checkpoint_smoothing(backend: Any) -> dict[str, float]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from affectlab.analyze.predict import DEFAULT_MODEL, export_onnx
+    from affectlab.analyze.export import export_onnx
+    from affectlab.analyze.predict import DEFAULT_MODEL
 
     out = export_onnx(DEFAULT_MODEL if args.model == "default" else args.model, args.out)
     print(f"wrote {out} (checked against PyTorch)")
@@ -518,8 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
                          help="detect faces, or take each input as an aligned face crop (default: detect)")
     analyze.add_argument("--stride", type=_whole(1), default=1, help="analyse every n-th video frame (default: 1)")
-    analyze.add_argument("--detect-every", type=_whole(1), default=1, metavar="K",
-                         help="run the face detector on every k-th analysed frame and track in between (default: 1)")
+    analyze.add_argument("--detect-every", type=_whole(1), default=DETECT_EVERY, metavar="K",
+                         help="run the full face detector on every k-th analysed frame and refine each face from "
+                              f"its last box in between; 1: the full detector on every frame (default: {DETECT_EVERY})")
     analyze.add_argument("--batch-size", type=_whole(1), default=32, help="faces per model call (default: 32)")
     analyze.add_argument("--smooth", nargs="?", const="checkpoint", metavar="au=MU,expr=MU,va=MU",
                          help="temporal smoothing of each face's features over a video (SMM eq. 9); mu per task, "

@@ -1,13 +1,17 @@
 """Which torch device a user's ``--device`` means, checked once, with a one-line error."""
 from __future__ import annotations
 
-import torch
-
 from affectlab.errors import AffectlabError
 
 
 def resolve_device(value: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; anything else must name a usable device."""
+    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; anything else must name a usable device.
+
+    ``cpu`` needs no check, so it does not import torch (the CPU inference path runs without it)."""
+    if value == "cpu":
+        return value
+    import torch
+
     if value == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:

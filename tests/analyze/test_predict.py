@@ -1,11 +1,14 @@
 """affectlab.analyze.predict: crops to probabilities on PyTorch and onnxruntime, and the ONNX export."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
-from affectlab.analyze.predict import OnnxBackend, TorchBackend, export_onnx, load_backend, to_input
+from affectlab.analyze.export import export_onnx
+from affectlab.analyze.predict import OnnxBackend, TorchBackend, load_backend, to_input
 from affectlab.errors import AffectlabError, DataError
 from affectlab.models import create_model, load_model, save_checkpoint
 
@@ -100,3 +103,25 @@ def test_unknown_precision_and_bf16_onnx_are_refused(checkpoint, exported):
         load_backend(checkpoint, precision="fp16")
     with pytest.raises(AffectlabError, match="fp32"):
         load_backend(exported, precision="bf16")
+
+
+def test_shipped_onnx_graph_is_the_shipped_model(media_faces):
+    """assets/default.onnx must be exported from assets/default.safetensors: after replacing the model,
+    `make onnx-assets` (make default-model runs it). Same outputs as PyTorch on real faces within 1e-4."""
+    from affectlab.analyze.predict import DEFAULT_MODEL, bundled_onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a stale graph warns: fail with its message
+        backend = bundled_onnx()
+    assert backend is not None
+    a, b = TorchBackend(load_model(DEFAULT_MODEL))(media_faces), backend(media_faces)
+    for k in ("au", "expr", "va"):
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), atol=1e-4, err_msg=k)
+
+
+def test_default_backend_runs_onnx_where_it_can():
+    from affectlab.analyze.predict import default_backend
+
+    assert isinstance(default_backend(), OnnxBackend)
+    assert isinstance(default_backend(precision="bf16"), TorchBackend)
+    assert isinstance(default_backend(features=True), TorchBackend)  # temporal smoothing needs the features

@@ -1,4 +1,4 @@
-"""Face tracking on synthetic boxes: stable ids, ends and starts, crossings, detect-every-k."""
+"""Face tracking on synthetic boxes: stable ids, ends and starts, crossings; following faces on video."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from affectlab.faces import MTCNN, Detections, FaceTracker, box_iou
+from affectlab.faces import MTCNN, Detections, FaceTracker, box_iou, follow
 
 # 5 points inside a unit box: eyes, nose, mouth corners
 _UNIT_LANDMARKS = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]])
@@ -76,30 +76,62 @@ def test_landmarks_break_an_iou_tie() -> None:
     assert same.face_id == face.face_id and other.face_id != face.face_id
 
 
-def test_detect_every_k_frames_carries_faces_in_between() -> None:
-    k, tracker = 3, FaceTracker(max_missed=4)
+def test_last_boxes_are_the_faces_of_the_previous_frame() -> None:
+    tracker = FaceTracker()
     a, b = [10, 10, 90, 110], [300, 10, 380, 110]
-    found = ids_by_box(tracker.update(detections([a, b])))
-    for _ in range(k - 1):
-        carried = tracker.update(None)
-        assert ids_by_box(carried) == found and not any(f.detected for f in carried)
-    faces = tracker.update(detections([[14, 12, 94, 112]]))  # b not found on this detection frame
-    assert [f.face_id for f in faces] == [found[tuple(map(float, a))]]
-    carried = tracker.update(None)  # only what the last detection saw is carried
-    assert [(f.face_id, f.detected) for f in carried] == [(faces[0].face_id, False)]
-    np.testing.assert_array_equal(carried[0].box, faces[0].box)
-    np.testing.assert_array_equal(carried[0].landmarks, faces[0].landmarks)
-    tracker.update(None)
-    back = tracker.update(detections([b]))  # missed frames 1-5: more than max_missed
-    assert back[0].face_id not in found.values()
+    assert tracker.last_boxes().shape == (0, 4)
+    tracker.update(detections([a, b]))
+    np.testing.assert_array_equal(tracker.last_boxes(), [a, b])
+    faces = tracker.update(detections([[14, 12, 94, 112]]), detected=False)
+    assert not faces[0].detected
+    np.testing.assert_array_equal(tracker.last_boxes(), [[14, 12, 94, 112]])  # b was not seen on this frame
+
+
+class StubDetector:
+    """Records which stage ran; ``refine`` loses the faces listed in ``lose`` (by frame)."""
+
+    def __init__(self, boxes: list[list[float]], lose: set[int]):
+        self.boxes, self.lose, self.calls, self.frame = boxes, lose, [], -1
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.calls.append("detect")
+        return detections(self.boxes)
+
+    def refine(self, image: np.ndarray, boxes: np.ndarray) -> Detections:
+        self.calls.append("refine")
+        return detections(boxes[1:] if self.frame in self.lose else boxes)
+
+
+def test_follow_refines_between_detections_and_detects_again_when_a_face_is_lost() -> None:
+    detector, tracker = StubDetector([[10, 10, 90, 110], [300, 10, 380, 110]], lose={4}), FaceTracker()
+    ids = []
+    for frame in range(8):
+        detector.frame = frame
+        faces = follow(detector, tracker, np.zeros((4, 4, 3), np.uint8), detect=frame % 3 == 0)
+        ids.append(sorted(f.face_id for f in faces))
+    assert detector.calls == ["detect", "refine", "refine", "detect", "refine", "detect",  # frame 4: lost, detected
+                              "refine", "detect", "refine"]
+    assert ids == [[0, 1]] * 8  # the same two people throughout
+
+
+def test_follow_without_faces_waits_for_the_schedule() -> None:
+    detector, tracker = StubDetector([], lose=set()), FaceTracker()
+    for frame in range(4):
+        assert follow(detector, tracker, np.zeros((4, 4, 3), np.uint8), detect=frame % 3 == 0) == []
+    assert detector.calls == ["detect", "refine", "refine", "detect"]  # refining nothing costs nothing
 
 
 def test_real_video_one_face_one_id(detector: MTCNN, shared_data: Path) -> None:
-    """single_face.mp4 (72 frames, 640x360), detecting every 3rd frame: one id on every frame."""
-    tracker, seen = FaceTracker(), []
+    """single_face.mp4 (72 frames, 640x360), detecting every 3rd frame and refining between: one id on
+    every frame, within a few pixels of detecting every frame."""
+    tracker, every_frame, seen, error = FaceTracker(), FaceTracker(), [], []
     with av.open(str(shared_data / "media" / "single_face.mp4")) as video:
         for i, frame in enumerate(video.decode(video=0)):
-            found = detector.detect(frame.to_ndarray(format="rgb24")) if i % 3 == 0 else None
-            seen.append([(f.face_id, f.detected) for f in tracker.update(found)])
+            image = frame.to_ndarray(format="rgb24")
+            faces = follow(detector, tracker, image, detect=i % 3 == 0)
+            seen.append([(f.face_id, f.detected) for f in faces])
+            reference = every_frame.update(detector.detect(image))
+            error.append(np.linalg.norm(faces[0].landmarks - reference[0].landmarks, axis=1).mean())
     assert len(seen) == 72
     assert all(faces == [(0, i % 3 == 0)] for i, faces in enumerate(seen))
+    assert np.mean(error) < 3 and np.max(error) < 8  # pixels; the face is ~110 px wide

@@ -1,6 +1,6 @@
 """``Analyzer``: media in, one results row per face per frame out (see analyze.results).
 
-Frames are decoded, faces detected (MTCNN, every ``detect_every``-th frame, tracked in between),
+Frames are decoded, faces detected (MTCNN, every ``detect_every``-th frame, refined in between),
 aligned to the model's template and predicted in batches. Videos are processed in chunks of frames
 and yielded as they are done, so memory stays flat and a caller can write rows as they come.
 """
@@ -21,13 +21,13 @@ import pandas as pd
 
 from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
 from affectlab.analyze.predict import OnnxBackend, Scores, TorchBackend, default_backend, load_backend, probabilities
-from affectlab.analyze.smoothing import TemporalSmoother
-from affectlab.data.transforms import center_crop, frame_face
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
-from affectlab.faces import MTCNN, FaceTracker, align_face
+from affectlab.faces import MTCNN, FaceTracker, align_face, follow
+from affectlab.faces.mtcnn import SECOND_LOOKS
 
 FACE_MODES = ("detect", "crops")
+DETECT_EVERY = 6  # full detections every 6th frame (1/4 s at 24 fps): new faces appear within that
 
 
 def _load_malloc_trim():
@@ -69,16 +69,19 @@ class Analyzer:
 
     ``faces="detect"`` finds faces with MTCNN; ``faces="crops"`` takes each input as an already
     aligned face crop (e.g. ABAW ``cropped_aligned`` frames) and skips detection. In a video,
-    ``stride`` keeps every n-th frame and ``detect_every`` runs the detector on every k-th kept frame,
-    tracking faces in between (faster, slightly less precise boxes). ``smooth`` (μ per task, e.g.
+    ``stride`` keeps every n-th frame and ``detect_every`` runs the full detector on every k-th kept
+    frame and refines each face from its last box in between (affectlab.faces.follow: about a quarter
+    of the detector's time at the default 6, landmarks within ~3 % of the inter-ocular distance of
+    detecting every frame, no face lost on the sample videos; bench/detection.py); 1 runs the full
+    detector on every frame. ``smooth`` (μ per task, e.g.
     ``{"au": 7, "expr": 9, "va": 9}``) smooths each face track's features over a video's frames with
     SMM eq. 9 before the model's last layers (see analyze.smoothing); it needs a PyTorch checkpoint.
     """
 
     def __init__(self, model: str | os.PathLike[str] | TorchBackend | OnnxBackend | None = None, *,
-                 device: str = "cpu", faces: str = "detect", stride: int = 1, detect_every: int = 1,
-                 batch_size: int = 32, min_face_size: float = 40, chunk_frames: int = 64,
-                 smooth: Mapping[str, float] | None = None):
+                 device: str = "cpu", faces: str = "detect", stride: int = 1,
+                 detect_every: int = DETECT_EVERY, batch_size: int = 32, min_face_size: float = 40,
+                 chunk_frames: int = 64, smooth: Mapping[str, float] | None = None):
         if faces not in FACE_MODES:
             raise AffectlabError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
         if stride < 1 or detect_every < 1 or batch_size < 1:
@@ -86,7 +89,8 @@ class Analyzer:
         if isinstance(model, (TorchBackend, OnnxBackend)):
             self.backend = model
         else:
-            self.backend = default_backend(device) if model is None else load_backend(model, device)
+            self.backend = (default_backend(device, features=bool(smooth)) if model is None
+                            else load_backend(model, device))
         meta = self.backend.meta
         self.schema = meta.schema
         self.size = meta.input_size
@@ -104,6 +108,8 @@ class Analyzer:
             if not isinstance(self.backend, TorchBackend):
                 raise AffectlabError("temporal smoothing (SMM eq. 9) works on the model's features: give the "
                                      "PyTorch checkpoint, not an exported .onnx")
+            from affectlab.analyze.smoothing import TemporalSmoother  # torch: imported only when smoothing
+
             self.smoother = TemporalSmoother(self.backend.model, smooth)
         #: Seconds spent per stage (decode, detect, align, predict) since construction: for benchmarks.
         self.timings: dict[str, float] = defaultdict(float)
@@ -182,20 +188,15 @@ class Analyzer:
         if self.detector is None:
             return [[self._whole(f)] for f in frames]
         with self._timed("detect"):
-            found = self.detector.detect_batch([f.image for f in frames])
+            found = self.detector.detect_batch([f.image for f in frames], SECOND_LOOKS)  # tight crops too
         return [[(i, d.boxes[i], d.landmarks[i], float(d.scores[i])) for i in range(len(d))] for d in found]
 
     def _faces_of_video(self, chunk: Sequence[Frame], detect: Sequence[bool], tracker: FaceTracker):
         if self.detector is None:
             return [[self._whole(f)] for f in chunk]
-        to_detect = [f.image for f, d in zip(chunk, detect) if d]
         with self._timed("detect"):
-            found = iter(self.detector.detect_batch(to_detect) if to_detect else [])
-            faces = []
-            for d in detect:
-                tracked = tracker.update(next(found) if d else None)
-                faces.append([(t.face_id, t.box, t.landmarks, t.score) for t in tracked])
-        return faces
+            tracked = [follow(self.detector, tracker, f.image, d) for f, d in zip(chunk, detect)]
+        return [[(t.face_id, t.box, t.landmarks, t.score) for t in faces] for faces in tracked]
 
     @staticmethod
     def _whole(frame: Frame) -> tuple[int, np.ndarray, None, float]:
@@ -204,6 +205,8 @@ class Analyzer:
 
     def _crop(self, image: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
         if landmarks is None:  # a given face crop: framed exactly as training framed such crops
+            from affectlab.data.transforms import center_crop, frame_face  # imports torch: only for crops
+
             return center_crop(frame_face(image, None, self.size, self.crop_margin), self.size)
         return align_face(image, landmarks, self.template, self.size)
 

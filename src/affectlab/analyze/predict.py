@@ -1,9 +1,13 @@
-"""From aligned face crops to probabilities, on PyTorch or onnxruntime.
+"""From aligned face crops to probabilities, on onnxruntime or PyTorch: one path for results.
 
-A backend holds a model and its :class:`~affectlab.models.checkpoint.CheckpointMeta` (input size,
+A backend holds a model and its :class:`~affectlab.models.meta.CheckpointMeta` (input size,
 normalisation, alignment template, label schema) and turns a batch of crops (N, S, S, 3) uint8 RGB
-into AU and expression probabilities and VA. ``export_onnx`` writes a model with its metadata inside
-the ONNX file, so ``--model model.onnx`` runs alone on onnxruntime, checked to agree with PyTorch.
+into AU and expression probabilities and VA; both backends share :func:`to_input` and
+:func:`probabilities`, so they differ only in the network's arithmetic (within 1e-4). The bundled
+model runs on onnxruntime on the CPU, which imports in a fraction of torch's time: its graph
+(``assets/default.onnx``, written by ``make onnx-assets``) reads the weights from
+``assets/default.safetensors`` itself, and is refused if it was exported from another checkpoint.
+PyTorch runs checkpoints, GPUs, bf16 and temporal smoothing; torch is imported only then.
 """
 from __future__ import annotations
 
@@ -13,17 +17,18 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from affectlab.devices import resolve_device
 from affectlab.errors import AffectlabError, DataError
-from affectlab.models import load_model
-from affectlab.models.base import AffectModel
-from affectlab.models.checkpoint import CheckpointMeta, read_checkpoint_meta
+from affectlab.models.meta import CheckpointMeta, header_digest, read_checkpoint_meta
 
-_ONNX_META_KEY = "affectlab"
+if TYPE_CHECKING:
+    from affectlab.models.base import AffectModel
+
+ONNX_META_KEY = "affectlab"
+ONNX_WEIGHTS_KEY = "affectlab_weights"  # the bundled graph: digest of the checkpoint header its weights come from
 OUTPUTS = ("au", "expr", "va")
 
 
@@ -53,18 +58,6 @@ def probabilities(au_logits: np.ndarray, expr_logits: np.ndarray, va: np.ndarray
                   va=np.clip(va, -1, 1), features=features)
 
 
-class _Outputs(torch.nn.Module):
-    """The model as a tensor-in, tuple-out function, for tracing and export."""
-
-    def __init__(self, model: AffectModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        p = self.model(x)
-        return p.au, p.expr, p.va
-
-
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -84,18 +77,24 @@ class TorchBackend:
                                  "single-face image models (BCHW)")
         if model.checkpoint_meta is None:
             raise AffectlabError("the model carries no checkpoint metadata; load it with affectlab.load_model")
+        import torch
+
+        from affectlab.devices import resolve_device
+
         self.meta: CheckpointMeta = model.checkpoint_meta
         self.device = torch.device(resolve_device(device))
         self.precision = precision
         # channels_last: ~30 % more faces/s for the convolutional backbones on CPU, and the GPU's preferred layout
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
 
-    @torch.inference_mode()
     def __call__(self, crops: np.ndarray, features: Sequence[str] = ()) -> Scores:
         """Scores of a batch of crops, with the named ``features`` of the model's Prediction if asked."""
+        import torch
+
         x = torch.from_numpy(to_input(crops, self.meta.mean, self.meta.std)).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.precision == "bf16"):
             p = self.model(x)
         kept = {name: p.features[name].float().cpu().numpy() for name in features}
         return probabilities(p.au.float().cpu().numpy(), p.expr.float().cpu().numpy(), p.va.float().cpu().numpy(),
@@ -103,37 +102,65 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """An exported model on onnxruntime's CPU provider."""
+    """An exported model on onnxruntime's CPU provider; ``meta`` for a graph that carries none (the bundled one)."""
 
-    def __init__(self, path: str | os.PathLike[str]):
-        import onnxruntime as ort
+    def __init__(self, path: str | os.PathLike[str], meta: CheckpointMeta | None = None):
+        from affectlab.onnxrt import cpu_session
 
         try:
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(path)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
             raise DataError(path, f"not a loadable ONNX model ({str(e).splitlines()[0]})") from None
-        document = self.session.get_modelmeta().custom_metadata_map.get(_ONNX_META_KEY)
-        if document is None:
+        stored = self.session.get_modelmeta().custom_metadata_map
+        #: For the bundled graph: the digest of the checkpoint header its weights were laid out by.
+        self.weights_digest = stored.get(ONNX_WEIGHTS_KEY)
+        if meta is None and ONNX_META_KEY not in stored:
             raise DataError(path, "an ONNX model without affectlab metadata (export it with `affectlab export`)")
-        self.meta = CheckpointMeta.from_dict(json.loads(document))
+        self.meta = meta or CheckpointMeta.from_dict(json.loads(stored[ONNX_META_KEY]))
 
     def __call__(self, crops: np.ndarray) -> Scores:
         au, expr, va = self.session.run(list(OUTPUTS), {"image": to_input(crops, self.meta.mean, self.meta.std)})
         return probabilities(au, expr, va)
 
 
-#: The bundled default model, trained by ``configs/default.yaml`` (see docs/model-card.md).
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default.safetensors"
+#: The bundled default model, trained by ``configs/default.yaml`` (see docs/model-card.md), and its ONNX graph.
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_MODEL = ASSETS / "default.safetensors"
+DEFAULT_GRAPH = ASSETS / "default.onnx"
 
 
-def default_backend(device: str = "cpu", precision: str = "fp32") -> TorchBackend:
-    """The bundled default model (MobileNetV2 at 112 px, trained on real faces: docs/model-card.md)."""
+def default_backend(device: str = "cpu", precision: str = "fp32", *, features: bool = False) -> TorchBackend | OnnxBackend:
+    """The bundled default model (MobileNetV2 at 112 px, trained on real faces: docs/model-card.md).
+
+    On onnxruntime where it can run there (CPU, fp32, no ``features`` for temporal smoothing): no torch
+    import, so a one-image run starts in a fraction of the time. Otherwise on PyTorch."""
     if not DEFAULT_MODEL.is_file():
         raise AffectlabError(f"the bundled default model is missing from this installation ({DEFAULT_MODEL}); "
                              "reinstall affectlab, or pass --model CHECKPOINT")
+    if device == "cpu" and precision == "fp32" and not features:
+        backend = bundled_onnx()
+        if backend is not None:
+            return backend
+    from affectlab.models.checkpoint import load_model
+
     return TorchBackend(load_model(DEFAULT_MODEL), device, precision)
+
+
+def bundled_onnx() -> OnnxBackend | None:
+    """The bundled model on onnxruntime, or None (with a warning) where its graph is missing or was
+    exported from another ``default.safetensors``: a stale graph must never run in its place."""
+    reason = "is missing"
+    if DEFAULT_GRAPH.is_file():
+        try:
+            backend = OnnxBackend(DEFAULT_GRAPH, meta=read_checkpoint_meta(DEFAULT_MODEL))
+            if backend.weights_digest == header_digest(DEFAULT_MODEL):
+                return backend
+            reason = "was exported from another default.safetensors"
+        except DataError:
+            reason = "does not load with default.safetensors"
+    warnings.warn(f"the bundled ONNX graph {DEFAULT_GRAPH.name} {reason}; running the default model on PyTorch "
+                  "(slower to start). `make onnx-assets` re-exports it.", stacklevel=3)
+    return None
 
 
 def load_backend(path: str | os.PathLike[str], device: str = "cpu",
@@ -145,39 +172,6 @@ def load_backend(path: str | os.PathLike[str], device: str = "cpu",
         if precision != "fp32":
             raise AffectlabError("ONNX models run in fp32; use the .safetensors checkpoint with --precision bf16")
         return OnnxBackend(path)
+    from affectlab.models.checkpoint import load_model
+
     return TorchBackend(load_model(path), device, precision)
-
-
-def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, check: bool = True,
-                atol: float = 1e-4) -> Path:
-    """Export a checkpoint to ONNX (batch dimension dynamic) with its metadata embedded.
-
-    With ``check``, runs both on the same random batch and raises if any probability or VA value
-    differs by more than ``atol``."""
-    import onnx
-
-    meta = read_checkpoint_meta(checkpoint)
-    model = load_model(checkpoint)
-    backend = TorchBackend(model)
-    size = meta.input_size
-    example = torch.zeros(2, 3, size, size)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(_Outputs(model).eval(), (example,), str(partial), dynamo=False, opset_version=17,
-                          input_names=["image"], output_names=list(OUTPUTS),
-                          dynamic_axes={name: {0: "batch"} for name in ("image", *OUTPUTS)})
-    exported = onnx.load(str(partial))
-    entry = exported.metadata_props.add()
-    entry.key, entry.value = _ONNX_META_KEY, meta.to_json()
-    onnx.save(exported, str(partial))
-    os.replace(partial, out)
-    if check:
-        crops = np.random.default_rng(0).integers(0, 256, size=(4, size, size, 3), dtype=np.uint8)
-        a, b = backend(crops), OnnxBackend(out)(crops)
-        worst = max(float(np.abs(getattr(a, k) - getattr(b, k)).max()) for k in ("au", "expr", "va"))
-        if worst > atol:
-            raise AffectlabError(f"ONNX export of {checkpoint} differs from PyTorch by {worst:.2e} (> {atol})")
-    return out

@@ -18,7 +18,7 @@ from affectlab.labels import LabelSchema
 from affectlab.models.backbones import Backbone
 
 if TYPE_CHECKING:
-    from affectlab.models.checkpoint import CheckpointMeta
+    from affectlab.models.meta import CheckpointMeta
 
 
 @dataclass

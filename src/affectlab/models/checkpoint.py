@@ -10,55 +10,21 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any, Sequence
 
 import safetensors.torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 
 from affectlab import __version__
 from affectlab.errors import AffectlabError, DataError
-from affectlab.faces.align import ARCFACE_112, scale_template
 from affectlab.labels import LabelSchema
 from affectlab.models.base import AffectModel
+from affectlab.models.meta import KEY, CheckpointMeta, align_template, read_checkpoint_meta
 from affectlab.models.registry import create_model
 
-FORMAT_VERSION = 1
-_KEY = "affectlab"
-
-def align_template(input_size: int) -> list[list[float]]:
-    """The default face-alignment target of a crop of ``input_size`` pixels: where the 5 landmarks
-    land (:data:`affectlab.faces.align.ARCFACE_112`, scaled)."""
-    return scale_template(ARCFACE_112, input_size).tolist()
-
-
-@dataclass(frozen=True)
-class CheckpointMeta:
-    """What a checkpoint says about its model, besides the weights."""
-
-    model: str
-    config: dict[str, Any]
-    schema: LabelSchema
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    align_template: tuple[tuple[float, float], ...]
-    affectlab_version: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        d = asdict(self)
-        d["schema"] = self.schema.to_dict()
-        return json.dumps({"format_version": FORMAT_VERSION, **d})
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CheckpointMeta":
-        return cls(model=d["model"], config=d["config"], schema=LabelSchema.from_dict(d["schema"]),
-                   input_size=int(d["input_size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
-                   align_template=tuple(tuple(p) for p in d["align_template"]),
-                   affectlab_version=d["affectlab_version"], extra=d.get("extra") or {})
+__all__ = ["CheckpointMeta", "align_template", "load_model", "read_checkpoint_meta", "save_checkpoint"]
 
 
 def _checked_meta(model: AffectModel, input_size: int, mean: Sequence[float], std: Sequence[float],
@@ -103,7 +69,7 @@ def save_checkpoint(model: AffectModel, path: str | PathLike[str], *, input_size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    safetensors.torch.save_model(model, str(partial), metadata={_KEY: meta.to_json()})
+    safetensors.torch.save_model(model, str(partial), metadata={KEY: meta.to_json()})
     os.chmod(partial, 0o666 & ~_umask())  # safetensors writes 0600; a model file is as readable as any other
     os.replace(partial, path)
     return path
@@ -114,28 +80,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def read_checkpoint_meta(path: str | PathLike[str]) -> CheckpointMeta:
-    """The metadata of a checkpoint, without loading its weights."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "no such checkpoint file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise DataError(path, f"not a safetensors file, or a corrupt one ({str(e).splitlines()[0]})") from None
-    if _KEY not in header:
-        raise DataError(path, "not an affectlab checkpoint (a safetensors file without affectlab metadata)")
-    try:
-        document = json.loads(header[_KEY])
-        version = document["format_version"]
-        if version <= FORMAT_VERSION:
-            return CheckpointMeta.from_dict(document)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise DataError(path, f"damaged affectlab metadata ({type(e).__name__}: {e})") from None
-    raise DataError(path, f"written by a newer affectlab (checkpoint format {version}); upgrade affectlab")
 
 
 def _schema_difference(found: LabelSchema, expected: LabelSchema) -> str:

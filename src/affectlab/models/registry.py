@@ -1,6 +1,7 @@
 """Model registry, timm-style: ``@register_model("name")`` on a class, ``create_model("name", **config)``."""
 from __future__ import annotations
 
+import importlib
 import inspect
 from os import PathLike
 from typing import Any, Callable, TypeVar
@@ -10,7 +11,15 @@ from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models.base import AffectModel
 
 _MODELS: dict[str, type[AffectModel]] = {}
+_FAMILIES = ("multitask", "smm", "context", "streaming")  # the modules whose classes register themselves
 M = TypeVar("M", bound=type[AffectModel])
+
+
+def _registered() -> dict[str, type[AffectModel]]:
+    """The registry, with the built-in families imported first (imported on first use, not with the package)."""
+    for family in _FAMILIES:
+        importlib.import_module(f"affectlab.models.{family}")
+    return _MODELS
 
 
 def register_model(name: str) -> Callable[[M], M]:
@@ -28,11 +37,11 @@ def register_model(name: str) -> Callable[[M], M]:
 
 def list_models() -> list[str]:
     """Registered model names, sorted."""
-    return sorted(_MODELS)
+    return sorted(_registered())
 
 
 def get_model_class(name: str) -> type[AffectModel]:
-    if name not in _MODELS:
+    if name not in _registered():
         raise AffectlabError(f"unknown model {name!r}; known: {', '.join(list_models())}")
     return _MODELS[name]
 

@@ -1,0 +1,120 @@
+"""What a checkpoint says about its model besides the weights, read without torch.
+
+The metadata header of a checkpoint (a safetensors file) holds one JSON document under the key
+``"affectlab"``. Reading it needs neither torch nor the weights, so inference on onnxruntime
+(:mod:`affectlab.analyze.predict`) starts without importing torch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from affectlab.errors import DataError
+from affectlab.faces.align import ARCFACE_112, scale_template
+from affectlab.labels import LabelSchema
+
+FORMAT_VERSION = 1
+KEY = "affectlab"
+
+
+def align_template(input_size: int) -> list[list[float]]:
+    """The default face-alignment target of a crop of ``input_size`` pixels: where the 5 landmarks
+    land (:data:`affectlab.faces.align.ARCFACE_112`, scaled)."""
+    return scale_template(ARCFACE_112, input_size).tolist()
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint says about its model, besides the weights."""
+
+    model: str
+    config: dict[str, Any]
+    schema: LabelSchema
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    align_template: tuple[tuple[float, float], ...]
+    affectlab_version: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["schema"] = self.schema.to_dict()
+        return json.dumps({"format_version": FORMAT_VERSION, **d})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CheckpointMeta":
+        return cls(model=d["model"], config=d["config"], schema=LabelSchema.from_dict(d["schema"]),
+                   input_size=int(d["input_size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
+                   align_template=tuple(tuple(p) for p in d["align_template"]),
+                   affectlab_version=d["affectlab_version"], extra=d.get("extra") or {})
+
+
+def read_checkpoint_meta(path: str | PathLike[str]) -> CheckpointMeta:
+    """The metadata of a checkpoint, without loading its weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such checkpoint file")
+    try:
+        header = _complete_header(path).get("__metadata__") or {}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as e:
+        raise DataError(path, f"not a safetensors file, or a corrupt one ({str(e).splitlines()[0]})") from None
+    if KEY not in header:
+        raise DataError(path, "not an affectlab checkpoint (a safetensors file without affectlab metadata)")
+    try:
+        document = json.loads(header[KEY])
+        version = document["format_version"]
+        if version <= FORMAT_VERSION:
+            return CheckpointMeta.from_dict(document)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataError(path, f"damaged affectlab metadata ({type(e).__name__}: {e})") from None
+    raise DataError(path, f"written by a newer affectlab (checkpoint format {version}); upgrade affectlab")
+
+
+def read_header(path: str | PathLike[str]) -> bytes:
+    """The raw safetensors header: its 8-byte length, then the JSON of tensor names, offsets and metadata."""
+    with open(path, "rb") as f:
+        length = f.read(8)
+        if len(length) < 8:
+            raise ValueError("shorter than a safetensors header")
+        (n,) = struct.unpack("<Q", length)
+        if n > 100_000_000:
+            raise ValueError("a safetensors header that long is not one")
+        body = f.read(n)
+    if len(body) < n:
+        raise ValueError("truncated safetensors header")
+    return length + body
+
+
+def _complete_header(path: Path) -> dict[str, Any]:
+    """The parsed header, checked to describe the whole file (as safetensors itself checks)."""
+    header = read_header(path)
+    table = json.loads(header[8:])
+    end = max((t["data_offsets"][1] for name, t in table.items() if name != "__metadata__"), default=0)
+    if len(header) + end != path.stat().st_size:
+        raise ValueError("incomplete file: the header's tensors do not cover it")
+    return table
+
+
+def header_digest(path: str | PathLike[str]) -> str:
+    """SHA-256 of the header: names, dtypes, shapes, byte offsets and metadata. Two checkpoints with
+    the same digest lay out the same model's tensors identically (a graph reading the weights from
+    the file, as the bundled ONNX graph does, is right for both)."""
+    return hashlib.sha256(read_header(path)).hexdigest()
+
+
+def tensor_layout(path: str | PathLike[str]) -> dict[str, tuple[str, list[int], int, int]]:
+    """name -> (dtype, shape, absolute byte offset, length in bytes) of each tensor in the file."""
+    header = read_header(path)
+    table = json.loads(header[8:])
+    table.pop("__metadata__", None)
+    layout = {}
+    for name, t in table.items():
+        start, end = t["data_offsets"]
+        layout[name] = (t["dtype"], t["shape"], len(header) + start, end - start)
+    return layout

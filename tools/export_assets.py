@@ -1,0 +1,27 @@
+"""Write the ONNX files that the CPU inference path runs, from the shipped PyTorch weights.
+
+    python tools/export_assets.py        (make onnx-assets; make default-model runs it too)
+
+- ``assets/default.onnx``: the bundled model's graph, its weights read from ``assets/default.safetensors``
+  (so re-run this whenever that file changes: tests/analyze/test_predict.py fails until then, and
+  analyze falls back to PyTorch with a warning);
+- ``assets/mtcnn/{pnet,rnet,onet}.onnx``: the face detector's nets, from ``assets/mtcnn/*.pt``.
+
+Each is checked against PyTorch as it is written.
+"""
+from __future__ import annotations
+
+from affectlab.analyze.export import export_bundled_graph
+from affectlab.analyze.predict import ASSETS, DEFAULT_GRAPH, DEFAULT_MODEL
+from affectlab.faces.mtcnn_torch import export_onnx as export_mtcnn
+
+
+def main() -> None:
+    graph = export_bundled_graph(DEFAULT_MODEL, DEFAULT_GRAPH)
+    print(f"wrote {graph} ({graph.stat().st_size / 1e3:.0f} kB; weights from {DEFAULT_MODEL.name})")
+    for path in export_mtcnn(ASSETS / "mtcnn"):
+        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()
