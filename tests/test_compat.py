@@ -56,12 +56,30 @@ def run_python(code: str) -> str:
     return proc.stdout.strip()
 
 
-def test_import_torchvision_after_affectlab_works():
+def test_import_affectlab_leaves_the_import_system_alone():
+    """Issue 16: the hook is installed where torchvision is imported, not by ``import affectlab``."""
+    out = run_python(
+        """
+        import sys
+        before = list(sys.meta_path)
+        import affectlab
+        print(sys.meta_path == before, "torch" in sys.modules)
+        from affectlab.models import create_model
+        create_model("mtl-baseline", backbone="mobilenet_v2")
+        print("torchvision" in sys.modules)
+        """
+    )
+    assert out.split() == ["True", "False", "True"]
+
+
+def test_import_torchvision_after_the_hook_works():
     """The real path on this machine: whatever torchvision build is installed, its import and nms work."""
     out = run_python(
         """
-        import affectlab, torch, torchvision
+        import torch
         from affectlab import compat
+        compat.install_torchvision_hook()
+        import torchvision
         boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30.]])
         scores = torch.tensor([0.9, 0.8, 0.7])
         assert torchvision.ops.nms(boxes, scores, 0.5).tolist() == [0, 2]
@@ -107,6 +125,7 @@ def test_direct_call_then_import_keeps_nms_usable():
         """
         import affectlab, torch
         from affectlab import compat
+        compat.install_torchvision_hook()
         mode = compat.ensure_torchvision_ops()
         import torchvision
         boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11.]])

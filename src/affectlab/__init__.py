@@ -1,13 +1,9 @@
 """affectlab: facial action units, expressions and valence/arousal, estimated jointly.
 
-Importing affectlab installs the torchvision compatibility hook (:mod:`affectlab.compat`) so that
-torchvision imports cleanly even where its compiled operators cannot load.
+Importing affectlab does no work: torch and the models load on first use, and the torchvision
+compatibility hook (:mod:`affectlab.compat`) is installed where affectlab imports torchvision.
 """
-from affectlab import compat as _compat
-
 __version__ = "0.1.0"
-
-_compat.install_torchvision_hook()
 
 # The everyday entry points, imported on first use so that `import affectlab` stays light (no torch).
 _LAZY = {"load_model": "affectlab.models", "create_model": "affectlab.models", "list_models": "affectlab.models",

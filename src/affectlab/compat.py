@@ -13,8 +13,12 @@ extension loads, it does nothing. If it cannot load, it defines the operators af
 ``batched_nms`` work. Other compiled operators (roi_align, deform_conv2d, ...) stay unavailable
 and fail with torchvision's own message.
 
-:func:`install_torchvision_hook` (called by ``import affectlab``) arranges for this to run at the
-first ``import torchvision`` anywhere in the process, without importing torch any earlier.
+:func:`install_torchvision_hook` arranges for this to run at the first ``import torchvision``
+anywhere in the process, without importing torch any earlier. affectlab installs it only where it
+imports torchvision itself (:func:`import_torchvision`: the backbones, ImageNet weights, timm), so
+``import affectlab`` changes nothing in the process. Where torchvision's own operators load, the
+hook is a no-op. A program that imports torchvision (or timm, lightning, torchmetrics) on such a
+machine calls ``affectlab.compat.install_torchvision_hook()`` first.
 """
 from __future__ import annotations
 
@@ -144,3 +148,11 @@ def install_torchvision_hook() -> None:
         return  # already imported: it either worked or the user's process has failed already
     if not any(isinstance(f, _TorchvisionHook) for f in sys.meta_path):
         sys.meta_path.insert(0, _TorchvisionHook())
+
+
+def import_torchvision():
+    """``torchvision``, imported after the hook is in place (a no-op where its compiled ops load)."""
+    install_torchvision_hook()
+    import torchvision
+
+    return torchvision

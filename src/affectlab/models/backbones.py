@@ -12,8 +12,7 @@ downloaded into it where there is a network). Inference never downloads anything
 - ``mobilenet_v2``: MobileNetV2 features, 1280 channels: the small, fast default.
 
 With ``timm`` installed, any other timm model name works as well (its last feature map).
-torchvision is imported only inside the builders, i.e. after ``import affectlab`` has installed
-the import hook of :mod:`affectlab.compat`.
+torchvision is imported only inside the builders, through :func:`affectlab.compat.import_torchvision`.
 """
 from __future__ import annotations
 
@@ -26,7 +25,11 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from affectlab.compat import import_torchvision, install_torchvision_hook
 from affectlab.errors import AffectlabError, DataError
+
+
+install_torchvision_hook()  # this module imports torchvision (in its builders), and so may code beside it
 
 
 class _ImageNetToTF(nn.Module):
@@ -49,9 +52,7 @@ class _ImageNetToTF(nn.Module):
 
 
 def _inception_v3() -> tuple[nn.Module, int]:
-    from torchvision.models import inception_v3
-
-    full = inception_v3(weights=None, aux_logits=False, init_weights=True)
+    full = import_torchvision().models.inception_v3(weights=None, aux_logits=False, init_weights=True)
     names = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
              "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"]
     layers = OrderedDict([("transform_input", _ImageNetToTF())] + [(n, getattr(full, n)) for n in names])
@@ -59,17 +60,13 @@ def _inception_v3() -> tuple[nn.Module, int]:
 
 
 def _resnet50() -> tuple[nn.Module, int]:
-    from torchvision.models import resnet50
-
-    full = resnet50(weights=None)
+    full = import_torchvision().models.resnet50(weights=None)
     names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
     return nn.Sequential(OrderedDict((n, getattr(full, n)) for n in names)), 2048
 
 
 def _mobilenet_v2() -> tuple[nn.Module, int]:
-    from torchvision.models import mobilenet_v2
-
-    return nn.Sequential(OrderedDict(features=mobilenet_v2(weights=None).features)), 1280
+    return nn.Sequential(OrderedDict(features=import_torchvision().models.mobilenet_v2(weights=None).features)), 1280
 
 
 #: The torchvision trunks; their parameter names equal torchvision's, so its ImageNet files load.
@@ -96,8 +93,7 @@ def imagenet_weights_file(backbone: str) -> Path:
     from urllib.error import URLError
     from urllib.parse import urlparse
 
-    from torchvision.models import get_weight
-
+    get_weight = import_torchvision().models.get_weight
     if backbone not in IMAGENET_WEIGHTS:
         raise AffectlabError(f"no ImageNet weights known for backbone {backbone!r}; "
                              f"known: {', '.join(IMAGENET_WEIGHTS)} (or pass a weights file)")
@@ -127,6 +123,7 @@ class _LastFeatureMap(nn.Module):
 
 
 def _timm(name: str) -> tuple[nn.Module, int]:
+    install_torchvision_hook()  # timm imports torchvision
     import timm
 
     if not timm.is_model(name):
