@@ -1,5 +1,6 @@
 """The ``affectlab`` command line. Each subcommand is a thin shell over a library function;
-user mistakes (AffectlabError, unreadable files) end in one line on stderr and exit status 2."""
+user mistakes (AffectlabError, unreadable files) end in one line on stderr and exit status 2 (1 where
+other inputs of the same call were still done), checked before any model loads where they can be."""
 from __future__ import annotations
 
 import argparse
@@ -193,13 +194,12 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from affectlab.inspect.compare import Run, comparison_json, format_comparison, run_names
-
+    from affectlab.inspect.compare import Run, comparison_json, format_comparison, is_training_run, run_names
 
     missing = [r for r in args.runs if not Path(r).exists()]
     if missing:
         raise DataError(missing[0], "no such file or folder")
-    checkpoints = [r for r in args.runs if Path(r).suffix.lower() != ".json" and not _is_training_run(r)]
+    checkpoints = [r for r in args.runs if Path(r).suffix.lower() != ".json" and not is_training_run(r)]
     if checkpoints and not args.data:
         raise AffectlabError(f"{checkpoints[0]}: a checkpoint is evaluated on labelled data: give --data SOURCE")
     labelled = _Labelled(args)
@@ -208,12 +208,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, comparison_json(runs))
     return 0
-
-
-def _is_training_run(path: str) -> bool:
-    from affectlab.inspect.compare import is_training_run
-
-    return is_training_run(path)
 
 
 class _Labelled:
@@ -239,11 +233,13 @@ class _Labelled:
 def _run_scores(path: str, labelled: _Labelled) -> dict:
     """One column of ``compare``: an evaluation JSON, a checkpoint on --data, or a training run (its final
     model on --data, else its validation scores)."""
-    from affectlab.inspect.compare import final_checkpoints, final_scores, read_run, read_scores
+    from affectlab.inspect.compare import final_checkpoints, final_scores, is_training_run, read_run, read_scores
 
-    if _is_training_run(path):
+    if is_training_run(path):
         results, folder = read_run(path)
-        return labelled.scores(final_checkpoints(results, folder)) if labelled.args.data else final_scores(results, folder)
+        if labelled.args.data:
+            return labelled.scores(final_checkpoints(results, folder))
+        return final_scores(results, folder)
     if Path(path).suffix.lower() == ".json":
         return read_scores(path)
     return labelled.scores([path])
@@ -475,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="temporal smoothing of each face's features over a video (SMM eq. 9); mu per task, "
                               "default the checkpoint's (from smooth-search) or SMM's au=7,expr=9,va=9")
     analyze.add_argument("--plots", action="store_true", help="write PNG plots beside each table")
-    analyze.add_argument("--video-out", action="store_true", help="write each video with boxes, expression and VA drawn")
+    analyze.add_argument("--video-out", action="store_true",
+                         help="write each video, and a copy of each image, with boxes, expression and VA drawn")
     analyze.add_argument("--abaw", action="store_true", help="also write ABAW submission files under OUT/abaw")
     analyze.add_argument("--skip-existing", action="store_true", help="skip videos and images already analysed in OUT")
     analyze.add_argument("--quiet", action="store_true", help="no progress bars")
