@@ -77,7 +77,8 @@ def test_a_video_table_is_refused_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["ckplus", "affectnet"])
 def test_score_takes_the_datasets_own_label_files(tmp_path, capsys, image, dataset):
-    """Issue 18.3: CK+ (with contempt, which maps to Other) and AffectNet labels, as a folder, as evaluate reads them."""
+    """Issue 18.3: CK+ (with contempt, which maps to Other) and AffectNet labels, as a folder, as evaluate
+    reads them."""
     folder = tmp_path / dataset
     for i in range(3):
         image(folder / "images" / f"{i}.png")
