@@ -299,3 +299,25 @@ def test_analyze_detects_every_as_the_analyzer_does():
     from affectlab.cli import DETECT_EVERY as CLI_DEFAULT, build_parser
 
     assert CLI_DEFAULT == DETECT_EVERY == build_parser().parse_args(["analyze", "x.mp4"]).detect_every
+
+
+@pytest.mark.parametrize("problem", ["missing input", "out is a file", "bad smoothing"])
+def test_analyze_checks_its_arguments_before_the_model_loads(capsys, tmp_path, monkeypatch, problem):
+    """Issue 18.11: a mistake in the arguments ends at once, not after the 5-7 s the model takes to load."""
+    from affectlab.analyze import predict
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(predict, "default_backend", no_model)
+    monkeypatch.setattr(predict, "load_backend", no_model)
+    Image.new("RGB", (8, 8)).save(tmp_path / "face.png")
+    (tmp_path / "taken").write_text("a file")
+    args = {"missing input": [str(tmp_path / "nope.jpg")],
+            "out is a file": [str(tmp_path / "face.png"), "--out", str(tmp_path / "taken")],
+            "bad smoothing": [str(tmp_path / "face.png"), "--smooth", "au=seven"]}[problem]
+    code, _, err = run(capsys, "analyze", *(args if "--out" in args else [*args, "--out", str(tmp_path / "o")]))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    if problem == "out is a file":
+        assert err.strip() == (f"affectlab: error: {tmp_path / 'taken'}: the output folder (--out) is a file; "
+                               "give a folder (it is created if missing)")

@@ -15,8 +15,6 @@ from affectlab.errors import DataError
 from affectlab.labels import AU_ABAW, DEFAULT_SCHEMA
 from affectlab.scoring import read_predictions
 
-from conftest import write_image
-
 
 def analyze_table(rows: list[tuple[str, int, float, int]]) -> pd.DataFrame:
     """An ``affectlab analyze`` images table: (input, face_id, confidence, expression id) per face;
@@ -35,11 +33,11 @@ def analyze_table(rows: list[tuple[str, int, float, int]]) -> pd.DataFrame:
 
 
 @pytest.fixture
-def photos(tmp_path, monkeypatch) -> Path:
+def photos(tmp_path, monkeypatch, image) -> Path:
     """Three photos in ``tmp_path/photos`` analysed from ``tmp_path``, as a user would (relative inputs)."""
     monkeypatch.chdir(tmp_path)
     for name in ("a", "b", "c"):
-        write_image(tmp_path / "photos" / f"{name}.png")
+        image(tmp_path / "photos" / f"{name}.png")
     table = analyze_table([("photos/a.png", 0, 0.7, 1), ("photos/a.png", 1, 0.99, 4),  # two faces in a
                            ("photos/b.png", 0, 0.9, 4), ("photos/c.png", -1, 0.0, 0)])  # no face in c
     (tmp_path / "results").mkdir()
@@ -78,11 +76,12 @@ def test_a_video_table_is_refused_in_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("dataset", ["ckplus", "affectnet"])
-def test_score_takes_the_datasets_own_label_files(tmp_path, capsys, dataset):
-    """Issue 18.3: CK+ (with contempt, which maps to Other) and AffectNet labels, as a folder, as evaluate reads them."""
+def test_score_takes_the_datasets_own_label_files(tmp_path, capsys, image, dataset):
+    """Issue 18.3: CK+ (with contempt, which maps to Other) and AffectNet labels, as a folder, as evaluate
+    reads them."""
     folder = tmp_path / dataset
     for i in range(3):
-        write_image(folder / "images" / f"{i}.png")
+        image(folder / "images" / f"{i}.png")
     if dataset == "ckplus":
         labels = pd.DataFrame({"path": [f"images/{i}.png" for i in range(3)], "subject": "S1", "sequence": "S1_1",
                                "frame": [1, 2, 3], "expression": ["contempt", "happy", "contempt"],

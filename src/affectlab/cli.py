@@ -1,5 +1,6 @@
 """The ``affectlab`` command line. Each subcommand is a thin shell over a library function;
-user mistakes (AffectlabError, unreadable files) end in one line on stderr and exit status 2."""
+user mistakes (AffectlabError, unreadable files) end in one line on stderr and exit status 2 (1 where
+other inputs of the same call were still done), checked before any model loads where they can be."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from affectlab import __version__
-from affectlab.errors import AffectlabError
+from affectlab.errors import AffectlabError, DataError
 from affectlab.log import show_messages
 from affectlab.jsonfile import write_json
 from affectlab.labels import AU_SETS, LabelSchema, schema
@@ -47,12 +48,11 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from affectlab.data import read_source
     from affectlab.metrics import format_scores
     from affectlab.scoring import load_thresholds, match, read_predictions, score_tables
 
     predictions = read_predictions(args.predictions, args.aus, face_id=args.face_id)
-    labels = read_source(args.labels, images=args.images, split=args.split, schema=args.aus)
+    labels = _labelled(args.labels, args.images, args.split, args.aus)
     label_folder = Path(args.labels).resolve()
     matched = match(predictions, labels.samples, pred_root=Path(args.predictions).resolve().parent,
                     label_root=label_folder if label_folder.is_dir() else label_folder.parent,
@@ -154,22 +154,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled(path: str, images: str | None, split: str | None, aus: LabelSchema) -> Any:
+    """A labelled source as a sample table; one without a usable row is one line saying why, not a failure
+    deep inside evaluation."""
+    from affectlab.data import read_source
+
+    table = read_source(path, images=images, split=split, schema=aus)
+    if not len(table):
+        why = ", ".join(f"{n} {reason}" for reason, n in table.skipped.items()) or "no rows"
+        raise DataError(path, f"no labelled image to use ({why})")
+    return table
+
+
 def _labelled_data(paths: Sequence[str], images: str | None, split: str | None, aus: LabelSchema) -> Any:
     """The rows of one or more sources, stacked into one sample table (a DataFrame)."""
-    from affectlab.data import concat_tables, read_source
+    from affectlab.data import concat_tables
 
-    return concat_tables([read_source(p, images=images, split=split, schema=aus) for p in paths], aus).samples
+    return concat_tables([_labelled(p, images, split, aus) for p in paths], aus).samples
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
+    from affectlab.analyze.run import output_folder
     from affectlab.inspect.visualize import visualize
-    from affectlab.models import load_model
+    from affectlab.models import load_model, read_checkpoint_meta
     from affectlab.scoring import load_thresholds
 
+    output_folder(args.out)  # the cheap checks first: the model and the data take a while
+    schema = read_checkpoint_meta(args.model).schema
+    samples = _labelled_data(args.data, args.images, args.split, schema)
+    thresholds = load_thresholds(args.thresholds, schema) if args.thresholds else None
     device = _device(args.device)
     model = load_model(args.model, device=device)
-    samples = _labelled_data(args.data, args.images, args.split, model.schema)
-    thresholds = load_thresholds(args.thresholds, model.schema) if args.thresholds else None
     report = visualize(model, samples, args.out, per_class=args.per_class, max_rows=args.max_rows, seed=args.seed,
                        perplexity=args.perplexity, au_thresholds=thresholds, batch_size=args.batch_size,
                        device=device, progress=not args.quiet and sys.stderr.isatty())
@@ -188,14 +203,12 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from affectlab.inspect.compare import Run, comparison_json, format_comparison, run_names
-
-    from affectlab.errors import DataError
+    from affectlab.inspect.compare import Run, comparison_json, format_comparison, is_training_run, run_names
 
     missing = [r for r in args.runs if not Path(r).exists()]
     if missing:
         raise DataError(missing[0], "no such file or folder")
-    checkpoints = [r for r in args.runs if Path(r).suffix.lower() != ".json" and not _is_training_run(r)]
+    checkpoints = [r for r in args.runs if Path(r).suffix.lower() != ".json" and not is_training_run(r)]
     if checkpoints and not args.data:
         raise AffectlabError(f"{checkpoints[0]}: a checkpoint is evaluated on labelled data: give --data SOURCE")
     labelled = _Labelled(args)
@@ -206,12 +219,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_training_run(path: str) -> bool:
-    from affectlab.inspect.compare import is_training_run
-
-    return is_training_run(path)
-
-
 class _Labelled:
     """``compare --data``: the labelled table per label schema (read once) and how to evaluate on it."""
 
@@ -219,7 +226,6 @@ class _Labelled:
         self.args, self.tables = args, {}
 
     def scores(self, checkpoints: Sequence[str | Path]) -> dict:
-        from affectlab.data import read_source
         from affectlab.inspect.compare import evaluate_checkpoint
         from affectlab.models import read_checkpoint_meta
         from affectlab.scoring import load_thresholds
@@ -227,7 +233,7 @@ class _Labelled:
         a = self.args
         schema = read_checkpoint_meta(checkpoints[0]).schema
         if schema not in self.tables:
-            self.tables[schema] = read_source(a.data, images=a.images, split=a.split, schema=schema).samples
+            self.tables[schema] = _labelled(a.data, a.images, a.split, schema).samples
         thresholds = load_thresholds(a.thresholds, schema) if a.thresholds else None
         return evaluate_checkpoint(checkpoints, self.tables[schema], au_thresholds=thresholds,
                                    batch_size=a.batch_size, device=_device(a.device))
@@ -236,11 +242,13 @@ class _Labelled:
 def _run_scores(path: str, labelled: _Labelled) -> dict:
     """One column of ``compare``: an evaluation JSON, a checkpoint on --data, or a training run (its final
     model on --data, else its validation scores)."""
-    from affectlab.inspect.compare import final_checkpoints, final_scores, read_run, read_scores
+    from affectlab.inspect.compare import final_checkpoints, final_scores, is_training_run, read_run, read_scores
 
-    if _is_training_run(path):
+    if is_training_run(path):
         results, folder = read_run(path)
-        return labelled.scores(final_checkpoints(results, folder)) if labelled.args.data else final_scores(results, folder)
+        if labelled.args.data:
+            return labelled.scores(final_checkpoints(results, folder))
+        return final_scores(results, folder)
     if Path(path).suffix.lower() == ".json":
         return read_scores(path)
     return labelled.scores([path])
@@ -281,17 +289,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from affectlab.data import read_source
     from affectlab.metrics import format_scores
-    from affectlab.models import load_model
+    from affectlab.models import load_model, read_checkpoint_meta
     from affectlab.scoring import load_thresholds
     from affectlab.train.evaluate import evaluate
 
-    device = _device(args.device)
-    models = [load_model(path, device=device) for path in args.model]
-    schema = models[0].schema
-    labels = read_source(args.data, images=args.images, split=args.split, schema=schema)
+    schema = read_checkpoint_meta(args.model[0]).schema  # the labels are checked before the models load
+    labels = _labelled(args.data, args.images, args.split, schema)
     thresholds = load_thresholds(args.thresholds, schema) if args.thresholds else None
+    device = _device(args.device)
+    models = [load_model(path, schema=schema, device=device) for path in args.model]
     result = evaluate(models, labels.samples, method=args.ensemble, au_thresholds=thresholds,
                       batch_size=args.batch_size, workers=args.workers, device=device)
     if result.unreadable:
@@ -306,13 +313,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_smooth_search(args: argparse.Namespace) -> int:
-    from affectlab.data import read_source
-    from affectlab.models import load_model
+    from affectlab.models import load_model, read_checkpoint_meta
     from affectlab.train.smooth_search import format_search, search_mu, write_smoothing
 
+    schema = read_checkpoint_meta(args.model).schema  # the labels are checked before the model loads
+    table = _labelled(args.data, args.images, args.split, schema)
+    if (table.samples["video"].astype(str) == "").all():
+        raise DataError(args.data, "holds no video frames (its rows name no video); smooth-search needs videos, "
+                                   "e.g. an ABAW root")
     device = _device(args.device)
     model = load_model(args.model, device=device)
-    table = read_source(args.data, images=args.images, split=args.split, schema=model.schema)
     results = search_mu(model, table.samples, grid=args.mu, folds=args.folds, batch_size=args.batch_size,
                         workers=args.workers, device=device)
     print(format_search(results))
@@ -345,8 +355,11 @@ def cmd_tune_thresholds(args: argparse.Namespace) -> int:
         samples = tdata.read_one(named[args.data], model.schema, {}).samples
     else:
         samples = read_source(args.data, images=args.images, split=args.split, schema=model.schema).samples
-    result = search_thresholds(model, samples, folds=args.folds, batch_size=args.batch_size,
-                               workers=args.workers, device=device)
+    try:
+        result = search_thresholds(model, samples, folds=args.folds, batch_size=args.batch_size,
+                                   workers=args.workers, device=device)
+    except AffectlabError as e:
+        raise DataError(args.data, str(e)) from None
     print(format_thresholds(result))
     if args.write or args.output:
         target = args.output or args.model
@@ -530,7 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="temporal smoothing of each face's features over a video (SMM eq. 9); mu per task, "
                               "default the checkpoint's (from smooth-search) or SMM's au=7,expr=9,va=9")
     analyze.add_argument("--plots", action="store_true", help="write PNG plots beside each table")
-    analyze.add_argument("--video-out", action="store_true", help="write each video with boxes, expression and VA drawn")
+    analyze.add_argument("--video-out", action="store_true",
+                         help="write each video, and a copy of each image, with boxes, expression and VA drawn")
     analyze.add_argument("--abaw", action="store_true", help="also write ABAW submission files under OUT/abaw")
     analyze.add_argument("--skip-existing", action="store_true", help="skip videos and images already analysed in OUT")
     analyze.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -594,6 +608,13 @@ def _error(line: str) -> None:
     print(f"affectlab: error: {line}", file=sys.stderr)
 
 
+def _os_reason(error: OSError) -> str:
+    """What the system said, and for a file in the way of a folder to create, what that means."""
+    if isinstance(error, FileExistsError):
+        return "a file is where a folder is needed"
+    return error.strerror or str(error)
+
+
 def _whole(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number >= ``minimum`` (``--stride``, ``--batch-size``, ...), refused
     before any work starts."""
@@ -617,7 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AffectlabError as e:
         _error(str(e))
     except OSError as e:
-        _error(f"{e.filename or ''}: {e.strerror or e}")
+        _error(f"{e.filename or ''}: {_os_reason(e)}")
     except KeyboardInterrupt:
         print("affectlab: interrupted", file=sys.stderr)
         return 130

@@ -41,11 +41,20 @@ def json_ready(obj: Any) -> Any:
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
-    """Write through ``<path>.partial`` and rename it into place."""
+    """Write through ``<path>.partial`` and rename it into place; a path that cannot be written is a
+    DataError naming it (not the hidden ``.partial``)."""
+    from affectlab.errors import DataError
+
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a folder; give a file name to write")
     partial = path.with_name(path.name + ".partial")
-    write(partial)
-    os.replace(partial, path)
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise DataError(path, f"cannot write ({e.strerror or e})") from None
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

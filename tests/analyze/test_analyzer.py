@@ -147,7 +147,8 @@ def test_skip_existing_redoes_only_unfinished(analyzer, media, tmp_path):
 def test_face_less_clip_abaw_is_a_warning(analyzer, media, tmp_path):
     report = run_analysis(analyzer, [media / "no_face.mp4"], tmp_path, abaw=True, progress=False)
     assert not report.failures and report.warnings == [
-        f"no_face: no face was found in {media / 'no_face.mp4'}; its ABAW files hold the neutral default on every frame"]
+        f"no_face: no face was found in {media / 'no_face.mp4'}; its ABAW files hold the neutral default "
+        "on every frame"]
     assert len(pd.read_csv(tmp_path / "no_face.csv")) == 95
     assert len((tmp_path / "abaw" / "VA" / "no_face.txt").read_text().splitlines()) == 96
 

@@ -114,7 +114,8 @@ def test_images_get_an_annotated_copy(crops, tmp_path):
     from PIL import Image
 
     with Image.open(tmp_path / "out" / "y_annotated.png") as im:
-        assert im.size == (20, 20) and len(np.unique(np.asarray(im).reshape(-1, 3), axis=0)) > 1  # the box is drawn on the plain image
+        colours = np.unique(np.asarray(im).reshape(-1, 3), axis=0)
+    assert im.size == (20, 20) and len(colours) > 1  # the box is drawn on the plain image
 
 
 def test_folders_in_the_output_are_not_inputs(crops, tmp_path):
@@ -148,3 +149,25 @@ def test_sigint_keeps_rows_and_skip_existing_finishes(tiny_model, tmp_path, caps
     assert 0 < len(kept) < 300 and kept["frame"].tolist() == list(range(1, len(kept) + 1))
     assert main([*args, "--skip-existing"]) == 0, capsys.readouterr().err
     assert pd.read_csv(out / "long.csv")["frame"].tolist() == list(range(1, 301)) and not partial.exists()
+
+
+def test_skip_existing_run_says_nothing_new_was_written(tiny_model, tmp_path, capsys):
+    """Issue 18.6: the re-run printed "wrote 1 file" although nothing changed."""
+    from affectlab.cli import main
+
+    args = ["analyze", str(bad.video(tmp_path / "clip.mp4", n=3)), "--out", str(tmp_path / "out"),
+            "--model", str(tiny_model), "--faces", "crops", "--quiet"]
+    assert main(args) == 0 and "wrote 1 file" in capsys.readouterr().out
+    assert main([*args, "--skip-existing"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 input already analysed" in out and "nothing new written to" in out and "wrote" not in out
+
+
+def test_a_damaged_earlier_table_is_one_line_and_the_rest_goes_on(crops, tmp_path):
+    """--skip-existing over a table someone broke: that input fails in one line, the others are done."""
+    clip, photo, out = bad.video(tmp_path / "clip.mp4", n=3), bad.good_image(tmp_path / "photo.png"), tmp_path / "out"
+    out.mkdir()
+    (out / "clip.csv").write_bytes(b"\x00\xff\xfe garbage")
+    report = run_analysis(crops, [clip, photo], out, skip_existing=True, progress=False)
+    assert len(report.failures) == 1 and report.failures[0].startswith(f"{out / 'clip.csv'}: not a results table")
+    assert report.exit_status == 1 and pd.read_csv(out / "images.csv")["input"].tolist() == [str(photo)]

@@ -115,10 +115,7 @@ def test_ablation_runs_and_compare_agrees_with_evaluate(tiny_data, tmp_path, cap
 def test_compare_takes_a_training_run(tmp_path, capsys):
     """Issue 18.9: a run folder (or its results.json) is what a user has after train: its final model's
     validation scores; with --data, that model evaluated there."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-    from train_world import build_world, mini_recipe
+    from train.train_world import build_world, mini_recipe
 
     world = build_world(tmp_path / "world")
     path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 2}]", extra="final: main")

@@ -147,7 +147,7 @@ def test_damaged_metadata_and_newer_format(saved, tmp_path):
 def test_a_config_of_an_impossible_size_is_one_line(saved, tmp_path):
     """A damaged config whose values have the right type but no possible size (torch's RuntimeError)."""
     path = tmp_path / "m.safetensors"
-    rewrite(saved, path, lambda d: d["config"].update(va_bins=-2))
+    rewrite(saved, path, lambda d: d["config"].update(hidden=-2))
     assert "cannot rebuild the model" in load_error(path)
 
 

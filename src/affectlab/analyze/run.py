@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from affectlab.analyze.analyzer import Analyzer
 from affectlab.analyze.media import expand_inputs, is_video, video_info
+from affectlab.analyze.results import META_COLUMNS
 from affectlab.analyze.writers import CsvRows, describe, write_abaw_mtl, write_abaw_task_files
 from affectlab.errors import AffectlabError, DataError
 
@@ -118,9 +119,14 @@ def _read_table(path: Path) -> pd.DataFrame | None:
     if not path.is_file() or path.stat().st_size == 0:
         return None
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataError(path, f"not a results table of affectlab analyze ({e}); move it away and run again") from None
+    missing = [c for c in META_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(path, f"not a results table of affectlab analyze (no {missing[0]!r} column); "
+                              "move it away and run again")
+    return table
 
 
 def _run_video(analyzer: Analyzer, video: Path, name: str, out: Path, report: RunReport, skip_existing: bool,
@@ -128,8 +134,13 @@ def _run_video(analyzer: Analyzer, video: Path, name: str, out: Path, report: Ru
     """(the video's table or None, whether it was analysed now rather than read back from an earlier run)."""
     final = out / f"{name}.csv"
     if skip_existing and final.is_file():
+        try:
+            table = _read_table(final)
+        except DataError as e:  # a damaged table of an earlier run: say so, go on with the other inputs
+            report.failures.append(str(e))
+            return None, False
         report.skipped.append(str(video))
-        return _read_table(final), False
+        return table, False
     partial = final.with_name(final.name + ".partial")
     try:
         info = video_info(video)

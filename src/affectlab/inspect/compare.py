@@ -4,9 +4,10 @@ A run is the scores dict of :func:`affectlab.metrics.multitask_scores` (the JSON
 evaluate --json`` and ``affectlab score --json``), a checkpoint evaluated on labelled data here
 through :func:`affectlab.train.evaluate.evaluate`, the function behind ``affectlab evaluate``, so
 the numbers are the same, or a training run (its folder or results.json): the validation scores of
-its final model, or that model evaluated on the labelled data given. Rows: labelled counts, per-AU F1 and their mean (F1-AU), per-class F1,
-macro F1 (F1-EXPR) and accuracy, CCC of valence and arousal (CCC-V, CCC-A), and the P scores
-(SMM eq. 8); a score row's best value is starred when no other run ties it.
+its final model, or that model evaluated on the labelled data given. Rows: labelled counts, per-AU
+F1 and their mean (F1-AU), per-class F1, macro F1 (F1-EXPR) and accuracy, CCC of valence and arousal
+(CCC-V, CCC-A), and the P scores (SMM eq. 8); a score row's best value is starred when no other run
+ties it.
 """
 from __future__ import annotations
 

@@ -9,10 +9,11 @@ any value by its dotted path; list items are addressed by their ``name`` or inde
     affectlab train configs/teacher-student.yaml sources.au.path=data/disfa.csv stages.student.repeat=3
 
 Values are parsed as YAML (``tasks=[expr,va]``, ``config.va_bins=20``, ``augment=null``); a null entry
-of a named section removes it (``sources.disfa=null``, ``validation.aff-wild2=null``). A stage's
+of a named section removes it (``sources.disfa=null``, ``validation.aff-wild2=null``), and null for a
+whole section that is empty by default empties it (``validation=null``: no validation). A stage's
 ``overrides`` are merged into the recipe for that stage only (e.g. a student sampler that uses the
-shared annotations of multi-database eq. 10). Dataset paths are used as written: relative to the
-working directory.
+shared annotations of multi-database eq. 10). Sizes and counts are checked for the impossible (zero
+or negative) here, naming the key. Dataset paths are used as written: relative to the working directory.
 """
 from __future__ import annotations
 

@@ -264,6 +264,7 @@ class Training:
     def _open(self, resume: bool) -> dict:
         progress_file = self.out / "progress.json"
         recipe_file = self.out / "recipe.yaml"
+        check_run_folder(self.out)
         if progress_file.exists() and not resume:
             raise AffectlabError(f"{self.out} already holds a run; pass --resume to continue it "
                                  "or choose another --out")
@@ -799,6 +800,12 @@ _MOVE_STATE = "move it away to restart the member in progress (finished members 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_run_folder(out: Path) -> None:
+    """``--out`` must be a folder (or not exist yet)."""
+    if out.exists() and not out.is_dir():
+        raise AffectlabError(f"{out}: the run directory (--out) is a file; give a folder")
 
 
 def check_resumable(out: Path) -> None:
