@@ -89,6 +89,21 @@ def video_rows(detector: MTCNN, schedules: list[int], limit: int) -> list[list[o
     return rows
 
 
+def backend_rows(frames: list[np.ndarray], rounds: int = 3) -> list[list[object]]:
+    """The full cascade on every frame with its nets on onnxruntime and on PyTorch (the detector before
+    issue 14), interleaved; the fastest round of each."""
+    from affectlab.faces.mtcnn_torch import NET_NAMES, TorchNet
+
+    on_torch = MTCNN(min_face_size=40)
+    on_torch.pnet, on_torch.rnet, on_torch.onet = (TorchNet(name, "cpu") for name in NET_NAMES)
+    detectors = {"onnxruntime": MTCNN(min_face_size=40), "PyTorch": on_torch}
+    best = {name: float("inf") for name in detectors}
+    for _ in range(rounds):
+        for name, detector in detectors.items():
+            best[name] = min(best[name], run_video(detector, frames, 1)[1])
+    return [[name, 1000 * seconds] for name, seconds in best.items()]
+
+
 def affectnet_rows(detector: MTCNN, n: int) -> list[list[object]]:
     """Refinement from a moved box against the full cascade, both against the annotated 5 points."""
     root = SHARED / "affectnet"
@@ -143,6 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     detector = MTCNN(min_face_size=40)  # as analyze runs it
     video = video_rows(detector, args.detect_every, args.frames)
+    nets = backend_rows([f.image for f in iter_video(MEDIA / "WolfgangLanger_Pexels.mp4")][:40])
     still = affectnet_rows(detector, args.affectnet)
     crops = tight_crop_rows(detector)
     body = ("Detector time per frame (MTCNN on onnxruntime, min face 40 px as in analyze), faces found summed over "
@@ -151,6 +167,9 @@ def main() -> None:
             "window around each face's last box in between, and the full cascade at once when a face is lost.\n\n"
             + table(["video", "frames", "detect every", "ms/frame", "speed-up", "faces found", "landmark error %",
                      "95th pct %"], video)
+            + "\n\nThe full cascade on every frame, its nets on onnxruntime or on PyTorch (the same numpy around "
+            "them), 40 frames of WolfgangLanger_Pexels.mp4, fastest of 3 interleaved rounds:\n\n"
+            + table(["nets on", "ms/frame"], nets)
             + "\n\nAffectNet faces (224x224), landmark error against the annotation (% inter-ocular). The refined row "
             "starts each face from its detected box moved by 8 % of its size and scaled by 5 %:\n\n"
             + table(["", "faces found", "median %", "90th pct %"], still)

@@ -56,7 +56,7 @@ Net = Callable[[np.ndarray], tuple[np.ndarray, ...]]
 
 class OnnxNet:
     """A net exported by ``make onnx-assets`` (affectlab.faces.mtcnn_torch) on onnxruntime's CPU provider:
-    no torch import, and about 2-3x faster than PyTorch on the small batches detection makes."""
+    no torch import, and faster than PyTorch on the small batches detection makes (bench/detection.py)."""
 
     def __init__(self, name: str):
         from affectlab.onnxrt import cpu_session
