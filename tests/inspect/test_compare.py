@@ -84,7 +84,7 @@ def test_ablation_recipe_is_smm_yaml_with_two_stages():
     assert [s.steps for s in recipe.stages] == [s["steps"] for s in smm["stages"]] * 2
 
 
-def test_ablation_runs_and_compare_agrees_with_evaluate(tiny_data, tmp_path, capsys):
+def test_ablation_runs_and_compare_agrees_with_evaluate(tiny_data, tmp_path, capsys, imagenet_cache):
     """Train both stages for two steps on the tiny real sample, then compare the two checkpoints
     evaluated on the fly against the JSONs `affectlab evaluate` wrote for them."""
     ck, an = str(tiny_data["ckplus"]), str(tiny_data["affectnet"])

@@ -92,4 +92,4 @@ def test_stills_cannot_be_smoothed(world, tmp_path, capsys):
                            mean=IMAGENET_MEAN, std=IMAGENET_STD)
     assert main(["smooth-search", "--model", str(ckpt), "--data", str(world.labelled)]) == 2
     err = capsys.readouterr().err
-    assert "needs video frames" in err and err.count("\n") == 1
+    assert "holds no video frames" in err and err.count("\n") == 1
