@@ -3,23 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from bad_inputs import video
 
 
 def write_video(path: Path, n: int = 30, size: tuple[int, int] = (64, 48), fps: int = 10, codec: str = "mpeg4") -> Path:
-    """A small real video whose frame i is filled with gray level 8·i mod 256 (so decoded order is checkable)."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(n):
-            img = np.full((size[1], size[0], 3), (8 * i) % 256, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    """A small real video whose frame i is filled with gray level 8·i mod 256 (tests/bad_inputs.video)."""
+    return video(path, n, size, fps, codec)
 
 
 @pytest.fixture
