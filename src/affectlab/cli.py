@@ -175,7 +175,7 @@ def _labelled_data(paths: Sequence[str], images: str | None, split: str | None, 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
     from affectlab.analyze.run import output_folder
-    from affectlab.inspect.visualize import visualize
+    from affectlab.interpret.visualize import visualize
     from affectlab.models import load_model, read_checkpoint_meta
     from affectlab.scoring import load_thresholds
 
@@ -203,7 +203,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from affectlab.inspect.compare import Run, comparison_json, format_comparison, is_training_run, run_names
+    from affectlab.interpret.compare import Run, comparison_json, format_comparison, is_training_run, run_names
 
     missing = [r for r in args.runs if not Path(r).exists()]
     if missing:
@@ -226,7 +226,7 @@ class _Labelled:
         self.args, self.tables = args, {}
 
     def scores(self, checkpoints: Sequence[str | Path]) -> dict:
-        from affectlab.inspect.compare import evaluate_checkpoint
+        from affectlab.interpret.compare import evaluate_checkpoint
         from affectlab.models import read_checkpoint_meta
         from affectlab.scoring import load_thresholds
 
@@ -242,7 +242,7 @@ class _Labelled:
 def _run_scores(path: str, labelled: _Labelled) -> dict:
     """One column of ``compare``: an evaluation JSON, a checkpoint on --data, or a training run (its final
     model on --data, else its validation scores)."""
-    from affectlab.inspect.compare import final_checkpoints, final_scores, is_training_run, read_run, read_scores
+    from affectlab.interpret.compare import final_checkpoints, final_scores, is_training_run, read_run, read_scores
 
     if is_training_run(path):
         results, folder = read_run(path)

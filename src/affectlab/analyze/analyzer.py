@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
-from affectlab.analyze.predict import OnnxBackend, Scores, TorchBackend, default_backend, load_backend, probabilities
+from affectlab.analyze.predict import OnnxBackend, FaceOutputs, TorchBackend, default_backend, load_backend, probabilities
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face, follow
@@ -212,13 +212,13 @@ class Analyzer:
 
     # --- rows -------------------------------------------------------------------------------
 
-    def _predict(self, crops: np.ndarray, tracks: list[int], smooth: bool) -> Scores:
+    def _predict(self, crops: np.ndarray, tracks: list[int], smooth: bool) -> FaceOutputs:
         """The model on all crops in batches; with smoothing, features of each track are smoothed first."""
         features = self.smoother.features if smooth and self.smoother is not None else ()
         batches = [crops[i:i + self.batch_size] for i in range(0, len(crops), self.batch_size)]
         parts = [self.backend(b, features) if features else self.backend(b) for b in batches]
         if not features:
-            return Scores(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("au", "expr", "va")))
+            return FaceOutputs(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("au", "expr", "va")))
         stacked = {name: np.concatenate([p.features[name] for p in parts]) for name in features}
         out = self.smoother.step(stacked, tracks)
         return probabilities(*(out[k].numpy() for k in ("au", "expr", "va")))

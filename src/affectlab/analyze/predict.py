@@ -33,7 +33,7 @@ OUTPUTS = ("au", "expr", "va")
 
 
 @dataclass(frozen=True)
-class Scores:
+class FaceOutputs:
     """Per-face outputs: AU probabilities (N, n_au), expression probabilities (N, n_expr), VA (N, 2),
     and, when asked for, the model's named features (for temporal smoothing)."""
 
@@ -51,11 +51,11 @@ def to_input(crops: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...])
 
 
 def probabilities(au_logits: np.ndarray, expr_logits: np.ndarray, va: np.ndarray,
-                  features: dict[str, np.ndarray] | None = None) -> Scores:
-    """Scores from logits: sigmoid for AUs, softmax for expressions, VA clipped to [-1, 1]."""
+                  features: dict[str, np.ndarray] | None = None) -> FaceOutputs:
+    """Per-face outputs from logits: sigmoid for AUs, softmax for expressions, VA clipped to [-1, 1]."""
     expr = np.exp(expr_logits - expr_logits.max(axis=1, keepdims=True))
-    return Scores(au=1 / (1 + np.exp(-au_logits)), expr=expr / expr.sum(axis=1, keepdims=True),
-                  va=np.clip(va, -1, 1), features=features)
+    return FaceOutputs(au=1 / (1 + np.exp(-au_logits)), expr=expr / expr.sum(axis=1, keepdims=True),
+                       va=np.clip(va, -1, 1), features=features)
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -87,8 +87,8 @@ class TorchBackend:
         # channels_last: ~30 % more faces/s for the convolutional backbones on CPU, and the GPU's preferred layout
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
 
-    def __call__(self, crops: np.ndarray, features: Sequence[str] = ()) -> Scores:
-        """Scores of a batch of crops, with the named ``features`` of the model's Prediction if asked."""
+    def __call__(self, crops: np.ndarray, features: Sequence[str] = ()) -> FaceOutputs:
+        """FaceOutputs of a batch of crops, with the named ``features`` of the model's Prediction if asked."""
         import torch
 
         x = torch.from_numpy(to_input(crops, self.meta.mean, self.meta.std)).to(self.device)
@@ -118,7 +118,7 @@ class OnnxBackend:
             raise DataError(path, "an ONNX model without affectlab metadata (export it with `affectlab export`)")
         self.meta = meta or CheckpointMeta.from_dict(json.loads(stored[ONNX_META_KEY]))
 
-    def __call__(self, crops: np.ndarray) -> Scores:
+    def __call__(self, crops: np.ndarray) -> FaceOutputs:
         au, expr, va = self.session.run(list(OUTPUTS), {"image": to_input(crops, self.meta.mean, self.meta.std)})
         return probabilities(au, expr, va)
 

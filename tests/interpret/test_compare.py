@@ -10,7 +10,7 @@ import yaml
 
 from affectlab.cli import main
 from affectlab.errors import DataError
-from affectlab.inspect.compare import Run, comparison_json, comparison_rows, format_comparison, read_scores, run_names
+from affectlab.interpret.compare import Run, comparison_json, comparison_rows, format_comparison, read_scores, run_names
 from affectlab.train import load_recipe
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

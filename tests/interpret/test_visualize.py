@@ -10,8 +10,8 @@ from PIL import Image
 
 from affectlab.cli import main
 from affectlab.errors import AffectlabError
-from affectlab.inspect.features import Spaces, feature_spaces
-from affectlab.inspect.visualize import COORDINATE_COLUMNS, visualize
+from affectlab.interpret.features import Spaces, feature_spaces
+from affectlab.interpret.visualize import COORDINATE_COLUMNS, visualize
 from affectlab.labels import AU_ABAW
 from affectlab.models import create_model, load_model
 

@@ -1,7 +1,7 @@
 """``affectlab visualize``: the SMM paper's look inside a model (§7, Figures 5-6), for any model and data.
 
 1. A pool of up to ``max_rows`` rows (drawn at random, seeded) goes through the model once: predictions and
-   every named feature (:mod:`affectlab.inspect.features`). The per-AU F1 in Figure 5's titles is the
+   every named feature (:mod:`affectlab.interpret.features`). The per-AU F1 in Figure 5's titles is the
    model's F1 on this pool, scored by :func:`affectlab.scoring.score_tables` like ``evaluate``.
 2. Each panel draws up to ``per_class`` points of each class from the pool (AU absent/present;
    expression; for VA the expression classes too, unlabelled ones as a class of their own) and embeds
@@ -22,10 +22,10 @@ import torch
 from tqdm import tqdm
 
 from affectlab.errors import AffectlabError
-from affectlab.inspect.embedding import (Ellipse, angle_between, balanced_sample, covariance_ellipse, gaussian_fit,
+from affectlab.interpret.embedding import (Ellipse, angle_between, balanced_sample, covariance_ellipse, gaussian_fit,
                                          linear_fit, tsne_2d)
-from affectlab.inspect.features import Extraction, Spaces, extract, feature_spaces, require_single_face
-from affectlab.inspect.figures import (AUPanel, expression_figure, save_png, sign_vehicle_figure,
+from affectlab.interpret.features import Extraction, Spaces, extract, feature_spaces, require_single_face
+from affectlab.interpret.figures import (AUPanel, expression_figure, save_png, sign_vehicle_figure,
                                        valence_arousal_figure)
 from affectlab.jsonfile import write_json
 from affectlab.models import AffectModel

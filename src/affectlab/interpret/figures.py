@@ -7,7 +7,7 @@
   (lighter = higher) with the arrow of steepest ascent of each linear fit and the angle between them.
 
 Each function takes plain arrays and returns a :class:`~matplotlib.figure.Figure`; :func:`save_png`
-writes it. The numbers come from :mod:`affectlab.inspect.embedding`.
+writes it. The numbers come from :mod:`affectlab.interpret.embedding`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse as EllipsePatch
 
-from affectlab.inspect.embedding import Ellipse, LinearFit
+from affectlab.interpret.embedding import Ellipse, LinearFit
 
 #: One colour per ABAW expression id (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other).
 EXPR_COLORS: tuple[str, ...] = ("#7f7f7f", "#d62728", "#8c564b", "#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#e377c2")

@@ -1,4 +1,4 @@
-"""Fixtures of the inspect tests: small checkpoints saved in tmp and a tiny sample of the real data."""
+"""Fixtures of the interpret tests: small checkpoints saved in tmp and a tiny sample of the real data."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from affectlab.inspect.embedding import (angle_between, balanced_sample, covariance_ellipse, gaussian_fit, linear_fit,
+from affectlab.interpret.embedding import (angle_between, balanced_sample, covariance_ellipse, gaussian_fit, linear_fit,
                                          tsne_2d)
 
 
