@@ -29,7 +29,8 @@ import torch  # noqa: E402
 
 import affectlab  # noqa: F401  (torchvision compatibility before the models import it)
 from affectlab.analyze.export import export_onnx
-from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend, to_input
+from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend
+from affectlab.data.transforms import normalise
 from affectlab.models import AffectModel, create_model, list_models, load_model, save_checkpoint
 from affectlab.models.registry import get_model_class
 from affectlab.models.table import model_row
@@ -63,7 +64,7 @@ def torch_runner(model: AffectModel, device: str, precision: str, compiled: bool
 
     @torch.inference_mode()
     def run(crops: np.ndarray) -> object:
-        x = torch.from_numpy(to_input(crops, MEAN, STD)).to(device)
+        x = torch.from_numpy(normalise(crops, MEAN, STD)).to(device)
         x = x.unsqueeze(0) if model.input_layout == "BTCHW" else torch.stack([x, x], dim=1)
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             return net(x).au.float().cpu()

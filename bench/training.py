@@ -27,6 +27,7 @@ from affectlab.data.dataset import FaceDataset
 from affectlab.data.sampling import MultiSourceBatchSampler
 from affectlab.devices import resolve_device
 from affectlab.models import count_gflops, create_model
+from affectlab.models.meta import InputSpec
 from affectlab.train import data as tdata
 from affectlab.train import load_recipe
 from affectlab.train.objective import Objective
@@ -108,7 +109,7 @@ def main() -> None:
     tables = tdata.read_sources(recipe.sources, schema, {})
     pools = tdata.group_pools(recipe.sampler, tables, schema)
     group_tasks = torch.as_tensor(tdata.group_tasks(recipe.sampler))
-    dataset = FaceDataset(tables.samples, schema, size=recipe.data.input_size, margin=recipe.data.margin,
+    dataset = FaceDataset(tables.samples, schema, InputSpec(recipe.data.input_size, recipe.data.margin),
                           augmentation=recipe.data.augment, sources=tables.names.tolist())
     rows = [[f"loader, {w} workers", loader_rate(make_loader(dataset, pools, w, 0, device), args.steps), "", ""]
             for w in args.workers]

@@ -34,3 +34,13 @@ def test_checkpoint_metadata_reads_without_torch():
             "from affectlab.analyze.predict import DEFAULT_MODEL; "
             "assert read_checkpoint_meta(DEFAULT_MODEL).input_size == 112; assert 'torch' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_face_framing_and_the_input_spec_import_without_torch():
+    """Framing and normalising faces is numpy and OpenCV, shared by training and torch-free analysis."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from affectlab.data.transforms import frame_face, normalise; "
+            "from affectlab.models.meta import InputSpec; assert 'torch' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -17,6 +17,7 @@ from affectlab.analyze.media import iter_frames
 from affectlab.data.dataset import FaceDataset
 from affectlab.faces.align import ARCFACE_112, align_face, scale_template
 from affectlab.faces.mtcnn import MTCNN
+from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from affectlab.train import data as tdata
 from affectlab.train import load_recipe
 from affectlab.train.trainer import recipe_schema
@@ -25,7 +26,7 @@ N = 8
 
 
 def to_uint8(tensor) -> np.ndarray:
-    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
     return np.clip((tensor.numpy().transpose(1, 2, 0) * std + mean) * 255, 0, 255).astype(np.uint8)
 
 
@@ -54,7 +55,7 @@ def main() -> None:
     rows = []
     for name, source in recipe.sources.items():
         samples = tdata.read_one(source, schema, {}).samples.sample(N, random_state=1)
-        ds = FaceDataset(samples.reset_index(drop=True), schema, size=size, margin=recipe.data.margin)
+        ds = FaceDataset(samples.reset_index(drop=True), schema, InputSpec(size, recipe.data.margin))
         rows.append((name, [to_uint8(ds[i]["image"]) for i in range(N)]))
     rows.append(("video (MTCNN)", video_faces([Path(v) for v in args.videos], size)))
     label_w = 150

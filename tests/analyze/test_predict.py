@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from affectlab.analyze.export import export_onnx
-from affectlab.analyze.predict import OnnxBackend, TorchBackend, load_backend, to_input
+from affectlab.analyze.predict import OnnxBackend, TorchBackend, load_backend
+from affectlab.data.transforms import normalise
 from affectlab.errors import AffectlabError, DataError
 from affectlab.models import create_model, load_model, save_checkpoint
 
@@ -34,20 +35,12 @@ def crops(n: int, size: int = 64) -> np.ndarray:
     return np.random.default_rng(n).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
 
 
-def test_to_input_normalises_per_channel():
-    c = np.zeros((1, 2, 2, 3), dtype=np.uint8)
-    c[..., 0] = 255
-    x = to_input(c, MEAN, STD)
-    assert x.shape == (1, 3, 2, 2) and x.dtype == np.float32
-    assert x[0, 0, 0, 0] == pytest.approx((1 - MEAN[0]) / STD[0]) and x[0, 1, 0, 0] == pytest.approx(-MEAN[1] / STD[1])
-
-
 def test_torch_backend_matches_the_model(checkpoint):
     model = load_model(checkpoint)
     batch = crops(3)
     scores = TorchBackend(model)(batch)
     with torch.no_grad():
-        p = model(torch.from_numpy(to_input(batch, MEAN, STD)))
+        p = model(torch.from_numpy(normalise(batch, MEAN, STD)))
     np.testing.assert_allclose(scores.au, torch.sigmoid(p.au).numpy(), atol=1e-6)
     np.testing.assert_allclose(scores.expr, torch.softmax(p.expr, 1).numpy(), atol=1e-6)
     np.testing.assert_allclose(scores.expr.sum(1), 1, atol=1e-6)

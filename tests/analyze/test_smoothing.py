@@ -7,7 +7,7 @@ import torch
 
 from affectlab.analyze.smoothing import (TemporalSmoother, checkpoint_mu, readout, smooth, smooth_videos,
                                          smoothing_inputs)
-from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError
 from affectlab.models import create_model, load_model, save_checkpoint
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from affectlab.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, Augmentation, UnreadableImage, augment,
-                                       center_crop, decode_rgb, frame_face, load_size, sample_params, to_tensor)
+from affectlab.data.transforms import (Augmentation, UnreadableImage, augment, center_crop, decode_rgb, frame_face,
+                                       load_size, normalise, sample_params)
 from affectlab.faces.align import ARCFACE_112
 from affectlab.models import align_template
+from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 
 
 def test_decode_gives_rgb_for_gray_and_alpha_images(tmp_path):
@@ -101,13 +101,16 @@ def test_identity_augmentation_is_a_crop_and_flip_only():
     assert (augment(image, params, 10) == image[:, ::-1]).all()
 
 
-def test_to_tensor_normalises_with_imagenet_statistics():
+def test_normalise_takes_one_face_or_a_batch_to_channels_first():
     image = np.zeros((2, 3, 3), dtype=np.uint8)
     image[..., 0] = 255
-    t = to_tensor(image)
-    assert t.shape == (3, 2, 3) and t.dtype == torch.float32
-    assert torch.allclose(t[0], torch.tensor((1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]))
-    assert torch.allclose(t[1], torch.tensor(-IMAGENET_MEAN[1] / IMAGENET_STD[1]))
+    one = normalise(image, IMAGENET_MEAN, IMAGENET_STD)
+    assert one.shape == (3, 2, 3) and one.dtype == np.float32
+    assert np.allclose(one[0], (1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0])
+    assert np.allclose(one[1], -IMAGENET_MEAN[1] / IMAGENET_STD[1])
+    batch = normalise(np.stack([image, image[::-1]]), IMAGENET_MEAN, IMAGENET_STD)
+    assert batch.shape == (2, 3, 2, 3) and np.array_equal(batch[0], one) and batch.flags.c_contiguous
+
 
 
 def test_bad_augmentation_settings_are_refused():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from affectlab.data import read_source
-from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.models import create_model, save_checkpoint
 
 SIZE = 64

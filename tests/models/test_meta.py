@@ -6,7 +6,9 @@ import torch
 from safetensors.torch import load_file
 
 from affectlab.models import create_model, save_checkpoint
-from affectlab.models.meta import header_digest, read_checkpoint_meta, read_header, tensor_layout
+from affectlab.models.meta import (DEFAULT_CONTEXT, InputSpec, header_digest, read_checkpoint_meta, read_header,
+                                   tensor_layout)
+from affectlab.train.config import Data
 
 DTYPES = {"F32": np.float32, "I64": np.int64}
 
@@ -37,3 +39,26 @@ def test_header_digest_follows_layout_and_metadata_not_weights(tmp_path):
     assert header_digest(a) != header_digest(c)
     assert read_header(a)[8:].decode().lstrip().startswith("{")
     assert read_checkpoint_meta(c).extra == {"epoch": 1}
+
+
+def test_input_spec_reads_what_training_recorded(tmp_path):
+    spec = InputSpec(64, margin=0.1, views=(0.0, 0.25), image_context=0.2, mean=(0.5,) * 3, std=(0.25,) * 3)
+    path = saved(tmp_path / "m.safetensors", extra={"crop": spec.to_extra()})
+    assert InputSpec.from_meta(read_checkpoint_meta(path)) == spec
+
+
+def test_input_spec_of_an_unrecorded_checkpoint_uses_training_defaults(tmp_path):
+    """A checkpoint without a crop record is read with the margin training uses by default, not 0."""
+    meta = read_checkpoint_meta(saved(tmp_path / "m.safetensors"))
+    spec = InputSpec.from_meta(meta)
+    assert (spec.size, spec.margin, spec.views, spec.mean, spec.std) == (64, Data().margin, (0.0,),
+                                                                         (0.5,) * 3, (0.25,) * 3)
+    assert InputSpec.from_meta(meta, n_views=2).views == (0.0, DEFAULT_CONTEXT)
+
+
+def test_analyzer_frames_crops_by_the_checkpoints_spec(tmp_path):
+    from affectlab.analyze.analyzer import Analyzer
+
+    path = saved(tmp_path / "m.safetensors", extra={"crop": InputSpec(64, margin=0.12).to_extra()})
+    analyzer = Analyzer(path, faces="crops")
+    assert analyzer.spec == InputSpec.from_meta(read_checkpoint_meta(path)) and analyzer.spec.margin == 0.12

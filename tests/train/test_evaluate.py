@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from affectlab.cli import main
-from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models import AffectModel, Prediction, registry, save_checkpoint
 from affectlab.train.evaluate import combine_outputs

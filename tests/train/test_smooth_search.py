@@ -12,7 +12,7 @@ from torch import nn
 
 from affectlab.analyze.smoothing import checkpoint_mu
 from affectlab.cli import main
-from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models import AffectModel, Prediction, create_model, load_model, registry, save_checkpoint
 

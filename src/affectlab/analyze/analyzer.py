@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
-from affectlab.analyze.predict import OnnxBackend, FaceOutputs, TorchBackend, default_backend, load_backend, probabilities
+from affectlab.analyze.predict import FaceOutputs, OnnxBackend, TorchBackend, default_backend, load_backend, probabilities
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face, follow
 from affectlab.faces.mtcnn import SECOND_LOOKS
+from affectlab.models.meta import InputSpec
 
 FACE_MODES = ("detect", "crops")
 DETECT_EVERY = 6  # full detections every 6th frame (1/4 s at 24 fps): new faces appear within that
@@ -93,10 +94,10 @@ class Analyzer:
                             else load_backend(model, device))
         meta = self.backend.meta
         self.schema = meta.schema
-        self.size = meta.input_size
+        #: How the model wants its faces, as training framed them (size; the margin of ``--faces crops``).
+        self.spec = InputSpec.from_meta(meta)
+        self.size = self.spec.size
         self.template = np.asarray(meta.align_template, dtype=np.float64)
-        #: How training framed face crops without landmarks ("resize with margin", data.transforms).
-        self.crop_margin = float(meta.extra.get("crop", {}).get("margin", 0.0))
         thresholds = meta.extra.get("au_thresholds")
         self.au_thresholds = np.full(self.schema.n_au, 0.5) if thresholds is None else np.asarray(
             [thresholds[a] for a in self.schema.au_names], dtype=np.float64)
@@ -207,7 +208,7 @@ class Analyzer:
         if landmarks is None:  # a given face crop: framed exactly as training framed such crops
             from affectlab.data.transforms import center_crop, frame_face  # imports torch: only for crops
 
-            return center_crop(frame_face(image, None, self.size, self.crop_margin), self.size)
+            return center_crop(frame_face(image, None, self.size, self.spec.margin), self.size)
         return align_face(image, landmarks, self.template, self.size)
 
     # --- rows -------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 A backend holds a model and its :class:`~affectlab.models.meta.CheckpointMeta` (input size,
 normalisation, alignment template, label schema) and turns a batch of crops (N, S, S, 3) uint8 RGB
-into AU and expression probabilities and VA; both backends share :func:`to_input` and
-:func:`probabilities`, so they differ only in the network's arithmetic (within 1e-4). The bundled
+into AU and expression probabilities and VA; both backends share
+:func:`affectlab.data.transforms.normalise` and :func:`probabilities`, so they differ only in the network's arithmetic (within 1e-4). The bundled
 model runs on onnxruntime on the CPU, which imports in a fraction of torch's time: its graph
 (``assets/default.onnx``, written by ``make onnx-assets``) reads the weights from
 ``assets/default.safetensors`` itself, and is refused if it was exported from another checkpoint.
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from affectlab.data.transforms import normalise
 from affectlab.errors import AffectlabError, DataError
 from affectlab.models.meta import CheckpointMeta, header_digest, read_checkpoint_meta
 
@@ -41,13 +42,6 @@ class FaceOutputs:
     expr: np.ndarray
     va: np.ndarray
     features: dict[str, np.ndarray] | None = None
-
-
-def to_input(crops: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """uint8 crops (N, S, S, 3) RGB -> float32 (N, 3, S, S), scaled to [0, 1] then normalised."""
-    x = crops.astype(np.float32) * (1 / 255)
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def probabilities(au_logits: np.ndarray, expr_logits: np.ndarray, va: np.ndarray,
@@ -91,7 +85,7 @@ class TorchBackend:
         """FaceOutputs of a batch of crops, with the named ``features`` of the model's Prediction if asked."""
         import torch
 
-        x = torch.from_numpy(to_input(crops, self.meta.mean, self.meta.std)).to(self.device)
+        x = torch.from_numpy(normalise(crops, self.meta.mean, self.meta.std)).to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=self.precision == "bf16"):
@@ -119,7 +113,7 @@ class OnnxBackend:
         self.meta = meta or CheckpointMeta.from_dict(json.loads(stored[ONNX_META_KEY]))
 
     def __call__(self, crops: np.ndarray) -> FaceOutputs:
-        au, expr, va = self.session.run(list(OUTPUTS), {"image": to_input(crops, self.meta.mean, self.meta.std)})
+        au, expr, va = self.session.run(list(OUTPUTS), {"image": normalise(crops, self.meta.mean, self.meta.std)})
         return probabilities(au, expr, va)
 
 

@@ -27,8 +27,9 @@ from torch.utils.data import Dataset
 
 from affectlab.data.table import soft_columns
 from affectlab.data.transforms import (Augmentation, UnreadableImage, augment, center_crop, decode_rgb, frame_face,
-                                       load_size, sample_params, to_tensor)
+                                       load_size, normalise, sample_params)
 from affectlab.labels import LabelSchema
+from affectlab.models.meta import InputSpec
 
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lnd_{axis}{i}" for i in range(68) for axis in ("x", "y"))
 #: A tight crop's typical 5 points as fractions of its width and height (a source's ``framing``).
@@ -41,20 +42,18 @@ Key = int | tuple[int, int, int]
 class FaceDataset(Dataset):
     """Faces and their partial labels from a sample table; see the module docstring."""
 
-    def __init__(self, samples: pd.DataFrame, schema: LabelSchema, *, size: int, margin: float = 0.07,
-                 views: Sequence[float] = (0.0,), image_context: float = 0.0, augmentation: Augmentation | None = None,
-                 clip_len: int = 0, seed: int = 0, sources: Sequence[str] | None = None,
+    def __init__(self, samples: pd.DataFrame, schema: LabelSchema, spec: InputSpec, *,
+                 augmentation: Augmentation | None = None, seed: int = 0, sources: Sequence[str] | None = None,
                  features: np.ndarray | None = None):
-        """Crop arguments as in :func:`affectlab.data.transforms.frame_face`; ``seed`` seeds augmentation;
+        """``spec``: how the model wants its faces (size, margin, views, clip, normalisation; see
+        :func:`affectlab.data.transforms.frame_face`); ``seed`` seeds augmentation;
         ``sources``: a name per row for the batch meta (default: the table's ``source`` column);
         ``features``: (N, C) per-row frame features given as ``image`` instead of the decoded face
         (a frozen CNN's features computed once per frame, for a temporal model's clips; a NaN row
         is a frame whose image could not be read, and loses its labels)."""
-        if clip_len and len(views) > 1:
-            raise ValueError("a dataset gives either clips or several views per sample, not both")
-        self.schema, self.size, self.margin, self.views = schema, size, margin, tuple(views)
-        self.image_context = image_context
-        self.augmentation, self.clip_len, self.seed = augmentation, clip_len, seed
+        self.schema, self.spec = schema, spec
+        self.size, self.margin, self.views, self.clip_len = spec.size, spec.margin, spec.views, spec.clip_len
+        self.augmentation, self.seed = augmentation, seed
         self.paths: list[str] = samples["path"].tolist()
         self.sources: list[str] = list(sources) if sources is not None else samples["source"].tolist()
         au = samples[list(schema.au_names)].to_numpy(dtype=np.float32)
@@ -74,7 +73,7 @@ class FaceDataset(Dataset):
         self.features = features
         self.landmarks = _points(samples, LANDMARK_COLUMNS)
         self.framing = _points(samples, FRAMING_COLUMNS)
-        self.clip_rows, self.anchor = _clip_neighbours(samples, clip_len) if clip_len else (None, None)
+        self.clip_rows, self.anchor = _clip_neighbours(samples, self.clip_len) if self.clip_len else (None, None)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -131,9 +130,9 @@ class FaceDataset(Dataset):
             lnd = framing * np.array([image.shape[1], image.shape[0]], dtype=np.float32)
         out = []
         for context in self.views:
-            face = frame_face(image, lnd, self.size, self.margin, context, self.image_context)
+            face = frame_face(image, lnd, self.size, self.margin, context, self.spec.image_context)
             face = augment(face, params, self.size) if params is not None else center_crop(face, self.size)
-            out.append(to_tensor(face))
+            out.append(torch.from_numpy(normalise(face, self.spec.mean, self.spec.std)))
         return torch.stack(out)
 
     def _labels(self, rows: np.ndarray, ok: np.ndarray) -> dict[str, torch.Tensor]:

@@ -27,19 +27,13 @@ exact. Flipping leaves the labels alone: AU occurrence, expression and VA are mi
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from affectlab.faces.align import ARCFACE_112, align_face, landmarks68_to_5, scale_template
-
-#: ImageNet normalisation: every backbone is ImageNet-initialised (SMM §4.2 normalises the same way).
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32) * 255
-_INV_STD = 1 / (np.array(IMAGENET_STD, dtype=np.float32) * 255)
 
 
 class UnreadableImage(Exception):
@@ -182,6 +176,9 @@ def augment(image: np.ndarray, p: AugmentParams, size: int) -> np.ndarray:
     return out
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32, ImageNet-normalised."""
-    return torch.from_numpy(np.ascontiguousarray(((image.astype(np.float32) - _MEAN) * _INV_STD).transpose(2, 0, 1)))
+def normalise(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """uint8 RGB faces (..., H, W, 3) -> float32 (..., 3, H, W), scaled to [0, 1] then normalised per
+    channel: the model's input, the same in training, evaluation and analysis."""
+    x = images.astype(np.float32) * np.float32(1 / 255)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))

@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from affectlab.errors import AffectlabError
 from affectlab.models import AffectModel
-from affectlab.train.evaluate import InputSpec, collect_outputs, combine_outputs, predictions_table
+from affectlab.models.meta import InputSpec
+from affectlab.train.evaluate import collect_outputs, combine_outputs, predictions_table
 
 #: The first of these a model outputs is its per-AU (sign-vehicle) space, (B, n_au, d).
 SIGN_FEATURES: tuple[str, ...] = ("sign", "au_features")

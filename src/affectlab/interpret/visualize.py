@@ -30,7 +30,7 @@ from affectlab.interpret.figures import (AUPanel, expression_figure, save_png, s
 from affectlab.jsonfile import write_json
 from affectlab.models import AffectModel
 from affectlab.scoring import score_tables
-from affectlab.train.evaluate import InputSpec
+from affectlab.models.meta import InputSpec
 
 COORDINATE_COLUMNS: tuple[str, ...] = ("panel", "feature", "path", "source", "x", "y", "au", "expr", "valence",
                                        "arousal")

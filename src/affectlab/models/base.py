@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from affectlab.labels import LabelSchema
 from affectlab.models.backbones import Backbone
+from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
     from affectlab.models.meta import CheckpointMeta
@@ -43,11 +44,14 @@ class Prediction:
 
 @dataclass(frozen=True)
 class PaperSettings:
-    """How a model's paper ran it, as data (timm's default configs): the options and the input size.
-    ``affectlab models`` counts each model so; recipes may differ."""
+    """How a model's paper ran it, as data (timm's default configs): the options, the input size and
+    the normalisation its backbone was pretrained with. ``affectlab models`` counts each model so;
+    recipes may change size and options, while the normalisation goes with the weights."""
 
     config: dict[str, Any] = field(default_factory=dict)
     input_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 class AffectModel(nn.Module):

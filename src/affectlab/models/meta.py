@@ -9,17 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from affectlab.errors import DataError
+from affectlab.errors import AffectlabError, DataError
 from affectlab.faces.align import ARCFACE_112, scale_template
 from affectlab.labels import LabelSchema
 
 FORMAT_VERSION = 1
 KEY = "affectlab"
+
+#: ImageNet normalisation: every backbone is ImageNet-initialised (SMM §4.2 normalises the same way).
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: The crop margin of a checkpoint that does not record one (``data.margin``'s default).
+DEFAULT_MARGIN = 0.07
+#: The context view of a face-and-context ensemble whose checkpoint does not say (ensemble-with-context §3).
+DEFAULT_CONTEXT = 0.25
 
 
 def align_template(input_size: int) -> list[list[float]]:
@@ -53,6 +61,52 @@ class CheckpointMeta:
                    input_size=int(d["input_size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
                    align_template=tuple(tuple(p) for p in d["align_template"]),
                    affectlab_version=d["affectlab_version"], extra=d.get("extra") or {})
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a model wants its faces, the one description the dataset, evaluation and the analyzer
+    share: input size, crop margin, views (contexts), the context unaligned images carry, clip
+    length and normalisation (see :mod:`affectlab.data.transforms`)."""
+
+    size: int
+    margin: float = DEFAULT_MARGIN
+    views: tuple[float, ...] = (0.0,)
+    image_context: float = 0.0
+    clip_len: int = 0
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.clip_len and len(self.views) > 1:
+            raise ValueError("a model takes either clips or several views per face, not both")
+
+    @classmethod
+    def from_meta(cls, meta: CheckpointMeta, n_views: int = 0) -> "InputSpec":
+        """From a checkpoint's header (``extra["crop"]``, written by the trainer). ``n_views``: the
+        views the model's layout takes, where a checkpoint older than the crop record must be told."""
+        crop = meta.extra.get("crop", {})
+        views = tuple(float(v) for v in crop.get("views", (0.0,)))
+        if n_views == 2 and len(views) != 2:
+            views = (0.0, DEFAULT_CONTEXT)
+        return cls(meta.input_size, float(crop.get("margin", DEFAULT_MARGIN)), views,
+                   float(crop.get("image_context", 0.0)), int(crop.get("clip_len", 0)),
+                   tuple(meta.mean), tuple(meta.std))
+
+    @classmethod
+    def of(cls, model: Any) -> "InputSpec":
+        """From a loaded model (:func:`affectlab.load_model`): its header, and its layout's views and clip."""
+        if model.checkpoint_meta is None:
+            raise AffectlabError("the model has no checkpoint metadata; load it with affectlab.load_model")
+        spec = cls.from_meta(model.checkpoint_meta, {"BVCHW": 2}.get(model.input_layout, 1))
+        if model.input_layout == "BTCHW" and not spec.clip_len:
+            spec = replace(spec, clip_len=int(model.config["seq_len"]))
+        return spec
+
+    def to_extra(self) -> dict[str, Any]:
+        """What a checkpoint records (``extra["crop"]``) so evaluation and analysis crop alike."""
+        return {"margin": self.margin, "views": list(self.views), "image_context": self.image_context,
+                "clip_len": self.clip_len}
 
 
 def read_checkpoint_meta(path: str | PathLike[str]) -> CheckpointMeta:

@@ -8,7 +8,8 @@ See :mod:`affectlab.train.config` for the recipe format and :mod:`affectlab.trai
 directory.
 """
 from affectlab.train.config import ConfigError, Recipe, load_recipe
-from affectlab.train.evaluate import Evaluation, InputSpec, evaluate
+from affectlab.models.meta import InputSpec
+from affectlab.train.evaluate import Evaluation, evaluate
 from affectlab.train.trainer import StepInfo, train
 
 __all__ = ["ConfigError", "Evaluation", "InputSpec", "Recipe", "StepInfo", "evaluate", "load_recipe", "train"]

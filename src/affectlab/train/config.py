@@ -32,6 +32,7 @@ import yaml
 from affectlab.data.sampling import BALANCE_METHODS
 from affectlab.data.transforms import Augmentation
 from affectlab.errors import AffectlabError
+from affectlab.models.meta import DEFAULT_MARGIN
 
 TASKS: tuple[str, ...] = ("au", "expr", "va")
 MIN_INPUT_SIZE = 16  # pixels: below this the backbones' strided layers leave nothing to look at
@@ -150,7 +151,7 @@ class Data:
     """Crop policy and loading (see :mod:`affectlab.data.transforms`)."""
 
     input_size: int = 112
-    margin: float = 0.07
+    margin: float = DEFAULT_MARGIN
     views: list[float] = field(default_factory=lambda: [0.0])
     image_context: float = 0.0
     augment: Augmentation | None = field(default_factory=Augmentation)

@@ -24,47 +24,13 @@ from affectlab.data.dataset import FaceDataset
 from affectlab.errors import AffectlabError
 from affectlab.labels import LabelSchema
 from affectlab.models import AffectModel
+from affectlab.models.meta import InputSpec
 from affectlab.scoring import score_tables
-
-DEFAULT_MARGIN = 0.07
-#: The context view of a face-and-context ensemble whose checkpoint does not say (ensemble-with-context §3).
-DEFAULT_CONTEXT = 0.25
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How a model wants its faces: input size, crop margin, views (contexts), the context unaligned
-    images carry, clip length (see :mod:`affectlab.data.transforms`)."""
-
-    size: int
-    margin: float = DEFAULT_MARGIN
-    views: tuple[float, ...] = (0.0,)
-    image_context: float = 0.0
-    clip_len: int = 0
-
-    @classmethod
-    def of(cls, model: AffectModel) -> "InputSpec":
-        """From a loaded checkpoint (its ``extra["crop"]``, written by the trainer) and the model's layout."""
-        meta = model.checkpoint_meta
-        if meta is None:
-            raise AffectlabError("the model has no checkpoint metadata; load it with affectlab.load_model")
-        crop = meta.extra.get("crop", {})
-        views = tuple(crop.get("views", (0.0,)))
-        if model.input_layout == "BVCHW" and len(views) != 2:
-            views = (0.0, DEFAULT_CONTEXT)
-        clip = int(model.config.get("seq_len", 32)) if model.input_layout == "BTCHW" else 0
-        return cls(meta.input_size, float(crop.get("margin", DEFAULT_MARGIN)), views,
-                   float(crop.get("image_context", 0.0)), clip)
-
-    def to_extra(self) -> dict:
-        """What a checkpoint records (``extra["crop"]``) so evaluation and analysis crop alike."""
-        return {"margin": self.margin, "views": list(self.views), "image_context": self.image_context}
 
 
 def _loader(samples: pd.DataFrame, schema: LabelSchema, spec: InputSpec, batch_size: int, workers: int,
             features: np.ndarray | None = None) -> DataLoader:
-    dataset = FaceDataset(samples, schema, size=spec.size, margin=spec.margin, views=spec.views,
-                          image_context=spec.image_context, clip_len=spec.clip_len, features=features)
+    dataset = FaceDataset(samples, schema, spec, features=features)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                       persistent_workers=False, generator=torch.Generator())
 

@@ -26,7 +26,8 @@ from affectlab.labels import LabelSchema
 from affectlab.metrics import p_au, p_expr, p_va
 from affectlab.models import AffectModel
 from affectlab.models.checkpoint import update_extra
-from affectlab.train.evaluate import InputSpec, collect_outputs
+from affectlab.models.meta import InputSpec
+from affectlab.train.evaluate import collect_outputs
 
 
 @dataclass

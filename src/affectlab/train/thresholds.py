@@ -18,7 +18,8 @@ from affectlab.errors import AffectlabError
 from affectlab.metrics import au_f1, tune_au_thresholds
 from affectlab.models import AffectModel
 from affectlab.models.checkpoint import update_extra
-from affectlab.train.evaluate import InputSpec, collect_outputs
+from affectlab.models.meta import InputSpec
+from affectlab.train.evaluate import collect_outputs
 
 
 @dataclass

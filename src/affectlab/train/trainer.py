@@ -50,18 +50,18 @@ from tqdm import tqdm
 from affectlab.data.dataset import FaceDataset
 from affectlab.data.table import soft_columns
 from affectlab.data.sampling import MultiSourceBatchSampler
-from affectlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError, DataError
 from affectlab.labels import AU_SETS, LabelSchema, expression_names, schema as make_schema
 from affectlab.devices import resolve_device
 from affectlab.log import logger
 from affectlab.jsonfile import json_ready, write_atomic, write_json
 from affectlab.models import AffectModel, Prediction, create_model, load_model, save_checkpoint
+from affectlab.models.meta import InputSpec
 from affectlab.scoring import score_tables
 from affectlab.train import data as tdata
 from affectlab.train.config import ConfigError, Confident, Distill, Recipe, Stage
 from affectlab.train.distill import CachedTeacher, student_loss
-from affectlab.train.evaluate import InputSpec, collect_outputs, evaluate, frame_features, monitor_value
+from affectlab.train.evaluate import collect_outputs, evaluate, frame_features, monitor_value
 from affectlab.train.objective import Objective, flatten_time, label_masks
 from affectlab.train.pseudo import apply_rules, mine_au_expr_rules, teacher_labels
 
@@ -498,13 +498,14 @@ class Training:
         if len(data.views) != layout_views:
             raise ConfigError(f"model {model.model_name!r} takes {layout_views} view(s) per face; "
                               f"data.views has {len(data.views)}")
-        clip = int(model.config.get("seq_len", 32)) if model.input_layout == "BTCHW" else 0
-        return InputSpec(data.input_size, data.margin, tuple(data.views), data.image_context, clip)
+        clip = int(model.config["seq_len"]) if model.input_layout == "BTCHW" else 0
+        return InputSpec(data.input_size, data.margin, tuple(data.views), data.image_context, clip,
+                         model.paper.mean, model.paper.std)
 
     def _save(self, member: Member, model: AffectModel, spec: InputSpec, extra: dict) -> None:
         if self.dist.main:
-            save_checkpoint(model, self.member_path(member.name), input_size=spec.size, mean=IMAGENET_MEAN,
-                            std=IMAGENET_STD, extra={"recipe": self.recipe.name, "paper": self.recipe.paper,
+            save_checkpoint(model, self.member_path(member.name), input_size=spec.size, mean=spec.mean,
+                            std=spec.std, extra={"recipe": self.recipe.name, "paper": self.recipe.paper,
                                                      "stage": member.stage.name, "member": member.name,
                                                      "crop": spec.to_extra(), **extra})
         self.dist.barrier()
@@ -600,10 +601,8 @@ class Training:
         """Batches from the fitting's step on: faces, or each frame's cached CNN features (``cache_features``)."""
         member, recipe, spec = fit.member, fit.member.recipe, fit.spec
         features = self._frame_features(member, fit.model, tables.samples, spec) if member.stage.cache_features else None
-        dataset = FaceDataset(tables.samples, self.schema, size=spec.size, margin=spec.margin, views=spec.views,
-                              image_context=spec.image_context, augmentation=recipe.data.augment,
-                              clip_len=spec.clip_len, seed=member.seed, sources=tables.names.tolist(),
-                              features=features)
+        dataset = FaceDataset(tables.samples, self.schema, spec, augmentation=recipe.data.augment, seed=member.seed,
+                              sources=tables.names.tolist(), features=features)
         sampler = MultiSourceBatchSampler(fit.pools, member.seed, rank=self.dist.rank, world_size=self.dist.world_size,
                                           start_step=fit.step)
         workers = recipe.data.workers
