@@ -93,7 +93,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     analyzer = _analyzer(args, smooth)
     try:
         report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
-                              video_out=args.video_out, abaw=args.abaw,
+                              video_out=args.video_out, abaw=args.abaw, fmt=args.format,
                               progress=not args.quiet and sys.stderr.isatty())
     except KeyboardInterrupt:
         print(f"affectlab: note: rows analysed so far are kept in {args.out} (an unfinished video's in "
@@ -545,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--plots", action="store_true", help="write PNG plots beside each table")
     analyze.add_argument("--video-out", action="store_true",
                          help="write each video, and a copy of each image, with boxes, expression and VA drawn")
+    analyze.add_argument("--format", choices=["native", "openface", "feat"], default="native",
+                         help="the tables' columns: affectlab's own, OpenFace 2.2 FeatureExtraction's, or py-feat's "
+                              "Fex names (default: native)")
     analyze.add_argument("--abaw", action="store_true", help="also write ABAW submission files under OUT/abaw")
     analyze.add_argument("--skip-existing", action="store_true", help="skip videos and images already analysed in OUT")
     analyze.add_argument("--quiet", action="store_true", help="no progress bars")
