@@ -52,7 +52,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from affectlab.scoring import load_thresholds, match, read_predictions, score_tables
 
     predictions = read_predictions(args.predictions, args.aus, face_id=args.face_id)
-    labels = _labelled(args.labels, args.images, args.split, args.aus)
+    labels = _labelled(args.labels, args.images, args.split, args.aus, check_images=False)  # pairs by path alone
     label_folder = Path(args.labels).resolve()
     matched = match(predictions, labels.samples, pred_root=Path(args.predictions).resolve().parent,
                     label_root=label_folder if label_folder.is_dir() else label_folder.parent,
@@ -154,12 +154,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled(path: str, images: str | None, split: str | None, aus: LabelSchema) -> Any:
+def _labelled(path: str, images: str | None, split: str | None, aus: LabelSchema, check_images: bool = True) -> Any:
     """A labelled source as a sample table; one without a usable row is one line saying why, not a failure
-    deep inside evaluation."""
+    deep inside evaluation. ``check_images=False``: rows are kept whether or not their image is on disk."""
     from affectlab.data import read_source
 
-    table = read_source(path, images=images, split=split, schema=aus)
+    table = read_source(path, images=images, split=split, schema=aus, check_images=check_images)
     if not len(table):
         why = ", ".join(f"{n} {reason}" for reason, n in table.skipped.items()) or "no rows"
         raise DataError(path, f"no labelled image to use ({why})")
