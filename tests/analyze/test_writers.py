@@ -112,3 +112,24 @@ def test_landmark_pose_and_gaze_columns_take_the_tools_places(analyzer, media, t
         back = read_results(tmp_path / f"{'of' if fmt == 'openface' else fmt}.csv", fmt)
         for column, value in extra.items():
             assert back.loc[0, column] == pytest.approx(value, abs=1e-4)
+
+
+def tied_table() -> pd.DataFrame:
+    """Faces 1 and 0 each seen in 3 of 4 frames (face 1's rows first), AU12 telling them apart."""
+    rows = [(1, 1, 0.9), (1, 0, 0.1), (2, 1, 0.9), (2, 0, 0.1), (3, 1, 0.9), (4, 0, 0.1)]
+    return pd.DataFrame({"input": "clip.mp4", "frame": [r[0] for r in rows], "face_id": [r[1] for r in rows],
+                         "success": 1, "AU12": [r[2] for r in rows]})
+
+
+def test_abaw_main_face_tie_goes_to_the_lowest_face_id():
+    """A tie in frames seen is broken by the lowest face_id, not by which face's rows come first; the plots
+    pick the same face (one function)."""
+    from affectlab.analyze import plots
+    from affectlab.analyze.writers import main_face, main_face_id
+
+    table = tied_table()
+    assert main_face_id(table) == 0 and plots.main_face_id is main_face_id
+    rows = main_face(table)
+    assert rows["frame"].tolist() == [1, 2, 3, 4] and rows["face_id"].tolist() == [0, 0, 0, 0]
+    assert rows["AU12"].tolist() == [0.1, 0.1, 0.1, 0.1]  # frame 3, where face 0 was missed, filled from it
+    assert main_face_id(table.iloc[::-1]) == 0  # whatever the order of the rows

@@ -170,16 +170,29 @@ class CsvRows:
         self.close()
 
 
+def main_face_id(faces: pd.DataFrame) -> int | None:
+    """The main face of a table's analysed rows: the face_id in most rows (frames); on a tie the lowest
+    face_id, whatever the rows' order. None without faces. ABAW files and plots both use it."""
+    if faces.empty:
+        return None
+    counts = faces["face_id"].astype(int).value_counts()
+    return int(counts[counts == counts.max()].index.min())
+
+
 def main_face(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per frame for the face seen most often (ties: the lowest face_id), in frame order,
-    with frames where it was not found filled from the nearest frame where it was."""
+    """One row per frame for the main face (:func:`main_face_id`), in frame order, with frames where it
+    was not found filled from the nearest frame where it was."""
     faces = table[table["success"] == 1]
-    frames = pd.Index(sorted(table["frame"].unique()), name="frame")
     if faces.empty:
         raise AffectlabError(f"no face was found in {table['input'].iloc[0]}; nothing to write for ABAW")
-    counts = faces["face_id"].value_counts()
-    chosen = counts[counts == counts.max()].index.min()
-    one = faces[faces["face_id"] == chosen].drop_duplicates("frame").set_index("frame").reindex(frames)
+    return _one_face(table, main_face_id(faces))
+
+
+def _one_face(table: pd.DataFrame, face_id: int) -> pd.DataFrame:
+    """Every frame of ``table`` holding face ``face_id``'s row, filled from the nearest frame it was in."""
+    faces = table[(table["success"] == 1) & (table["face_id"] == face_id)]
+    frames = pd.Index(sorted(table["frame"].unique()), name="frame")
+    one = faces.drop_duplicates("frame").set_index("frame").reindex(frames)
     return one.ffill().bfill().reset_index()
 
 
