@@ -133,3 +133,27 @@ def test_abaw_main_face_tie_goes_to_the_lowest_face_id():
     assert rows["frame"].tolist() == [1, 2, 3, 4] and rows["face_id"].tolist() == [0, 0, 0, 0]
     assert rows["AU12"].tolist() == [0.1, 0.1, 0.1, 0.1]  # frame 3, where face 0 was missed, filled from it
     assert main_face_id(table.iloc[::-1]) == 0  # whatever the order of the rows
+
+
+def test_abaw_two_people_get_left_and_right_files(analyzer, media, tmp_path):
+    """A real two-person clip (two faces of multi_face.jpg): one file per person and task, named by side,
+    one line per frame, each person's own predictions."""
+    import bad_inputs as bad
+    from affectlab.analyze.media import read_image
+
+    two = np.ascontiguousarray(read_image(media / "multi_face.jpg")[250:450, 500:800])  # faces at x 529 and 682
+    clip = bad.video(tmp_path / "pair.mp4", n=12, fps=10, picture=two)
+    report = run_analysis(analyzer, [clip], tmp_path / "out", abaw=True, progress=False)
+    assert not report.failures
+    table = pd.read_csv(tmp_path / "out" / "pair.csv")
+    assert table.groupby("frame")["success"].sum().eq(2).all()
+    abaw = tmp_path / "out" / "abaw"
+    assert not (abaw / "VA" / "pair.txt").exists()
+    faces = table[table["success"] == 1]
+    left_id = int(faces.loc[faces["x"].idxmin(), "face_id"])
+    for side, face_id in (("left", left_id), ("right", 1 - left_id)):
+        for task in ("AU", "EXPR", "VA"):
+            assert len((abaw / task / f"pair_{side}.txt").read_text().splitlines()) == 13  # header + 12 frames
+        va = pd.read_csv(abaw / "VA" / f"pair_{side}.txt")
+        own = faces[faces["face_id"] == face_id].sort_values("frame")
+        np.testing.assert_allclose(va["valence"], own["valence"], atol=1e-4)

@@ -208,7 +208,8 @@ def _missing(extras: Extras, out: Path, name: str, images: Sequence[Path] = ()) 
     return Extras(plots=extras.plots and not (out / f"{name}_circumplex.png").is_file(),
                   video_out=extras.video_out and not (all(p.is_file() for p in annotated) if images
                                                       else (out / f"{name}_annotated.mp4").is_file()),
-                  abaw=extras.abaw and not (out / "abaw" / ("mtl.txt" if images else f"AU/{name}.txt")).is_file())
+                  abaw=extras.abaw and not (images and (out / "abaw" / "mtl.txt").is_file() or not images and any(
+                      (out / "abaw" / "AU" / f"{name}{side}.txt").is_file() for side in ("", "_left"))))
 
 
 def _annotated_image_path(out: Path, name: str, image: Path) -> Path:

@@ -196,12 +196,42 @@ def _one_face(table: pd.DataFrame, face_id: int) -> pd.DataFrame:
     return one.ffill().bfill().reset_index()
 
 
+#: A track counts as a person of a two-person video when it is seen in at least this share of the frames
+#: (shorter tracks are passers-by or false detections).
+PERSON_SHARE = 0.25
+
+
+def people(table: pd.DataFrame) -> dict[str, int]:
+    """``{"left": id, "right": id}`` when two people are tracked in a video (the two face_ids seen most,
+    each in at least PERSON_SHARE of its frames), told apart by the mean horizontal centre of their
+    boxes as Aff-Wild2 names them; ``{}`` otherwise."""
+    faces = table[table["success"] == 1]
+    counts = faces["face_id"].astype(int).value_counts()
+    counts = counts[counts >= PERSON_SHARE * table["frame"].nunique()]
+    if len(counts) < 2:
+        return {}
+    two = sorted(counts.index, key=lambda i: (-counts[i], i))[:2]
+    centre = {i: float((faces.loc[faces["face_id"] == i, "x"] + faces.loc[faces["face_id"] == i, "width"] / 2).mean())
+              for i in two}
+    left, right = sorted(two, key=lambda i: (centre[i], i))
+    return {"left": left, "right": right}
+
+
 def write_abaw_task_files(table: pd.DataFrame, out_dir: str | os.PathLike[str], name: str,
                           schema: LabelSchema) -> list[Path]:
     """The uni-task submission files of one video: ``AU/<name>.txt``, ``EXPR/<name>.txt``,
-    ``VA/<name>.txt``, each a header line and one row per frame, in the ABAW annotation format."""
-    rows = main_face(table)
-    out = Path(out_dir)
+    ``VA/<name>.txt``, each a header line and one row per frame, in the ABAW annotation format. With two
+    people tracked (:func:`people`), ``<name>_left.txt`` and ``<name>_right.txt`` instead, each person's
+    file filled on every frame as the main face's is."""
+    two = people(table)
+    if not two:
+        return _write_task_files(main_face(table), Path(out_dir), name, schema)
+    return [path for side, face_id in two.items()
+            for path in _write_task_files(_one_face(table, face_id), Path(out_dir), f"{name}_{side}", schema)]
+
+
+def _write_task_files(rows: pd.DataFrame, out: Path, name: str, schema: LabelSchema) -> list[Path]:
+    """AU, EXPR and VA files of one person's rows (one per frame)."""
     decisions = rows[[f"{a}_c" for a in au_columns(schema)]].astype(int)
     expr = rows[list(schema.expr_names)].to_numpy(dtype=float).argmax(axis=1)
     files = {
