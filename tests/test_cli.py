@@ -336,3 +336,12 @@ def test_analyze_checks_its_arguments_before_the_model_loads(capsys, tmp_path, m
     if problem == "out is a file":
         assert err.strip() == (f"affectlab: error: {tmp_path / 'taken'}: the output folder (--out) is a file; "
                                "give a folder (it is created if missing)")
+
+
+def test_analyze_formats_are_the_writers():
+    from affectlab.analyze.writers import FORMATS
+    from affectlab.cli import build_parser
+
+    analyze = next(a for a in build_parser()._subparsers._group_actions[0].choices["analyze"]._actions
+                   if a.dest == "format")
+    assert tuple(analyze.choices) == FORMATS and analyze.default == "native"

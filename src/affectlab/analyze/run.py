@@ -123,6 +123,8 @@ def _read_table(path: Path, fmt: str = "native") -> pd.DataFrame | None:
     kind = "results table of affectlab analyze" + ("" if fmt == "native" else f" in the {fmt} format")
     try:
         table = read_results(path, fmt)
+    except DataError:
+        raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError, TypeError) as e:
         raise DataError(path, f"not a {kind} ({e}); move it away and run again") from None
     missing = [c for c in META_COLUMNS if c not in table.columns]

@@ -122,9 +122,22 @@ def from_format(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
     return out
 
 
+def results_format(columns: Sequence[str]) -> str:
+    """Which of FORMATS a results table's header is in (an OpenFace file: ``, `` separated, ``AUxx_r``)."""
+    if "FaceScore" in columns or "FaceRectX" in columns:
+        return "feat"
+    if any(c.startswith(" ") or (c.endswith("_r") and _is_au(c[:-2])) for c in columns):
+        return "openface"
+    return "native"
+
+
 def read_results(path: str | os.PathLike[str], fmt: str = "native") -> pd.DataFrame:
-    """A results table written by analyze in ``fmt``, as a native table."""
+    """A results table written by analyze in ``fmt``, as a native table; DataError if it is in another."""
     table = pd.read_csv(path, skipinitialspace=fmt == "openface")
+    found = results_format(list(pd.read_csv(path, nrows=0).columns))
+    if found != fmt:
+        raise DataError(path, f"is a results table in the {found} format, not {fmt}: run with --format {found}, "
+                              "or move it away")
     return from_format(table, fmt)
 
 
