@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affectlab.analyze.analyzer import Analyzer
 from affectlab.analyze.media import video_info
 from affectlab.analyze.run import run_analysis
 from affectlab.analyze.writers import CsvRows, read_results
@@ -15,13 +14,13 @@ from affectlab.cli import main
 
 
 @pytest.fixture(scope="module")
-def analyzer():
-    return Analyzer()  # the bundled default model
+def analyzer(sample_analyzer):
+    return sample_analyzer
 
 
 @pytest.fixture(scope="module")
-def media(shared_data):
-    return shared_data / "media"
+def media(sample_media):
+    return sample_media
 
 
 def openface_reference(media) -> list[str]:
