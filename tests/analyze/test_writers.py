@@ -156,3 +156,17 @@ def test_abaw_two_people_get_left_and_right_files(analyzer, media, tmp_path):
         va = pd.read_csv(abaw / "VA" / f"pair_{side}.txt")
         own = faces[faces["face_id"] == face_id].sort_values("frame")
         np.testing.assert_allclose(va["valence"], own["valence"], atol=1e-4)
+
+
+def test_score_reads_images_csv_in_every_format(analyzer, media, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"path": [str(media / "multi_face.jpg"), str(media / "single_face.jpg")], "AU12": [1, 1],
+                  "expression": ["Happiness", "Happiness"], "valence": [0.5, 0.6], "arousal": [0.1, 0.3]}
+                 ).to_csv(labels, index=False)
+    scores = {}
+    for fmt in ("native", "openface", "feat"):
+        run_analysis(analyzer, [media / "multi_face.jpg", media / "single_face.jpg"], tmp_path / fmt, fmt=fmt,
+                     progress=False)
+        assert main(["score", str(tmp_path / fmt / "images.csv"), str(labels), "--json", str(tmp_path / f"{fmt}.json")]) == 0
+        scores[fmt] = pd.read_json(tmp_path / f"{fmt}.json", typ="series")["n"]
+    assert scores["openface"] == scores["feat"] == scores["native"] == {"au": 2, "expr": 2, "va": 2}
