@@ -65,14 +65,18 @@ def huge_png(path: Path, side: int = 40_000) -> Path:
     return path
 
 
-def video(path: Path, n: int = 12, size: tuple[int, int] = (32, 24), fps: int = 10, codec: str = "mpeg4") -> Path:
-    """A small real video whose frame i is filled with gray level 8·i mod 256 (so decoded order is checkable)."""
+def video(path: Path, n: int = 12, size: tuple[int, int] = (32, 24), fps: int = 10, codec: str = "mpeg4",
+          picture: np.ndarray | None = None) -> Path:
+    """A small real video whose frame i is filled with gray level 8·i mod 256 (so decoded order is checkable),
+    or with ``picture`` (RGB uint8, even sides: e.g. real faces) on every frame."""
+    if picture is not None:
+        size = (picture.shape[1], picture.shape[0])
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         for i in range(n):
-            img = np.full((size[1], size[0], 3), (8 * i) % 256, dtype=np.uint8)
+            img = picture if picture is not None else np.full((size[1], size[0], 3), (8 * i) % 256, dtype=np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():

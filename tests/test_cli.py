@@ -99,6 +99,21 @@ def test_score_known_answers(capsys, tmp_path, known_answers):
     assert "Happiness" in out and "CCC" in out  # the table for people
 
 
+def test_score_needs_no_images(capsys, tmp_path, known_answers):
+    """Scoring pairs rows by path: labels whose images are not on disk (shared without them) score the same."""
+    preds, labels, expected = known_answers
+    for image in (labels.parent / "faces").iterdir():
+        image.unlink()
+    code, _, err = run(capsys, "score", str(preds), str(labels), "--json", str(tmp_path / "s.json"))
+    assert code == 0, err
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["n"] == expected["n"] and "warning" not in err
+    assert [s["au"]["f1"][a] for a in AU_ABAW] == pytest.approx(expected["au_f1"], abs=1e-9)
+    assert s["va"]["ccc_valence"] == pytest.approx(expected["ccc_valence"], abs=1e-9)
+    code, out, _ = run(capsys, "data", "summary", str(labels))  # reading for training still skips them
+    assert code == 0 and "image file missing: 40" in out
+
+
 def test_score_with_thresholds(capsys, tmp_path, known_answers):
     preds, labels, expected = known_answers
     thresholds = np.linspace(0.3, 0.8, 12)
@@ -321,3 +336,12 @@ def test_analyze_checks_its_arguments_before_the_model_loads(capsys, tmp_path, m
     if problem == "out is a file":
         assert err.strip() == (f"affectlab: error: {tmp_path / 'taken'}: the output folder (--out) is a file; "
                                "give a folder (it is created if missing)")
+
+
+def test_analyze_formats_are_the_writers():
+    from affectlab.analyze.writers import FORMATS
+    from affectlab.cli import build_parser
+
+    analyze = next(a for a in build_parser()._subparsers._group_actions[0].choices["analyze"]._actions
+                   if a.dest == "format")
+    assert tuple(analyze.choices) == FORMATS and analyze.default == "native"

@@ -139,6 +139,12 @@ def good_done(env: Env) -> bool:
     return env.images_done(env("good.png"))
 
 
+def _native_table(env: Env) -> Path:
+    """An output folder holding an images.csv that analyze wrote in the native format."""
+    assert main(env.analyze(good(env), out="earlier")) == 0
+    return env("earlier")
+
+
 def nan_labels(env: Env) -> str:
     return str(_manifest(env, "nan.csv", {"path": ["a.png"], "valence": ["nan"], "arousal": [0.1]}))
 
@@ -195,6 +201,11 @@ ANALYZE = [
          2, ("--stride: must be at least 1",)),
     Case("analyze", "--smooth of the wrong form", lambda e: e.analyze(good(e), extra=("--smooth", "au=seven")),
          2, ("smoothing 'au=seven': expected TASK=MU",)),
+    Case("analyze", "--format unknown", lambda e: e.analyze(good(e), extra=("--format", "csv")),
+         2, ("--format: invalid choice: 'csv'",)),
+    Case("analyze", "--skip-existing over a table of another --format",
+         lambda e: e.analyze(good(e), out=_native_table(e), extra=("--format", "openface", "--skip-existing")),
+         2, ("images.csv: is a results table in the native format, not openface: run with --format native",)),
     Case("analyze", "face-less clip with --abaw",
          lambda e: e.analyze(bad.video(e("blank.mp4"), n=4), extra=("--abaw",)),
          0, (), lambda e: len((e("out") / "abaw" / "VA" / "blank.txt").read_text().splitlines()) == 5,

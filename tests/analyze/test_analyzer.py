@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+from itertools import islice
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -200,3 +202,33 @@ def test_smoothing_needs_the_pytorch_model(analyzer):
     with pytest.raises(AffectlabError, match="PyTorch checkpoint"):
         Analyzer(analyzer.backend, smooth={"au": 7})
     assert Analyzer(smooth={"au": 7}).smoother is not None  # the bundled model then runs on PyTorch
+
+
+def test_stream_of_decoded_frames_gives_the_video_files_rows(analyzer, media):
+    """Arrays from another decoder, in chunks of any size, give the rows of the file: tracking, the
+    detector every 6th frame and refinement in between are the same code."""
+    from affectlab.analyze.media import iter_video, video_info
+
+    clip = media / "WolfgangLanger_Pexels.mp4"
+    file = analyzer.analyze(clip).head(150)
+    arrays = (f.image for f in islice(iter_video(clip), 150))
+    small_chunks = Analyzer(analyzer.backend, chunk_frames=5)  # a live loop wants rows soon
+    streamed = pd.concat(small_chunks.stream(arrays, fps=video_info(clip).fps, name=str(clip)), ignore_index=True)
+    pd.testing.assert_frame_equal(streamed.drop(columns="timestamp"), file.drop(columns="timestamp"))
+    np.testing.assert_allclose(streamed["timestamp"], file["timestamp"], atol=1e-6)
+
+
+def test_stream_keeps_the_frames_before_a_decoder_error(analyzer, media):
+    from affectlab.analyze.media import iter_video
+
+    def broken():
+        yield from (f.image for f in islice(iter_video(media / "single_face.mp4"), 10))
+        raise DataError("camera", "disconnected")
+
+    rows = []
+    with pytest.raises(DataError, match="disconnected"):
+        for chunk in analyzer.stream(broken()):
+            rows.append(chunk)
+    assert pd.concat(rows)["frame"].tolist() == list(range(1, 11)) and pd.concat(rows)["timestamp"].isna().all()
+    with pytest.raises(AffectlabError, match="frame 2 is not an RGB uint8 image"):
+        list(analyzer.stream([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)]))

@@ -64,6 +64,18 @@ def _take(frames: Iterator[Frame], n: int) -> tuple[list[Frame], DataError | Non
     return chunk, None
 
 
+def _frames_of(arrays: Iterable[np.ndarray], stride: int, fps: float | None, name: str) -> Iterator[Frame]:
+    """Every ``stride``-th array as a Frame (1-based ``frame``), each checked to be an RGB uint8 image."""
+    for index, image in enumerate(arrays, start=1):
+        if (index - 1) % stride:
+            continue
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise AffectlabError(f"{name}: frame {index} is not an RGB uint8 image (H x W x 3); got "
+                                 f"{image.dtype} of shape {image.shape}")
+        yield Frame(name, index, (index - 1) / fps if fps else float("nan"), image)
+
+
 class Analyzer:
     """Analyse images and videos with a checkpoint (``.safetensors``), an exported ``.onnx`` model, or
     the bundled default model (``model=None``).
@@ -162,10 +174,24 @@ class Analyzer:
                 frames = list(iter_frames(path))
             yield self._rows(frames, self._faces_of_stills(frames))
             return
+        yield from self._tracked_rows(iter_video(path, self.stride))
+
+    def stream(self, frames: Iterable[np.ndarray], *, fps: float | None = None,
+               name: str = "<stream>") -> Iterator[pd.DataFrame]:
+        """Rows of a sequence of RGB uint8 arrays (H x W x 3: a webcam loop, another decoder), chunk by
+        chunk, exactly as a video file's: faces tracked, the detector on every ``detect_every``-th kept
+        frame, every ``stride``-th frame kept. ``frame`` counts the arrays from 1, ``timestamp`` is
+        (frame - 1) / ``fps`` seconds (NaN without ``fps``), ``input`` is ``name``. A chunk is yielded
+        once ``chunk_frames`` frames are in (or the iterable ends); a DataError raised by the iterable
+        comes after the rows of the frames before it."""
+        yield from self._tracked_rows(_frames_of(frames, self.stride, fps, name))
+
+    def _tracked_rows(self, frames: Iterator[Frame]) -> Iterator[pd.DataFrame]:
+        """The rows of consecutive frames of one video, in chunks, faces tracked across chunks; a
+        DataError that ends the frames early is raised after the rows of every frame before it."""
         tracker = FaceTracker()
         if self.smoother is not None:
             self.smoother.reset()
-        frames = iter_video(path, self.stride)
         kept = 0
         while True:
             with self._timed("decode"):

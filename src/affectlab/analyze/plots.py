@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from affectlab.analyze.writers import main_face_id
 from affectlab.labels import EXPR_NAMES
 
 PathLike = str | os.PathLike[str]
@@ -137,7 +138,7 @@ def plot_au_heatmap(table: pd.DataFrame, path: PathLike, *, face_id: int | None 
     """AU probabilities of one face (default: the face seen most) over time: one row per AU, grey gaps."""
     faces = _faces(table)
     aus = _au_columns(table)
-    face = _check_face(faces, face_id) if face_id is not None else _main_face(faces)
+    face = _check_face(faces, face_id) if face_id is not None else main_face_id(faces)
     title = _title(table, "Action units", face, several=faces["face_id"].nunique() > 1)
     size = (WIDE[0], max(WIDE[1], 1.0 + 0.25 * len(aus)))
     if face is None or not aus:
@@ -163,7 +164,7 @@ def plot_expression_over_time(table: pd.DataFrame, path: PathLike, *, face_id: i
     """The expression probabilities of one face (default: the face seen most) as stacked areas over time."""
     faces = _faces(table)
     names = _expr_columns(table)
-    face = _check_face(faces, face_id) if face_id is not None else _main_face(faces)
+    face = _check_face(faces, face_id) if face_id is not None else main_face_id(faces)
     title = _title(table, "Expressions", face, several=faces["face_id"].nunique() > 1)
     if face is None or not names:
         return _save_empty(path, WIDE, title)
@@ -219,13 +220,6 @@ def _au_columns(table: pd.DataFrame) -> list[str]:
 
 def _expr_columns(table: pd.DataFrame) -> list[str]:
     return [name for name in EXPR_NAMES if name in table.columns]
-
-
-def _main_face(faces: pd.DataFrame) -> int | None:
-    """The face_id in most rows (the lowest on a tie); None without faces."""
-    if faces.empty:
-        return None
-    return int(faces.groupby("face_id").size().idxmax())
 
 
 def _check_face(faces: pd.DataFrame, face_id: int) -> int:

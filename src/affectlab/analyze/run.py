@@ -20,7 +20,7 @@ from tqdm import tqdm
 from affectlab.analyze.analyzer import Analyzer
 from affectlab.analyze.media import expand_inputs, is_video, video_info
 from affectlab.analyze.results import META_COLUMNS
-from affectlab.analyze.writers import CsvRows, describe, write_abaw_mtl, write_abaw_task_files
+from affectlab.analyze.writers import CsvRows, describe, read_results, write_abaw_mtl, write_abaw_task_files
 from affectlab.errors import AffectlabError, DataError
 
 IMAGES_CSV = "images.csv"
@@ -92,21 +92,22 @@ def output_names(paths: Sequence[Path]) -> dict[Path, str]:
 
 def run_analysis(analyzer: Analyzer, inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
                  skip_existing: bool = False, plots: bool = False, video_out: bool = False, abaw: bool = False,
-                 progress: bool = True) -> RunReport:
-    """Analyse every input into ``out_dir``; never raises for one bad input (see RunReport)."""
+                 fmt: str = "native", progress: bool = True) -> RunReport:
+    """Analyse every input into ``out_dir``, the tables in ``fmt`` (native, openface, feat); never raises
+    for one bad input (see RunReport)."""
     found = prepare(inputs, out_dir)
     out, extras = Path(out_dir), Extras(plots, video_out, abaw)
     report = RunReport(failures=[str(e) for e in found.errors])
     videos = [f for f in found.files if is_video(f)]
     for video, name in output_names(videos).items():
-        table, fresh = _run_video(analyzer, video, name, out, report, skip_existing, progress)
+        table, fresh = _run_video(analyzer, video, name, out, report, skip_existing, progress, fmt)
         if table is not None:
             wanted = extras if fresh else _missing(extras, out, name)
             _extras(analyzer, table, name, out, report, wanted, video)
     images = [f for f in found.files if not is_video(f)]
     if images:
-        fresh = _run_images(analyzer, images, out, report, skip_existing, progress)
-        table = _read_table(out / IMAGES_CSV)
+        fresh = _run_images(analyzer, images, out, report, skip_existing, progress, fmt)
+        table = _read_table(out / IMAGES_CSV, fmt)
         if table is not None:
             report.summaries.append(f"images: {describe(table, analyzer.schema)}")
             wanted = extras if fresh else _missing(extras, out, "images", images)
@@ -114,28 +115,31 @@ def run_analysis(analyzer: Analyzer, inputs: Sequence[str | os.PathLike[str]], o
     return report
 
 
-def _read_table(path: Path) -> pd.DataFrame | None:
-    """A results table written by an earlier call or this one; None where there is none yet."""
+def _read_table(path: Path, fmt: str = "native") -> pd.DataFrame | None:
+    """A results table written in ``fmt`` by an earlier call or this one, as a native table; None where
+    there is none yet."""
     if not path.is_file() or path.stat().st_size == 0:
         return None
+    kind = "results table of affectlab analyze" + ("" if fmt == "native" else f" in the {fmt} format")
     try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(path, f"not a results table of affectlab analyze ({e}); move it away and run again") from None
+        table = read_results(path, fmt)
+    except DataError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError, TypeError) as e:
+        raise DataError(path, f"not a {kind} ({e}); move it away and run again") from None
     missing = [c for c in META_COLUMNS if c not in table.columns]
     if missing:
-        raise DataError(path, f"not a results table of affectlab analyze (no {missing[0]!r} column); "
-                              "move it away and run again")
+        raise DataError(path, f"not a {kind} (no {missing[0]!r} column); move it away and run again")
     return table
 
 
 def _run_video(analyzer: Analyzer, video: Path, name: str, out: Path, report: RunReport, skip_existing: bool,
-               progress: bool) -> tuple[pd.DataFrame | None, bool]:
+               progress: bool, fmt: str) -> tuple[pd.DataFrame | None, bool]:
     """(the video's table or None, whether it was analysed now rather than read back from an earlier run)."""
     final = out / f"{name}.csv"
     if skip_existing and final.is_file():
         try:
-            table = _read_table(final)
+            table = _read_table(final, fmt)
         except DataError as e:  # a damaged table of an earlier run: say so, go on with the other inputs
             report.failures.append(str(e))
             return None, False
@@ -149,7 +153,7 @@ def _run_video(analyzer: Analyzer, video: Path, name: str, out: Path, report: Ru
         report.failures.append(str(e))
         return None, False
     rows = 0
-    with CsvRows(partial) as writer, tqdm(total=total, unit="frame", desc=name, disable=not progress,
+    with CsvRows(partial, fmt=fmt) as writer, tqdm(total=total, unit="frame", desc=name, disable=not progress,
                                           leave=False, dynamic_ncols=True) as bar:
         try:
             for chunk in analyzer.iter_rows(video):
@@ -165,24 +169,24 @@ def _run_video(analyzer: Analyzer, video: Path, name: str, out: Path, report: Ru
     os.replace(partial, final)
     report.written.append(final)
     report.analysed += 1
-    table = pd.read_csv(final)
+    table = read_results(final, fmt)
     report.summaries.append(f"{name}: {describe(table, analyzer.schema)}")
     return table, True
 
 
 def _run_images(analyzer: Analyzer, images: list[Path], out: Path, report: RunReport, skip_existing: bool,
-                progress: bool) -> bool:
+                progress: bool, fmt: str) -> bool:
     """Append every image's rows to images.csv; True when any image gave rows in this run."""
     path = out / IMAGES_CSV
     if skip_existing:
-        earlier = _read_table(path)
+        earlier = _read_table(path, fmt)
         done = set() if earlier is None else set(earlier["input"].astype(str))
         report.skipped += [str(i) for i in images if os.fspath(i) in done]
         images = [i for i in images if os.fspath(i) not in done]
     if not images:
         return False
     analysed = 0
-    with CsvRows(path, append=skip_existing) as writer, tqdm(total=len(images), unit="image", desc="images",
+    with CsvRows(path, append=skip_existing, fmt=fmt) as writer, tqdm(total=len(images), unit="image", desc="images",
                                                              disable=not progress, leave=False) as bar:
         for result in analyzer.analyze_images(images):
             if isinstance(result, DataError):
@@ -206,7 +210,8 @@ def _missing(extras: Extras, out: Path, name: str, images: Sequence[Path] = ()) 
     return Extras(plots=extras.plots and not (out / f"{name}_circumplex.png").is_file(),
                   video_out=extras.video_out and not (all(p.is_file() for p in annotated) if images
                                                       else (out / f"{name}_annotated.mp4").is_file()),
-                  abaw=extras.abaw and not (out / "abaw" / ("mtl.txt" if images else f"AU/{name}.txt")).is_file())
+                  abaw=extras.abaw and not (images and (out / "abaw" / "mtl.txt").is_file() or not images and any(
+                      (out / "abaw" / "AU" / f"{name}{side}.txt").is_file() for side in ("", "_left"))))
 
 
 def _annotated_image_path(out: Path, name: str, image: Path) -> Path:

@@ -30,7 +30,8 @@ class Reader:
     """How one kind of source is recognised and read.
 
     ``folder``: recognises a folder (``path``) instead of a file's header (``columns``); ``read``
-    takes the path and the keyword arguments it ``accepts`` (images, split) plus the schema.
+    takes the path and the keyword arguments it ``accepts`` (images, split) plus the schema;
+    ``checks_images``: it drops rows whose image is missing unless told ``check_images=False``.
     A folder that is not itself a source may hold ``labels.csv``, read as the file it is.
     """
 
@@ -40,6 +41,7 @@ class Reader:
     read: Callable[..., SampleTable]
     accepts: tuple[str, ...] = ()
     folder: bool = False
+    checks_images: bool = False
 
 
 def _is_abaw(path: Path, columns: list[str]) -> bool:
@@ -49,18 +51,20 @@ def _is_abaw(path: Path, columns: list[str]) -> bool:
 #: Every supported source, in the order they are tried (a manifest last among files: it only needs `path`).
 READERS: tuple[Reader, ...] = (
     Reader("abaw", "an ABAW annotation folder (with " + ", ".join(f for fs in TASK_FOLDERS.values() for f in fs) + ")",
-           _is_abaw, lambda p, images=None, split=None, schema=DEFAULT_SCHEMA: read_abaw(p, images, split=split,
-                                                                                         schema=schema),
-           accepts=("images", "split"), folder=True),
+           _is_abaw, lambda p, images=None, split=None, **kw: read_abaw(p, images, split=split, **kw),
+           accepts=("images", "split"), folder=True, checks_images=True),
     Reader("abaw-mtl", "an ABAW multi-task file (header image,valence,arousal,expression,aus)",
            lambda p, c: tuple(x.lower() for x in c[:4]) == MTL_HEADER[:4],
-           lambda p, images=None, schema=DEFAULT_SCHEMA: read_abaw_mtl(p, images, schema=schema), accepts=("images",)),
-    Reader("ferplus", "a FER+ labels.csv", lambda p, c: set(FERPLUS_VOTES) <= set(c), read_ferplus, accepts=("split",)),
-    Reader("affectnet", "an AffectNet labels.csv", lambda p, c: {"expression_idx", "lnd_x0"} <= set(c), read_affectnet),
+           lambda p, images=None, **kw: read_abaw_mtl(p, images, **kw), accepts=("images",), checks_images=True),
+    Reader("ferplus", "a FER+ labels.csv", lambda p, c: set(FERPLUS_VOTES) <= set(c), read_ferplus, accepts=("split",),
+           checks_images=True),
+    Reader("affectnet", "an AffectNet labels.csv", lambda p, c: {"expression_idx", "lnd_x0"} <= set(c), read_affectnet,
+           checks_images=True),
     # a saved sample table has `expr` instead of CK+'s `expression`
-    Reader("ckplus", "a CK+ labels.csv", lambda p, c: {"subject", "au_source", "expression"} <= set(c), read_ckplus),
+    Reader("ckplus", "a CK+ labels.csv", lambda p, c: {"subject", "au_source", "expression"} <= set(c), read_ckplus,
+           checks_images=True),
     Reader("manifest", "a CSV manifest with a 'path' column", lambda p, c: "path" in c, read_manifest,
-           accepts=("split",)),
+           accepts=("split",), checks_images=True),
     Reader("images", "a folder of unlabelled images", lambda p, c: holds_images(p), read_images, folder=True),
 )
 EXPECTED = ", ".join(r.describe for r in READERS) + ", or a folder holding labels.csv"
@@ -91,15 +95,20 @@ def source_kind(path: str | os.PathLike[str]) -> str:
 
 
 def read_source(path: str | os.PathLike[str], *, images: str | os.PathLike[str] | None = None,
-                split: str | None = None, schema: LabelSchema = DEFAULT_SCHEMA) -> SampleTable:
-    """Read any supported source (see :func:`source_kind`). ``images`` is the frame root of ABAW sources."""
+                split: str | None = None, schema: LabelSchema = DEFAULT_SCHEMA, check_images: bool = True) -> SampleTable:
+    """Read any supported source (see :func:`source_kind`). ``images`` is the frame root of ABAW sources.
+    ``check_images=False`` keeps rows whose image file is absent (scoring pairs rows by path only); ABAW
+    sources look for their frames only where ``images`` is given."""
     reader, target = _reader(Path(path))
     given = {"images": images, "split": split}
     for name, value in given.items():
         if value is not None and name not in reader.accepts:
             why = {"images": "whose image paths are relative to its folder", "split": "without splits"}[name]
             raise DataError(target, f"is a {reader.kind} source {why}; leave {name} out")
-    return reader.read(target, **{k: v for k, v in given.items() if k in reader.accepts}, schema=schema)
+    options = {k: v for k, v in given.items() if k in reader.accepts}
+    if reader.checks_images and not check_images:
+        options["check_images"] = False
+    return reader.read(target, **options, schema=schema)
 
 
 def _header(path: Path) -> list[str]:

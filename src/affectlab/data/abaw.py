@@ -46,13 +46,14 @@ _COLUMNS: dict[str, tuple[str, ...]] = {"AU": AU_ABAW, "EXPR": ("expr",), "VA": 
 
 
 def read_abaw(annotation_root: str | os.PathLike[str], images: str | os.PathLike[str] | None = None, *,
-              split: str | None = None, schema: LabelSchema = DEFAULT_SCHEMA) -> SampleTable:
+              split: str | None = None, schema: LabelSchema = DEFAULT_SCHEMA, check_images: bool = True) -> SampleTable:
     """Read the uni-task annotation folders under ``annotation_root``; one row per annotated frame.
 
     A frame annotated in several tasks becomes one row (merged on video and frame within a split;
     a frame in one task's train set and another's validation set stays two rows, so validation labels
     never leak into training). With ``images`` (the cropped_aligned root) paths are absolute and
-    frames without an image are skipped; without it paths are ``<video>/<n:05d>.jpg``.
+    frames without an image are skipped (kept with ``check_images=False``); without it paths are
+    ``<video>/<n:05d>.jpg``.
     """
     root = Path(annotation_root)
     if not root.is_dir():
@@ -67,11 +68,11 @@ def read_abaw(annotation_root: str | os.PathLike[str], images: str | os.PathLike
     name = frames["frame"].astype(str).str.zfill(5) + ".jpg"
     frames["path"] = frames["video"] + "/" + name
     frames["source"] = "abaw"
-    return _finish(frames, images, schema)
+    return _finish(frames, images, schema, check_images)
 
 
 def read_abaw_mtl(file: str | os.PathLike[str], images: str | os.PathLike[str] | None = None, *,
-                  schema: LabelSchema = DEFAULT_SCHEMA) -> SampleTable:
+                  schema: LabelSchema = DEFAULT_SCHEMA, check_images: bool = True) -> SampleTable:
     """Read one split of the ABAW multi-task set (s-Aff-Wild2): ``image,valence,arousal,expression,aus``.
 
     Each row is ``<video>/<frame>.jpg,v,a,expr,au1,...,au12`` (-5 / -1 missing). Same image and
@@ -95,7 +96,7 @@ def read_abaw_mtl(file: str | os.PathLike[str], images: str | os.PathLike[str] |
     frames = frames.join([_labels("VA", values[:, 0:2], path, VA_NAMES),
                           _labels("EXPR", values[:, 2:3], path, ("expression",)),
                           _labels("AU", values[:, 3:], path, AU_ABAW)])
-    return _finish(frames, images, schema)
+    return _finish(frames, images, schema, check_images)
 
 
 def abaw_release(annotation_root: str | os.PathLike[str]) -> str:
@@ -193,8 +194,10 @@ def _require(ok: np.ndarray, values: np.ndarray, path: Path, names: tuple[str, .
         raise DataError(path, f"{names[col]}: {values[row, col]:g} is not {expected}", line=row + 2)
 
 
-def _finish(frames: pd.DataFrame, images: str | os.PathLike[str] | None, schema: LabelSchema) -> SampleTable:
-    """Drop frames with no label at all, point paths at ``images`` and drop frames without an image."""
+def _finish(frames: pd.DataFrame, images: str | os.PathLike[str] | None, schema: LabelSchema,
+            check_images: bool = True) -> SampleTable:
+    """Drop frames with no label at all, point paths at ``images`` and (``check_images``) drop frames
+    without an image."""
     skipped: dict[str, int] = {}
     au = frames.reindex(columns=sorted(set(AU_ABAW) | set(AU_ABAW2020))).notna().any(axis=1)
     va = frames.reindex(columns=list(VA_NAMES)).notna().any(axis=1)
@@ -202,8 +205,9 @@ def _finish(frames: pd.DataFrame, images: str | os.PathLike[str] | None, schema:
     frames = drop_rows(frames, ~(au | va | expr).to_numpy(), NO_LABELS, skipped)
     if images is not None:
         root = Path(images)
-        if not root.is_dir():
+        if check_images and not root.is_dir():
             raise DataError(root, "no such image folder")
         frames["path"] = os.path.abspath(root) + os.sep + frames["path"].str.replace("/", os.sep)
-        frames = drop_rows(frames, ~existing(frames["path"]), IMAGE_MISSING, skipped)
+        if check_images:
+            frames = drop_rows(frames, ~existing(frames["path"]), IMAGE_MISSING, skipped)
     return build_table(frames, schema, skipped)

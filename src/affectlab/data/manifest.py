@@ -24,8 +24,9 @@ _SOFT_SUM_TOLERANCE = 1e-3
 
 
 def read_manifest(csv: str | os.PathLike[str], *, split: str | None = None, schema: LabelSchema = DEFAULT_SCHEMA,
-                  predictions: bool = False) -> SampleTable:
-    """Read a CSV manifest; rows whose image is missing are skipped and counted.
+                  predictions: bool = False, check_images: bool = True) -> SampleTable:
+    """Read a CSV manifest; rows whose image is missing are skipped and counted (``check_images=False``:
+    kept, as scoring labels needs only their paths).
 
     With ``predictions=True`` (a predictions file to score) AU values may be probabilities in [0, 1],
     the expression may be given as one probability column per schema class (named as the classes;
@@ -53,7 +54,7 @@ def read_manifest(csv: str | os.PathLike[str], *, split: str | None = None, sche
     translated = ["path", "source", "video", "frame", *expr_columns, *aus.values(), *soft, *va]
     frame = frame.join(typed_extras(raw.drop(columns=translated, errors="ignore")))
     skipped: dict[str, int] = {}
-    if not predictions:
+    if check_images and not predictions:
         frame = drop_missing_images(frame, skipped)
     return build_table(frame, schema, skipped)
 

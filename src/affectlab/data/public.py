@@ -24,7 +24,7 @@ LANDMARKS: tuple[str, ...] = tuple(f"lnd_{axis}{i}" for i in range(68) for axis 
 
 
 def read_ferplus(labels_csv: str | os.PathLike[str], *, split: str | None = None,
-                 schema: LabelSchema = DEFAULT_SCHEMA) -> SampleTable:
+                 schema: LabelSchema = DEFAULT_SCHEMA, check_images: bool = True) -> SampleTable:
     """FER+: the raters' votes become soft targets, the majority a hard label (-1 where there is none).
 
     Soft targets are normalised over the 8 emotion votes (``unknown`` and ``NF`` votes ignored). Rows
@@ -54,10 +54,11 @@ def read_ferplus(labels_csv: str | os.PathLike[str], *, split: str | None = None
     nf_most = counts["votes_NF"] > np.maximum(votes.max(axis=1), counts["votes_unknown"])
     frame = drop_rows(frame, no_votes, NO_EMOTION_VOTES, skipped)
     frame = drop_rows(frame, nf_most[~no_votes], NOT_A_FACE, skipped)
-    return build_table(drop_missing_images(frame, skipped), schema, skipped)
+    return build_table(drop_missing_images(frame, skipped) if check_images else frame, schema, skipped)
 
 
-def read_affectnet(labels_csv: str | os.PathLike[str], *, schema: LabelSchema = DEFAULT_SCHEMA) -> SampleTable:
+def read_affectnet(labels_csv: str | os.PathLike[str], *, schema: LabelSchema = DEFAULT_SCHEMA,
+                   check_images: bool = True) -> SampleTable:
     """AffectNet: ``expression_idx`` (AffectNet order, contempt -> Other), valence, arousal, 68 landmarks."""
     path = existing_file(labels_csv)
     raw = read_csv_text(path, ["path", "expression_idx", "valence", "arousal", *LANDMARKS])
@@ -73,10 +74,11 @@ def read_affectnet(labels_csv: str | os.PathLike[str], *, schema: LabelSchema = 
     translated = ["path", "expression_idx", "expression", "valence", "arousal", *LANDMARKS]
     frame = frame.join(typed_extras(raw.drop(columns=translated, errors="ignore")))
     skipped: dict[str, int] = {}
-    return build_table(drop_missing_images(frame, skipped), schema, skipped)
+    return build_table(drop_missing_images(frame, skipped) if check_images else frame, schema, skipped)
 
 
-def read_ckplus(labels_csv: str | os.PathLike[str], *, schema: LabelSchema = DEFAULT_SCHEMA) -> SampleTable:
+def read_ckplus(labels_csv: str | os.PathLike[str], *, schema: LabelSchema = DEFAULT_SCHEMA,
+                check_images: bool = True) -> SampleTable:
     """CK+ (either crop): binary AU columns, expression names, ``video`` = sequence, ``frame`` = frame.
 
     Schema AUs the file lacks stay NaN (missing), never 0: absence of a column is not absence of the AU.
@@ -98,4 +100,4 @@ def read_ckplus(labels_csv: str | os.PathLike[str], *, schema: LabelSchema = DEF
     translated = ["path", "sequence", "frame", "expression", *au_columns]
     frame = frame.join(typed_extras(raw.drop(columns=translated)))
     skipped: dict[str, int] = {}
-    return build_table(drop_missing_images(frame, skipped), schema, skipped)
+    return build_table(drop_missing_images(frame, skipped) if check_images else frame, schema, skipped)

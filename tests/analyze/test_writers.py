@@ -1,0 +1,172 @@
+"""affectlab.analyze.writers: the OpenFace and py-feat formats against those tools' own files, and read back."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affectlab.analyze.media import video_info
+from affectlab.analyze.run import run_analysis
+from affectlab.analyze.writers import CsvRows, read_results
+from affectlab.cli import main
+
+
+@pytest.fixture(scope="module")
+def analyzer(sample_analyzer):
+    return sample_analyzer
+
+
+@pytest.fixture(scope="module")
+def media(sample_media):
+    return sample_media
+
+
+def openface_reference(media) -> list[str]:
+    """OpenFace's own header (the sample file of py-feat's tests, written by OpenFace 2.0) with the
+    ``face_id`` that 2.2 writes after ``frame`` and the gaze angles it writes after the gaze vectors."""
+    names = [c.strip() for c in (media / "OpenFace_Test.csv").open().readline().split(",")]
+    names.insert(1, "face_id")
+    at = names.index("gaze_1_z") + 1
+    return [*names[:at], "gaze_angle_x", "gaze_angle_y", *names[at:]]
+
+
+def test_analyze_examples_as_openface_has_openface_header(media, tmp_path, capsys):
+    """What a new user gets from ``affectlab analyze examples/media --format openface``."""
+    examples = Path(__file__).resolve().parents[2] / "examples" / "media"
+    assert main(["analyze", str(examples), "--format", "openface", "--out", str(tmp_path), "--quiet"]) == 0
+    reference = openface_reference(media)
+    for name in ("single_face.csv", "WolfgangLanger_Pexels.csv", "images.csv"):
+        lines = (tmp_path / name).read_text().splitlines()
+        header = lines[0].split(", ")
+        assert header[:5] == ["frame", "face_id", "timestamp", "confidence", "success"]
+        ours = [c for c in header if c in reference]
+        assert ours == [c for c in reference if c in header]  # OpenFace's columns in OpenFace's order
+        last = header.index(ours[-1])
+        assert [c for c in header[:last] if c not in reference] == ["AU24_r", "AU24_c"]  # sorted in, as OpenFace sorts
+        assert ("AU12_r" in header and "AU12_c" in header and header.index("AU26_r") < header.index("AU01_c"))
+        assert all(len(line.split(", ")) == len(header) for line in lines[1:])
+    video = read_results(tmp_path / "single_face.csv", "openface")
+    assert video["frame"].tolist() == list(range(1, 73)) and video["success"].eq(1).all()
+    raw = pd.read_csv(tmp_path / "single_face.csv", skipinitialspace=True)
+    fps = video_info(examples / "single_face.mp4").fps
+    assert np.allclose(raw["timestamp"], (raw["frame"] - 1) / fps, atol=1e-3)  # seconds
+    assert raw.filter(regex=r"^AU\d+_r$").stack().between(0, 1).all()  # probabilities, not 0-5 intensities
+    assert set(raw.filter(regex=r"^AU\d+_c$").stack()) <= {0, 1}
+
+
+def test_feat_format_has_py_feat_names_and_order(analyzer, media, tmp_path):
+    report = run_analysis(analyzer, [media / "single_face.mp4", media / "multi_face.jpg", media / "single_face.jpg"],
+                          tmp_path, fmt="feat", progress=False)
+    assert not report.failures
+    reference = list(pd.read_csv(media / "001.csv", nrows=0).columns)  # written by py-feat itself
+    for name in ("single_face.csv", "images.csv"):
+        header = list(pd.read_csv(tmp_path / name, nrows=0).columns)
+        ours = [c for c in header if c in reference]
+        assert ours == [c for c in reference if c in header]
+        assert ours[:5] == ["FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore"]
+        assert {"anger", "neutral", "AU01", "input", "frame", "valence", "arousal"} <= set(header)
+        assert header[-2:] == ["input", "frame"]
+    video, images = pd.read_csv(tmp_path / "single_face.csv"), pd.read_csv(tmp_path / "images.csv")
+    assert video["frame"].tolist() == list(range(72))  # py-feat counts frames from 0
+    assert images.groupby("input", sort=False)["frame"].first().tolist() == [0, 1]  # and images within a file
+    assert len(images) == 6
+
+
+def test_formats_read_back_to_the_native_table(analyzer, media, tmp_path):
+    native = analyzer.analyze(media / "single_face.mp4").head(8)
+    for fmt in ("native", "openface", "feat"):
+        with CsvRows(tmp_path / f"{fmt}.csv", fmt=fmt) as writer:
+            writer.write(native.iloc[:3])
+            writer.write(native.iloc[3:])
+        back = read_results(tmp_path / f"{fmt}.csv", fmt)[list(native.columns)]
+        numbers = [c for c in native.columns if c not in ("input", "expression")]
+        np.testing.assert_allclose(back[numbers].to_numpy(float), native[numbers].to_numpy(float), atol=1e-4)
+        assert back["expression"].tolist() == native["expression"].tolist()
+
+
+def test_landmark_pose_and_gaze_columns_take_the_tools_places(analyzer, media, tmp_path):
+    """The columns of ``analyze --landmarks`` (OpenFace's names in the native table) where each tool has them."""
+    native = analyzer.analyze(media / "single_face.jpg")
+    extra = {f"{a}_{i}": 10.0 + i for a in "xy" for i in range(68)}
+    extra |= {"pose_Tx": 1.0, "pose_Ty": 2.0, "pose_Tz": 500.0, "pose_Rx": 0.1, "pose_Ry": -0.2, "pose_Rz": 0.3,
+              "gaze_angle_x": 0.05, "gaze_angle_y": -0.05}
+    native = pd.concat([native, pd.DataFrame(extra, index=native.index)], axis=1)
+    with CsvRows(tmp_path / "of.csv", fmt="openface") as writer:
+        writer.write(native)
+    header = (tmp_path / "of.csv").read_text().splitlines()[0].split(", ")
+    reference = openface_reference(media)
+    assert [c for c in header if c in reference] == [c for c in reference if c in header]
+    assert header.index("gaze_angle_y") < header.index("pose_Tx") < header.index("x_0") < header.index("y_67") \
+        < header.index("AU01_r")
+    with CsvRows(tmp_path / "feat.csv", fmt="feat") as writer:
+        writer.write(native)
+    feat = pd.read_csv(tmp_path / "feat.csv")
+    reference = list(pd.read_csv(media / "001.csv", nrows=0).columns)
+    assert [c for c in feat.columns if c in reference] == [c for c in reference if c in feat.columns]
+    assert feat.loc[0, "Pitch"] == pytest.approx(np.degrees(0.1), abs=1e-3)  # py-feat's pose is in degrees
+    assert feat.loc[0, "Yaw"] == pytest.approx(np.degrees(-0.2), abs=1e-3)
+    for fmt in ("openface", "feat"):
+        back = read_results(tmp_path / f"{'of' if fmt == 'openface' else fmt}.csv", fmt)
+        for column, value in extra.items():
+            assert back.loc[0, column] == pytest.approx(value, abs=1e-4)
+
+
+def tied_table() -> pd.DataFrame:
+    """Faces 1 and 0 each seen in 3 of 4 frames (face 1's rows first), AU12 telling them apart."""
+    rows = [(1, 1, 0.9), (1, 0, 0.1), (2, 1, 0.9), (2, 0, 0.1), (3, 1, 0.9), (4, 0, 0.1)]
+    return pd.DataFrame({"input": "clip.mp4", "frame": [r[0] for r in rows], "face_id": [r[1] for r in rows],
+                         "success": 1, "AU12": [r[2] for r in rows]})
+
+
+def test_abaw_main_face_tie_goes_to_the_lowest_face_id():
+    """A tie in frames seen is broken by the lowest face_id, not by which face's rows come first; the plots
+    pick the same face (one function)."""
+    from affectlab.analyze import plots
+    from affectlab.analyze.writers import main_face, main_face_id
+
+    table = tied_table()
+    assert main_face_id(table) == 0 and plots.main_face_id is main_face_id
+    rows = main_face(table)
+    assert rows["frame"].tolist() == [1, 2, 3, 4] and rows["face_id"].tolist() == [0, 0, 0, 0]
+    assert rows["AU12"].tolist() == [0.1, 0.1, 0.1, 0.1]  # frame 3, where face 0 was missed, filled from it
+    assert main_face_id(table.iloc[::-1]) == 0  # whatever the order of the rows
+
+
+def test_abaw_two_people_get_left_and_right_files(analyzer, media, tmp_path):
+    """A real two-person clip (two faces of multi_face.jpg): one file per person and task, named by side,
+    one line per frame, each person's own predictions."""
+    import bad_inputs as bad
+    from affectlab.analyze.media import read_image
+
+    two = np.ascontiguousarray(read_image(media / "multi_face.jpg")[250:450, 500:800])  # faces at x 529 and 682
+    clip = bad.video(tmp_path / "pair.mp4", n=12, fps=10, picture=two)
+    report = run_analysis(analyzer, [clip], tmp_path / "out", abaw=True, progress=False)
+    assert not report.failures
+    table = pd.read_csv(tmp_path / "out" / "pair.csv")
+    assert table.groupby("frame")["success"].sum().eq(2).all()
+    abaw = tmp_path / "out" / "abaw"
+    assert not (abaw / "VA" / "pair.txt").exists()
+    faces = table[table["success"] == 1]
+    left_id = int(faces.loc[faces["x"].idxmin(), "face_id"])
+    for side, face_id in (("left", left_id), ("right", 1 - left_id)):
+        for task in ("AU", "EXPR", "VA"):
+            assert len((abaw / task / f"pair_{side}.txt").read_text().splitlines()) == 13  # header + 12 frames
+        va = pd.read_csv(abaw / "VA" / f"pair_{side}.txt")
+        own = faces[faces["face_id"] == face_id].sort_values("frame")
+        np.testing.assert_allclose(va["valence"], own["valence"], atol=1e-4)
+
+
+def test_score_reads_images_csv_in_every_format(analyzer, media, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"path": [str(media / "multi_face.jpg"), str(media / "single_face.jpg")], "AU12": [1, 1],
+                  "expression": ["Happiness", "Happiness"], "valence": [0.5, 0.6], "arousal": [0.1, 0.3]}
+                 ).to_csv(labels, index=False)
+    scores = {}
+    for fmt in ("native", "openface", "feat"):
+        run_analysis(analyzer, [media / "multi_face.jpg", media / "single_face.jpg"], tmp_path / fmt, fmt=fmt,
+                     progress=False)
+        assert main(["score", str(tmp_path / fmt / "images.csv"), str(labels), "--json", str(tmp_path / f"{fmt}.json")]) == 0
+        scores[fmt] = pd.read_json(tmp_path / f"{fmt}.json", typ="series")["n"]
+    assert scores["openface"] == scores["feat"] == scores["native"] == {"au": 2, "expr": 2, "va": 2}
