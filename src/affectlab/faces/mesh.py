@@ -31,6 +31,7 @@ import numpy as np
 MESH_SIZE, IRIS_SIZE = 192, 64
 MESH_SCALE, IRIS_SCALE = 1.5, 2.3  # MediaPipe's ROI scales (face_landmark, iris_landmark graphs)
 N_MESH = 468
+MESH_OFFSET = IRIS_OFFSET = 0.5  # the models' outputs are edge-based (0 = the crop's left edge)
 #: Eye corners of the mesh: image-left eye outer (33) and inner (133), image-right eye inner (362)
 #: and outer (263): the iris crops and the eye line for the second pass.
 LEFT_EYE, RIGHT_EYE = (33, 133), (362, 263)
@@ -146,7 +147,7 @@ def _run_mesh(image: np.ndarray, rois: Sequence[Roi]) -> list[FaceMesh]:
     raw, flag = _session("face_landmark").run(None, {"image": np.ascontiguousarray(batch)})
     out = []
     for r, pts, f in zip(rois, raw.reshape(len(rois), N_MESH, 3), flag[:, 0]):
-        pts = pts.astype(np.float64) - [0.5, 0.5, 0.0]
+        pts = pts.astype(np.float64) - [MESH_OFFSET, MESH_OFFSET, 0.0]
         out.append(FaceMesh(to_image(pts, r, MESH_SIZE), float(1 / (1 + np.exp(-f)))))
     return out
 
@@ -200,8 +201,8 @@ def irises(image: np.ndarray, meshes: Sequence[FaceMesh]) -> list[Irises]:
     for k in range(len(meshes)):
         eyes_c, eyes_i = [], []
         for j in (2 * k, 2 * k + 1):
-            c = contour[j].reshape(71, 3).astype(np.float64) - [0.5, 0.5, 0.0]
-            i = iris[j].reshape(5, 3).astype(np.float64) - [0.5, 0.5, 0.0]
+            c = contour[j].reshape(71, 3).astype(np.float64) - [IRIS_OFFSET, IRIS_OFFSET, 0.0]
+            i = iris[j].reshape(5, 3).astype(np.float64) - [IRIS_OFFSET, IRIS_OFFSET, 0.0]
             eyes_c.append(to_image(c, rois[j], IRIS_SIZE, flips[j]))
             eyes_i.append(to_image(i, rois[j], IRIS_SIZE, flips[j]))
         iris_pts = np.stack(eyes_i)
