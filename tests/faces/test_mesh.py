@@ -1,0 +1,113 @@
+"""The MediaPipe face mesh and iris model on onnxruntime (affectlab.faces.mesh), on real faces."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from affectlab.analyze.media import read_image
+from affectlab.faces import landmarks68_to_5
+from affectlab.faces.mesh import IBUG68, N_MESH, face_meshes, irises
+
+MEDIA = Path(__file__).resolve().parents[2] / "examples" / "media"
+
+
+@pytest.fixture(scope="module")
+def single_face(detector):
+    image = read_image(MEDIA / "single_face.jpg")
+    found = detector.detect(image)
+    assert len(found) >= 1
+    return image, found.boxes[0], found.landmarks[0]
+
+
+def test_index_map_is_68_distinct_vertices():
+    assert len(IBUG68) == 68 and len(set(IBUG68)) == 68 and max(IBUG68) < N_MESH
+
+
+def test_mesh_lies_on_the_face(single_face):
+    image, box, five = single_face
+    (mesh,) = face_meshes(image, [box], [five[:2]])
+    assert mesh.points.shape == (N_MESH, 3) and mesh.presence > 0.9
+    pts = mesh.ibug68
+    iod = np.linalg.norm(five[0] - five[1])
+    # the mesh's eye centres, nose tip and mouth corners agree with MTCNN's five points
+    assert np.linalg.norm(landmarks68_to_5(pts) - five, axis=1).max() < 0.2 * iod
+    x1, y1, x2, y2 = box
+    pad = 0.25 * (x2 - x1)
+    assert (pts[:, 0] > x1 - pad).all() and (pts[:, 0] < x2 + pad).all()
+    assert (pts[:, 1] > y1 - pad).all() and (pts[:, 1] < y2 + pad).all()
+
+
+def test_mesh_turns_with_the_image(single_face):
+    """Rotating the image by 30 degrees about the face moves the points by the same rotation."""
+    image, box, five = single_face
+    (mesh,) = face_meshes(image, [box], [five[:2]])
+    centre = tuple(float(v) for v in mesh.points[:, :2].mean(axis=0))
+    m = cv2.getRotationMatrix2D(centre, 30, 1.0)
+    turned = cv2.warpAffine(image, m, (image.shape[1], image.shape[0]))
+    moved_box_centre = m[:, :2] @ np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]) + m[:, 2]
+    half = (box[2] - box[0]) / 2
+    moved_box = np.r_[moved_box_centre - half, moved_box_centre + half]
+    moved_eyes = five[:2] @ m[:, :2].T + m[:, 2]
+    (again,) = face_meshes(turned, [moved_box], [moved_eyes])
+    expected = mesh.ibug68 @ m[:, :2].T + m[:, 2]
+    iod = np.linalg.norm(five[0] - five[1])
+    assert np.linalg.norm(again.ibug68 - expected, axis=1).mean() < 0.05 * iod
+
+
+def test_bad_boxes_do_not_crash(single_face):
+    """A face cut by the image edge and a tiny face still give finite points (the crop is padded black)."""
+    image, box, five = single_face
+    x1, y1, x2, y2 = (int(v) for v in box)
+    cut = np.ascontiguousarray(image[:, (x1 + x2) // 2:])
+    shift = np.array([(x1 + x2) // 2, 0])
+    (half,) = face_meshes(cut, [np.r_[box[:2] - shift, box[2:] - shift]], [five[:2] - shift])
+    assert np.isfinite(half.points).all()
+    tiny = cv2.resize(image, None, fx=0.05, fy=0.05, interpolation=cv2.INTER_AREA)
+    (small,) = face_meshes(tiny, [box * 0.05], [five[:2] * 0.05])
+    assert np.isfinite(small.points).all()
+    assert face_meshes(image, []) == []
+
+
+def test_irises_lie_between_the_eye_corners(single_face):
+    image, box, five = single_face
+    meshes = face_meshes(image, [box], [five[:2]])
+    (eyes,) = irises(image, meshes)
+    pts = meshes[0].points
+    for k, (a, b) in enumerate(((33, 133), (362, 263))):
+        p, q = pts[a, :2], pts[b, :2]
+        width = np.linalg.norm(q - p)
+        assert np.linalg.norm(eyes.centers[k] - (p + q) / 2) < 0.35 * width
+    assert np.isfinite(eyes.contours).all() and eyes.iris.shape == (2, 5, 3)
+
+
+def test_landmarks_near_affectnet_annotations(shared_data, detector):
+    """Median NME (outer-eye-corner normalised) on 40 AffectNet faces well under 0.1 (bench/landmarks.py)."""
+    labels = pd.read_csv(shared_data / "affectnet" / "labels.csv").iloc[:40]
+    truth = labels[[f"lnd_{a}{i}" for i in range(68) for a in "xy"]].to_numpy(np.float64).reshape(-1, 68, 2)
+    errors = []
+    for path, t in zip(labels["path"], truth):
+        image = read_image(shared_data / "affectnet" / path)
+        found = detector.detect(image)
+        if not len(found):
+            continue
+        k = int(np.argmin(np.linalg.norm(found.landmarks - landmarks68_to_5(t), axis=2).mean(axis=1)))
+        (mesh,) = face_meshes(image, [found.boxes[k]], [found.landmarks[k][:2]])
+        errors.append(np.linalg.norm(mesh.ibug68 - t, axis=1).mean() / np.linalg.norm(t[36] - t[45]))
+    assert len(errors) >= 35
+    assert np.median(errors) < 0.09
+
+
+def test_mesh_imports_neither_torch_nor_tensorflow():
+    code = ("import sys, numpy as np\n"
+            "from affectlab.faces.mesh import face_meshes, irises\n"
+            "img = np.zeros((200, 200, 3), np.uint8)\n"
+            "m = face_meshes(img, [np.array([50, 50, 150, 150.])])\n"
+            "irises(img, m)\n"
+            "assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules, sorted(sys.modules)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
