@@ -124,7 +124,7 @@ def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -
     if smooth == "checkpoint":
         smooth = _checkpoint_smoothing(backend)
     return Analyzer(backend, device=device, faces=args.faces, stride=args.stride, detect_every=args.detect_every,
-                    batch_size=args.batch_size, smooth=smooth)
+                    batch_size=args.batch_size, smooth=smooth, landmarks=args.landmarks)
 
 
 def _smoothing(spec: str) -> dict[str, float] | str:
@@ -532,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                          help="bf16: about 2x the model's speed on GPUs and on CPUs with AVX512-BF16/AMX; "
                               f"outputs within {BF16_TOLERANCE} of fp32 on average (default: fp32)")
+    analyze.add_argument("--landmarks", action="store_true",
+                         help="also each face's 68 landmarks (x_0..y_67, pixels), head pose (pose_T* mm, pose_R* rad) "
+                              "and gaze (gaze_angle_x/y rad) from MediaPipe's mesh; about doubles the time per face")
     analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
                          help="detect faces, or take each input as an aligned face crop (default: detect)")
     analyze.add_argument("--stride", type=_whole(1), default=1, help="analyse every n-th video frame (default: 1)")

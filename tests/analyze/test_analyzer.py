@@ -232,3 +232,29 @@ def test_stream_keeps_the_frames_before_a_decoder_error(analyzer, media):
     assert pd.concat(rows)["frame"].tolist() == list(range(1, 11)) and pd.concat(rows)["timestamp"].isna().all()
     with pytest.raises(AffectlabError, match="frame 2 is not an RGB uint8 image"):
         list(analyzer.stream([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)]))
+
+
+def test_landmarks_add_geometry_columns_and_change_nothing_else(analyzer):
+    """--landmarks: every face gets its 68 points (inside its box), pose and gaze; the rest is as without."""
+    from pathlib import Path
+
+    from affectlab.faces.geometry import GEOMETRY_COLUMNS
+
+    photo = Path(__file__).resolve().parents[2] / "examples" / "media" / "multi_face.jpg"
+    plain = analyzer.analyze(photo)
+    shaped = Analyzer(analyzer.backend, landmarks=True).analyze(photo)
+    assert list(shaped.columns) == [*plain.columns, *GEOMETRY_COLUMNS]
+    pd.testing.assert_frame_equal(shaped[plain.columns], plain)
+    faces = shaped[shaped["success"] == 1]
+    assert len(faces) >= 2 and np.isfinite(faces[list(GEOMETRY_COLUMNS)].to_numpy(float)).all()
+    for _, face in faces.iterrows():
+        xs, ys = face[[f"x_{i}" for i in range(68)]].astype(float), face[[f"y_{i}" for i in range(68)]].astype(float)
+        pad = 0.25 * face["width"]
+        assert face["x"] - pad <= xs.median() <= face["x"] + face["width"] + pad
+        assert face["y"] - pad <= ys.median() <= face["y"] + face["height"] + pad
+        assert abs(face["pose_Rz"]) < 0.8 and face["pose_Tz"] > 0  # upright faces in front of the camera
+
+
+def test_landmarks_of_a_faceless_video_are_empty_columns(analyzer, media):
+    df = Analyzer(analyzer.backend, landmarks=True).analyze(media / "no_face.mp4")
+    assert (df["success"] == 0).all() and df[["x_0", "pose_Rx", "gaze_angle_x"]].isna().all().all()

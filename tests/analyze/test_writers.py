@@ -170,3 +170,18 @@ def test_score_reads_images_csv_in_every_format(analyzer, media, tmp_path, capsy
         assert main(["score", str(tmp_path / fmt / "images.csv"), str(labels), "--json", str(tmp_path / f"{fmt}.json")]) == 0
         scores[fmt] = pd.read_json(tmp_path / f"{fmt}.json", typ="series")["n"]
     assert scores["openface"] == scores["feat"] == scores["native"] == {"au": 2, "expr": 2, "va": 2}
+
+
+def test_landmarks_in_openface_format_take_openface_places(media, tmp_path):
+    """``--landmarks --format openface``: the pose, gaze-angle and 2D landmark columns in OpenFace's order."""
+    photo = Path(__file__).resolve().parents[2] / "examples" / "media" / "multi_face.jpg"
+    assert main(["analyze", str(photo), "--landmarks", "--format", "openface", "--out", str(tmp_path), "--quiet"]) == 0
+    header = (tmp_path / "images.csv").read_text().splitlines()[0].split(", ")
+    reference = openface_reference(media)
+    for name in ("gaze_angle_x", "pose_Tx", "pose_Rz", "x_0", "x_67", "y_0", "y_67"):
+        assert name in header
+    ours = [c for c in header if c in reference]
+    assert ours == [c for c in reference if c in header]
+    table = read_results(tmp_path / "images.csv", "openface")
+    faces = table[table["success"] == 1]
+    assert np.isfinite(faces[["x_33", "y_33", "pose_Ry", "gaze_angle_y"]].to_numpy(float)).all()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from affectlab.faces.geometry import GEOMETRY_COLUMNS
 from affectlab.labels import LabelSchema, openface_au
 
 META_COLUMNS: tuple[str, ...] = ("input", "frame", "timestamp", "face_id", "x", "y", "width", "height",
@@ -46,8 +47,9 @@ def prediction_frame(schema: LabelSchema, au_prob: np.ndarray, expr_prob: np.nda
     return pd.DataFrame(data)
 
 
-def finalize(table: pd.DataFrame, schema: LabelSchema) -> pd.DataFrame:
-    """Column order and dtypes of the contract: whole numbers stay whole (nullable where a row has no face)."""
-    table = table.reindex(columns=result_columns(schema))
+def finalize(table: pd.DataFrame, schema: LabelSchema, geometry: bool = False) -> pd.DataFrame:
+    """Column order and dtypes of the contract: whole numbers stay whole (nullable where a row has no face);
+    ``geometry``: the landmark, pose and gaze columns follow (``analyze --landmarks``)."""
+    table = table.reindex(columns=[*result_columns(schema), *(GEOMETRY_COLUMNS if geometry else ())])
     ints = ["frame", "face_id", "success", *(f"{a}_c" for a in au_columns(schema))]
     return table.astype({c: "Int64" for c in ints} | {"input": "str", "expression": "object"})

@@ -1,0 +1,38 @@
+"""Per-face geometry columns from the dense mesh: 68 landmarks, head pose and gaze, as OpenFace names them.
+
+One call per image: :func:`affectlab.faces.mesh.face_meshes` from the faces' boxes (and MTCNN's eye
+points), :func:`affectlab.faces.mesh.irises` on both eyes, then :func:`affectlab.faces.pose.head_pose`
+and :func:`affectlab.faces.gaze.gaze_vectors` per face. What each column means and its unit: README,
+"Output columns".
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from affectlab.faces.gaze import GAZE_COLUMNS, gaze_angles, gaze_vectors
+from affectlab.faces.mesh import face_meshes, irises
+from affectlab.faces.pose import POSE_COLUMNS, euler, head_pose
+
+LANDMARK_COLUMNS: tuple[str, ...] = (*(f"x_{i}" for i in range(68)), *(f"y_{i}" for i in range(68)))
+GEOMETRY_COLUMNS: tuple[str, ...] = (*LANDMARK_COLUMNS, *POSE_COLUMNS, *GAZE_COLUMNS)
+
+
+def face_geometry(image: np.ndarray, boxes: Sequence[np.ndarray],
+                  eyes: Sequence[np.ndarray | None] = ()) -> list[dict[str, float]]:
+    """The GEOMETRY_COLUMNS of each face of one RGB uint8 image, from its box (x1, y1, x2, y2) and, if
+    known, its two eye centres (image-left first); NaN where a value cannot be had."""
+    meshes = face_meshes(image, boxes, eyes)
+    if not meshes:
+        return []
+    height, width = image.shape[:2]
+    rows = []
+    for mesh, eye in zip(meshes, irises(image, meshes)):
+        points = mesh.ibug68
+        rot, t = head_pose(mesh.points, width, height)
+        angles = euler(rot) if np.isfinite(rot).all() else np.full(3, np.nan)
+        gaze = gaze_angles(gaze_vectors(eye.centers, rot, t, width, height))
+        values = [*points[:, 0], *points[:, 1], *t, *angles, *gaze]
+        rows.append(dict(zip(GEOMETRY_COLUMNS, map(float, values))))
+    return rows
