@@ -20,6 +20,7 @@ import torch
 
 from affectlab.analyze.predict import ONNX_META_KEY, ONNX_WEIGHTS_KEY, OUTPUTS, OnnxBackend, TorchBackend
 from affectlab.errors import AffectlabError
+from affectlab.jsonfile import write_atomic
 from affectlab.models.base import AffectModel
 from affectlab.models.checkpoint import load_model
 from affectlab.models.meta import header_digest, read_checkpoint_meta, tensor_layout
@@ -57,9 +58,7 @@ def _save(graph: onnx.ModelProto, out: Path, metadata: dict[str, str]) -> None:
     for key, value in metadata.items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value
-    partial = out.with_name(out.name + ".partial")
-    onnx.save(graph, str(partial))
-    os.replace(partial, out)
+    write_atomic(out, lambda partial: onnx.save(graph, str(partial)))
 
 
 def check_agreement(checkpoint: str | os.PathLike[str], exported: OnnxBackend, atol: float = 1e-4) -> float:

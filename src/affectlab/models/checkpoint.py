@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 
 from affectlab import __version__
 from affectlab.errors import AffectlabError, DataError
+from affectlab.jsonfile import write_atomic
 from affectlab.labels import LabelSchema
 from affectlab.models.base import AffectModel
 from affectlab.models.meta import KEY, CheckpointMeta, align_template, read_checkpoint_meta
@@ -68,10 +69,12 @@ def save_checkpoint(model: AffectModel, path: str | PathLike[str], *, input_size
     meta = _checked_meta(model, input_size, mean, std, align_template, extra)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    safetensors.torch.save_model(model, str(partial), metadata={KEY: meta.to_json()})
-    os.chmod(partial, 0o666 & ~_umask())  # safetensors writes 0600; a model file is as readable as any other
-    os.replace(partial, path)
+
+    def write(partial: Path) -> None:
+        safetensors.torch.save_model(model, str(partial), metadata={KEY: meta.to_json()})
+        os.chmod(partial, 0o666 & ~_umask())  # safetensors writes 0600; a model file is as readable as any other
+
+    write_atomic(path, write)
     return path
 
 
