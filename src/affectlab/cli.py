@@ -124,7 +124,7 @@ def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -
     if smooth == "checkpoint":
         smooth = _checkpoint_smoothing(backend)
     return Analyzer(backend, device=device, faces=args.faces, stride=args.stride, detect_every=args.detect_every,
-                    batch_size=args.batch_size, smooth=smooth, landmarks=args.landmarks)
+                    batch_size=args.batch_size, smooth=smooth, landmarks=args.landmarks, mesh=args.mesh)
 
 
 def _smoothing(spec: str) -> dict[str, float] | str:
@@ -535,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--landmarks", action="store_true",
                          help="also each face's 68 landmarks (x_0..y_67, pixels), head pose (pose_T* mm, pose_R* rad) "
                               "and gaze (gaze_angle_x/y rad) from MediaPipe's mesh; about doubles the time per face")
+    analyze.add_argument("--mesh", action="store_true",
+                         help="--landmarks and each face's full 468-point mesh (mesh_x_*, mesh_y_* pixels, mesh_z_*)")
     analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
                          help="detect faces, or take each input as an aligned face crop (default: detect)")
     analyze.add_argument("--stride", type=_whole(1), default=1, help="analyse every n-th video frame (default: 1)")

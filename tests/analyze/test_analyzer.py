@@ -258,3 +258,18 @@ def test_landmarks_add_geometry_columns_and_change_nothing_else(analyzer):
 def test_landmarks_of_a_faceless_video_are_empty_columns(analyzer, media):
     df = Analyzer(analyzer.backend, landmarks=True).analyze(media / "no_face.mp4")
     assert (df["success"] == 0).all() and df[["x_0", "pose_Rx", "gaze_angle_x"]].isna().all().all()
+
+
+def test_mesh_adds_the_full_mesh_whose_ibug_subset_is_the_landmarks(analyzer):
+    from pathlib import Path
+
+    from affectlab.faces.geometry import GEOMETRY_COLUMNS, MESH_COLUMNS
+    from affectlab.faces.mesh import IBUG68
+
+    photo = Path(__file__).resolve().parents[2] / "examples" / "media" / "single_face.jpg"
+    df = Analyzer(analyzer.backend, mesh=True).analyze(photo)
+    assert list(df.columns[-len(MESH_COLUMNS) - len(GEOMETRY_COLUMNS):]) == [*GEOMETRY_COLUMNS, *MESH_COLUMNS]
+    face = df[df["success"] == 1].iloc[0]
+    assert np.isfinite(face[list(MESH_COLUMNS)].to_numpy(float)).all()
+    for k in (0, 30, 36, 48, 67):
+        assert face[f"x_{k}"] == face[f"mesh_x_{IBUG68[k]}"] and face[f"y_{k}"] == face[f"mesh_y_{IBUG68[k]}"]

@@ -185,3 +185,10 @@ def test_landmarks_in_openface_format_take_openface_places(media, tmp_path):
     table = read_results(tmp_path / "images.csv", "openface")
     faces = table[table["success"] == 1]
     assert np.isfinite(faces[["x_33", "y_33", "pose_Ry", "gaze_angle_y"]].to_numpy(float)).all()
+
+
+def test_mesh_option_writes_the_mesh_columns(tmp_path):
+    photo = Path(__file__).resolve().parents[2] / "examples" / "media" / "single_face.jpg"
+    assert main(["analyze", str(photo), "--mesh", "--out", str(tmp_path), "--quiet"]) == 0
+    header = (tmp_path / "images.csv").read_text().splitlines()[0].split(",")
+    assert header[-1] == "mesh_z_467" and "x_67" in header and "pose_Rz" in header

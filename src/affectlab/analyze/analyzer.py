@@ -96,7 +96,7 @@ class Analyzer:
                  device: str = "cpu", faces: str = "detect", stride: int = 1,
                  detect_every: int = DETECT_EVERY, batch_size: int = 32, min_face_size: float = 40,
                  chunk_frames: int = 64, smooth: Mapping[str, float] | None = None,
-                 landmarks: bool = False):
+                 landmarks: bool = False, mesh: bool = False):
         if faces not in FACE_MODES:
             raise AffectlabError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
         if stride < 1 or detect_every < 1 or batch_size < 1:
@@ -116,8 +116,9 @@ class Analyzer:
         self.au_thresholds = np.full(self.schema.n_au, 0.5) if thresholds is None else np.asarray(
             [thresholds[a] for a in self.schema.au_names], dtype=np.float64)
         self.faces, self.stride, self.detect_every = faces, stride, detect_every
-        #: Also the 68 landmarks, head pose and gaze of each face (faces.geometry: ~+90 % time per face).
-        self.landmarks = landmarks
+        #: Also the 68 landmarks, head pose and gaze of each face (faces.geometry, at a cost), ``mesh``:
+        #: and its full 468-point mesh.
+        self.landmarks, self.mesh = landmarks or mesh, mesh
         self.batch_size, self.chunk_frames = batch_size, chunk_frames
         self.detector = MTCNN(device, min_face_size=min_face_size) if faces == "detect" else None
         self.smoother = None
@@ -269,13 +270,12 @@ class Analyzer:
                 crops.append(self._crop(frame.image, landmarks))
         return meta, crops
 
-    @staticmethod
-    def _geometry(image: np.ndarray, found: list) -> list[dict[str, float]]:
+    def _geometry(self, image: np.ndarray, found: list) -> list[dict[str, float]]:
         """Landmarks, pose and gaze of one frame's faces (from their boxes and MTCNN's eye points)."""
         if not found:
             return []
         eyes = [None if landmarks is None else np.asarray(landmarks)[:2] for _, _, landmarks, _ in found]
-        return face_geometry(image, [np.asarray(box) for _, box, _, _ in found], eyes)
+        return face_geometry(image, [np.asarray(box) for _, box, _, _ in found], eyes, mesh=self.mesh)
 
     def _rows(self, frames: Sequence[Frame], faces: Sequence[list], smooth: bool = False) -> pd.DataFrame:
         """Rows of a chunk; ``smooth``: the chunk is consecutive frames of one video (SMM eq. 9 applies)."""
@@ -288,4 +288,4 @@ class Analyzer:
             predicted = prediction_frame(self.schema, scores.au, scores.expr, scores.va, self.au_thresholds)
             predicted.index = np.flatnonzero(table["success"].to_numpy() == 1)
             table = table.join(predicted)  # rows without a face keep empty predictions
-        return finalize(table, self.schema, geometry=self.landmarks)
+        return finalize(table, self.schema, geometry=self.landmarks, mesh=self.mesh)

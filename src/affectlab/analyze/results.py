@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from affectlab.faces.geometry import GEOMETRY_COLUMNS
+from affectlab.faces.geometry import GEOMETRY_COLUMNS, MESH_COLUMNS
 from affectlab.labels import LabelSchema, openface_au
 
 META_COLUMNS: tuple[str, ...] = ("input", "frame", "timestamp", "face_id", "x", "y", "width", "height",
@@ -47,9 +47,11 @@ def prediction_frame(schema: LabelSchema, au_prob: np.ndarray, expr_prob: np.nda
     return pd.DataFrame(data)
 
 
-def finalize(table: pd.DataFrame, schema: LabelSchema, geometry: bool = False) -> pd.DataFrame:
+def finalize(table: pd.DataFrame, schema: LabelSchema, geometry: bool = False, mesh: bool = False) -> pd.DataFrame:
     """Column order and dtypes of the contract: whole numbers stay whole (nullable where a row has no face);
-    ``geometry``: the landmark, pose and gaze columns follow (``analyze --landmarks``)."""
-    table = table.reindex(columns=[*result_columns(schema), *(GEOMETRY_COLUMNS if geometry else ())])
+    ``geometry``: the landmark, pose and gaze columns follow (``analyze --landmarks``), ``mesh``: then
+    the full mesh's (``--mesh``)."""
+    extra = [*(GEOMETRY_COLUMNS if geometry or mesh else ()), *(MESH_COLUMNS if mesh else ())]
+    table = table.reindex(columns=[*result_columns(schema), *extra])
     ints = ["frame", "face_id", "success", *(f"{a}_c" for a in au_columns(schema))]
     return table.astype({c: "Int64" for c in ints} | {"input": "str", "expression": "object"})

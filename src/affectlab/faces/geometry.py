@@ -12,27 +12,33 @@ from collections.abc import Sequence
 import numpy as np
 
 from affectlab.faces.gaze import GAZE_COLUMNS, gaze_angles, gaze_vectors
-from affectlab.faces.mesh import face_meshes, irises
+from affectlab.faces.mesh import N_MESH, face_meshes, irises
 from affectlab.faces.pose import POSE_COLUMNS, euler, head_pose
 
 LANDMARK_COLUMNS: tuple[str, ...] = (*(f"x_{i}" for i in range(68)), *(f"y_{i}" for i in range(68)))
 GEOMETRY_COLUMNS: tuple[str, ...] = (*LANDMARK_COLUMNS, *POSE_COLUMNS, *GAZE_COLUMNS)
+#: The full mesh (``analyze --mesh``): MediaPipe's 468 points, x and y in input pixels, z its depth.
+MESH_COLUMNS: tuple[str, ...] = tuple(f"mesh_{axis}_{i}" for axis in "xyz" for i in range(N_MESH))
 
 
-def face_geometry(image: np.ndarray, boxes: Sequence[np.ndarray],
-                  eyes: Sequence[np.ndarray | None] = ()) -> list[dict[str, float]]:
-    """The GEOMETRY_COLUMNS of each face of one RGB uint8 image, from its box (x1, y1, x2, y2) and, if
-    known, its two eye centres (image-left first); NaN where a value cannot be had."""
+def face_geometry(image: np.ndarray, boxes: Sequence[np.ndarray], eyes: Sequence[np.ndarray | None] = (),
+                  mesh: bool = False) -> list[dict[str, float]]:
+    """The GEOMETRY_COLUMNS (and with ``mesh`` the MESH_COLUMNS) of each face of one RGB uint8 image, from
+    its box (x1, y1, x2, y2) and, if known, its two eye centres (image-left first); NaN where a value
+    cannot be had."""
     meshes = face_meshes(image, boxes, eyes)
     if not meshes:
         return []
     height, width = image.shape[:2]
     rows = []
-    for mesh, eye in zip(meshes, irises(image, meshes)):
-        points = mesh.ibug68
-        rot, t = head_pose(mesh.points, width, height)
+    for face, eye in zip(meshes, irises(image, meshes)):
+        points = face.ibug68
+        rot, t = head_pose(face.points, width, height)
         angles = euler(rot) if np.isfinite(rot).all() else np.full(3, np.nan)
         gaze = gaze_angles(gaze_vectors(eye.centers, rot, t, width, height))
         values = [*points[:, 0], *points[:, 1], *t, *angles, *gaze]
-        rows.append(dict(zip(GEOMETRY_COLUMNS, map(float, values))))
+        row = dict(zip(GEOMETRY_COLUMNS, map(float, values)))
+        if mesh:
+            row |= dict(zip(MESH_COLUMNS, map(float, face.points.T.reshape(-1))))
+        rows.append(row)
     return rows
