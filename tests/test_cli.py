@@ -345,3 +345,24 @@ def test_analyze_formats_are_the_writers():
     analyze = next(a for a in build_parser()._subparsers._group_actions[0].choices["analyze"]._actions
                    if a.dest == "format")
     assert tuple(analyze.choices) == FORMATS and analyze.default == "native"
+
+
+@pytest.mark.parametrize("argv, overrides", [
+    (["train", "r.yaml", "a=1", "--out", "d", "b=2"], ["a=1", "b=2"]),
+    (["train", "r.yaml", "--out", "d", "--resume", "a=1", "b.c=[1, 2]"], ["a=1", "b.c=[1, 2]"]),
+    (["train", "r.yaml", "a=1"], ["a=1"]),
+])
+def test_train_overrides_may_follow_its_options(argv, overrides):
+    from affectlab.cli import parse_args
+
+    args = parse_args(argv)
+    assert args.recipe == "r.yaml" and args.overrides == overrides and args.out == ("d" if "--out" in argv else None)
+
+
+def test_leftover_arguments_are_refused_in_one_line(capsys):
+    from affectlab.cli import parse_args
+
+    for argv in (["train", "r.yaml", "--out", "d", "--bogus"], ["analyze", "x.jpg", "--out", "d", "k=v"]):
+        with pytest.raises(SystemExit) as stop:
+            parse_args(argv)
+        assert stop.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

@@ -382,22 +382,6 @@ def _mu_grid(value: str) -> list[float]:
     return grid
 
 
-class _IntermixedParser(argparse.ArgumentParser):
-    """Options anywhere among positionals: ``train RECIPE --out DIR key=value ...`` (plain argparse would take
-    no overrides after ``--out``)."""
-
-    _mixing = False
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        if self._mixing:
-            return super().parse_known_args(args, namespace)
-        self._mixing = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._mixing = False
-
-
 def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     """``train``, ``evaluate`` and ``smooth-search``."""
     source = dict(images=dict(help="cropped_aligned root for the ABAW layouts"),
@@ -411,7 +395,6 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
                                        "directory. Any recipe value can be changed with key=value, e.g. "
                                        "sources.au.path=/data/abaw stages.student.repeat=3 data.workers=8. "
                                        "Several GPUs: torchrun --nproc_per_node=N -m affectlab.cli train ...")
-    train.__class__ = _IntermixedParser
     train.add_argument("recipe", help="YAML recipe, e.g. configs/teacher-student.yaml")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides (values parsed as YAML)")
     train.add_argument("--out", help="run directory (default: runs/<recipe name>)")
@@ -637,8 +620,20 @@ def _whole(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line as a namespace. ``train``'s KEY=VALUE overrides may also follow its options
+    (``train RECIPE --out DIR key=value``), where plain argparse leaves them over: they are taken in order."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.func is cmd_train and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     show_messages()
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
