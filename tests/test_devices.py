@@ -21,3 +21,32 @@ def test_bad_names(value, message):
 def test_cuda_without_a_gpu():
     with pytest.raises(AffectlabError, match="CUDA is not available"):
         resolve_device("cuda:1")
+
+
+def test_auto_without_an_nvidia_driver_is_cpu_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; import affectlab.devices as d; "
+            f"d.NVIDIA_DRIVER = Path({str(tmp_path / 'absent')!r}); "
+            "assert d.resolve_device('auto') == 'cpu' and 'torch' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_every_command_defaults_to_one_device():
+    import argparse
+
+    from affectlab.cli import build_parser
+    from affectlab.devices import DEFAULT_DEVICE
+    from affectlab.train.config import Train
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    defaults = {}
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if "--device" in action.option_strings:
+                defaults[name] = action.default
+    assert len(defaults) >= 5
+    # train's None defers to the recipe's train.device, whose default is the same
+    assert {d for n, d in defaults.items() if n != "train"} == {DEFAULT_DEVICE} and defaults["train"] is None
+    assert Train().device == DEFAULT_DEVICE

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from affectlab import __version__
+from affectlab.devices import DEFAULT_DEVICE
 from affectlab.errors import AffectlabError, DataError
 from affectlab.log import show_messages
 from affectlab.jsonfile import write_json
@@ -388,7 +389,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
                   split=dict(help="read one split only (ABAW: train or validation; FER+: train or valid)"))
     loading = dict(batch_size=dict(type=_whole(1), default=128, help="images per forward pass (default 128)"),
                    workers=dict(type=_whole(0), default=2, help="data loader processes (default 2)"),
-                   device=dict(default="auto", help="cpu, cuda, cuda:1, ... (default: auto)"))
+                   device=dict(default=DEFAULT_DEVICE, help="cpu, cuda, cuda:1, ... (default: auto)"))
 
     train = sub.add_parser("train", help="train a recipe (configs/*.yaml) from partially labelled, multi-database data",
                            description="Run a YAML recipe's stages (teacher, students, folds, ...) into a run "
@@ -511,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video, folder or glob")
     analyze.add_argument("--out", default="affectlab_out", help="output folder (default: affectlab_out)")
     analyze.add_argument("--model", help="checkpoint (.safetensors) or exported .onnx (default: the bundled model)")
-    analyze.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    analyze.add_argument("--device", default=DEFAULT_DEVICE, help="cpu, cuda, cuda:1, ... (default: auto)")
     analyze.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                          help="bf16: about 2x the model's speed on GPUs and on CPUs with AVX512-BF16/AMX; "
                               f"outputs within {BF16_TOLERANCE} of fp32 on average (default: fp32)")
@@ -569,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     visualize.add_argument("--thresholds", metavar="FILE",
                            help='JSON per-AU thresholds {"AU1": 0.4, ...} for the F1 titles (default 0.5)')
     visualize.add_argument("--batch-size", type=_whole(1), default=64, help="faces per model call (default: 64)")
-    visualize.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
+    visualize.add_argument("--device", default=DEFAULT_DEVICE, help="cpu, cuda, cuda:1, ... (default: auto)")
     visualize.add_argument("--quiet", action="store_true", help="no progress bars")
     visualize.set_defaults(func=cmd_visualize)
 
@@ -586,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--split", help="read one split only (ABAW: train or validation; FER+: train or valid)")
     compare.add_argument("--thresholds", metavar="FILE", help='JSON per-AU thresholds {"AU1": 0.4, ...} (default 0.5)')
     compare.add_argument("--batch-size", type=_whole(1), default=128, help="faces per model call (default: 128)")
-    compare.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
+    compare.add_argument("--device", default=DEFAULT_DEVICE, help="cpu, cuda, cuda:1, ... (default: auto)")
     compare.add_argument("--json", metavar="FILE",
                          help='also write {"runs": [...], "rows": [{"section", "metric", "values"}]}')
     compare.set_defaults(func=cmd_compare)

@@ -1,15 +1,24 @@
 """Which torch device a user's ``--device`` means, checked once, with a one-line error."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from affectlab.errors import AffectlabError
+
+#: Every command's ``--device`` default.
+DEFAULT_DEVICE = "auto"
+#: Present wherever an NVIDIA driver is loaded (Linux): without it CUDA cannot be there.
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 
 
 def resolve_device(value: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; anything else must name a usable device.
 
-    ``cpu`` needs no check, so it does not import torch (the CPU inference path runs without it)."""
-    if value == "cpu":
-        return value
+    ``cpu``, and ``auto`` on a machine with no NVIDIA driver, need no check, so they do not import
+    torch (the CPU inference path runs without it)."""
+    if value == "cpu" or (value == "auto" and "torch" not in sys.modules and not NVIDIA_DRIVER.exists()):
+        return "cpu"
     import torch
 
     if value == "auto":

@@ -31,6 +31,7 @@ import yaml
 
 from affectlab.data.sampling import BALANCE_METHODS
 from affectlab.data.transforms import Augmentation
+from affectlab.devices import DEFAULT_DEVICE
 from affectlab.errors import AffectlabError
 from affectlab.models.meta import DEFAULT_MARGIN
 
@@ -392,7 +393,7 @@ class Train:
     image models (faster on CPU and GPU alike).
     ``eval_every`` in epochs (or ``eval_every_steps``); ``checkpoint_every`` in steps."""
 
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     amp: bool | str = "auto"
     channels_last: bool | str = "auto"
     eval_every: float = 1.0
