@@ -272,8 +272,6 @@ class Analyzer:
 
     def _geometry(self, image: np.ndarray, found: list) -> list[dict[str, float]]:
         """Landmarks, pose and gaze of one frame's faces (from their boxes and MTCNN's eye points)."""
-        if not found:
-            return []
         eyes = [None if landmarks is None else np.asarray(landmarks)[:2] for _, _, landmarks, _ in found]
         return face_geometry(image, [np.asarray(box) for _, box, _, _ in found], eyes, mesh=self.mesh)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from affectlab.faces.gaze import GAZE_COLUMNS, gaze_angles, gaze_vectors
 from affectlab.faces.mesh import N_MESH, face_meshes, irises
-from affectlab.faces.pose import POSE_COLUMNS, euler, head_pose
+from affectlab.faces.pose import POSE_COLUMNS, head_pose, pose_columns
 
 LANDMARK_COLUMNS: tuple[str, ...] = (*(f"x_{i}" for i in range(68)), *(f"y_{i}" for i in range(68)))
 GEOMETRY_COLUMNS: tuple[str, ...] = (*LANDMARK_COLUMNS, *POSE_COLUMNS, *GAZE_COLUMNS)
@@ -34,10 +34,9 @@ def face_geometry(image: np.ndarray, boxes: Sequence[np.ndarray], eyes: Sequence
     for face, eye in zip(meshes, irises(image, meshes)):
         points = face.ibug68
         rot, t = head_pose(face.points, width, height)
-        angles = euler(rot) if np.isfinite(rot).all() else np.full(3, np.nan)
-        gaze = gaze_angles(gaze_vectors(eye.centers, rot, t, width, height))
-        values = [*points[:, 0], *points[:, 1], *t, *angles, *gaze]
-        row = dict(zip(GEOMETRY_COLUMNS, map(float, values)))
+        row = dict(zip(LANDMARK_COLUMNS, map(float, [*points[:, 0], *points[:, 1]])))
+        row |= pose_columns(rot, t)
+        row |= dict(zip(GAZE_COLUMNS, gaze_angles(gaze_vectors(eye.centers, rot, t, width, height))))
         if mesh:
             row |= dict(zip(MESH_COLUMNS, map(float, face.points.T.reshape(-1))))
         rows.append(row)

@@ -69,8 +69,12 @@ def head_pose(points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     return rot, np.array([tx, ty, tz])
 
 
-def pose_row(points: np.ndarray, width: int, height: int) -> dict[str, float]:
-    """The six OpenFace pose columns of one face."""
-    rot, t = head_pose(points, width, height)
+def pose_columns(rot: np.ndarray, t: np.ndarray) -> dict[str, float]:
+    """The six OpenFace pose columns of a head pose (rotation R, translation T mm); NaN without one."""
     angles = euler(rot) if np.isfinite(rot).all() else np.full(3, np.nan)
     return dict(zip(POSE_COLUMNS, [*map(float, t), *map(float, angles)]))
+
+
+def pose_row(points: np.ndarray, width: int, height: int) -> dict[str, float]:
+    """The six OpenFace pose columns of one face."""
+    return pose_columns(*head_pose(points, width, height))
