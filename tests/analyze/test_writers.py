@@ -105,8 +105,9 @@ def test_landmark_pose_and_gaze_columns_take_the_tools_places(analyzer, media, t
     feat = pd.read_csv(tmp_path / "feat.csv")
     reference = list(pd.read_csv(media / "001.csv", nrows=0).columns)
     assert [c for c in feat.columns if c in reference] == [c for c in reference if c in feat.columns]
-    assert feat.loc[0, "Pitch"] == pytest.approx(np.degrees(0.1), abs=1e-3)  # py-feat's pose is in degrees
+    assert feat.loc[0, "Pitch"] == pytest.approx(np.degrees(-0.1), abs=1e-3)  # degrees, py-feat's signs
     assert feat.loc[0, "Yaw"] == pytest.approx(np.degrees(-0.2), abs=1e-3)
+    assert feat.loc[0, "Roll"] == pytest.approx(np.degrees(0.3), abs=1e-3)
     for fmt in ("openface", "feat"):
         back = read_results(tmp_path / f"{'of' if fmt == 'openface' else fmt}.csv", fmt)
         for column, value in extra.items():
@@ -192,3 +193,21 @@ def test_mesh_option_writes_the_mesh_columns(tmp_path):
     assert main(["analyze", str(photo), "--mesh", "--out", str(tmp_path), "--quiet"]) == 0
     header = (tmp_path / "images.csv").read_text().splitlines()[0].split(",")
     assert header[-1] == "mesh_z_467" and "x_67" in header and "pose_Rz" in header
+
+
+def test_feat_pose_is_py_feats_decomposition_of_the_same_rotation():
+    """py-feat's angles of OpenFace's rotation R = Rx Ry Rz, computed as py-feat computes them
+    (convert_to_euler: R transposed, extrinsic "xyz", reported as x, -z, -y), equal what --format feat writes."""
+    from scipy.spatial.transform import Rotation
+
+    from affectlab.analyze.writers import to_format
+
+    rx, ry, rz = 0.3, -0.5, 0.7
+    rot = Rotation.from_euler("XYZ", [rx, ry, rz]).as_matrix()  # intrinsic X-Y-Z: Rx @ Ry @ Rz, OpenFace's order
+    a = Rotation.from_matrix(rot.T).as_euler("xyz", degrees=True)
+    expected = {"Pitch": a[0], "Roll": -a[2], "Yaw": -a[1]}
+    native = pd.DataFrame({"input": ["a.jpg"], "frame": [-1], "face_id": [0], "pose_Rx": [rx], "pose_Ry": [ry],
+                           "pose_Rz": [rz]})
+    feat = to_format(native, "feat")
+    for column, value in expected.items():
+        assert feat.loc[0, column] == pytest.approx(value, abs=1e-6)

@@ -47,8 +47,11 @@ OPENFACE_SEPARATOR = ", "  # OpenFace writes ", " between names and between valu
 #: Native column -> py-feat Fex column where only the name differs.
 _FEAT_NAMES = {"x": "FaceRectX", "y": "FaceRectY", "width": "FaceRectWidth", "height": "FaceRectHeight",
                "confidence": "FaceScore"}
-#: py-feat's head pose in degrees from OpenFace's pose angles in radians (rotation about x, y, z).
-_FEAT_POSE = {"pose_Rx": "Pitch", "pose_Rz": "Roll", "pose_Ry": "Yaw"}
+#: py-feat's head pose (degrees) from OpenFace's angles (radians), with the sign that turns one into the
+#: other: py-feat (feat.utils.image_operations.convert_to_euler, from img2pose) decomposes the transposed
+#: rotation matrix as extrinsic x-y-z and reports (x, -z, -y); for OpenFace's R = Rx Ry Rz that is
+#: Pitch = -Rx, Roll = Rz, Yaw = Ry (tests/analyze/test_writers.py checks it on rotation matrices).
+_FEAT_POSE = {"pose_Rx": ("Pitch", -1.0), "pose_Rz": ("Roll", 1.0), "pose_Ry": ("Yaw", 1.0)}
 FEAT_EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 _AU = re.compile(r"^AU\d+$")
 _LANDMARK = re.compile(r"^[xy]_\d+$")
@@ -76,7 +79,7 @@ def feat_columns(native: Sequence[str]) -> list[str]:
     head = [_FEAT_NAMES[c] for c in ("x", "y", "width", "height", "confidence") if c in present]
     marks = [c for c in native if _LANDMARK.match(c)]
     marks = sorted(marks, key=lambda c: (c[0], int(c[2:])))
-    pose = [_FEAT_POSE[c] for c in ("pose_Rx", "pose_Rz", "pose_Ry") if c in present]
+    pose = [_FEAT_POSE[c][0] for c in ("pose_Rx", "pose_Rz", "pose_Ry") if c in present]
     aus = sorted(c for c in native if _is_au(c))
     emotions = [e for e in (*FEAT_EMOTIONS, "other") if e.capitalize() in present]  # ABAW's Other: after py-feat's 7
     taken = {*_FEAT_NAMES, *marks, *_FEAT_POSE, *aus, *(e.capitalize() for e in emotions), "input", "frame"}
@@ -95,7 +98,8 @@ def to_format(table: pd.DataFrame, fmt: str, first_image: int = 0) -> pd.DataFra
     if fmt != "feat":
         raise AffectlabError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = table.rename(columns=_FEAT_NAMES | {c.capitalize(): c for c in FEAT_EMOTIONS} | {"Other": "other"})
-    pose = {feat: np.degrees(table[native].astype(float)) for native, feat in _FEAT_POSE.items() if native in table}
+    pose = {feat: sign * np.degrees(table[native].astype(float))
+            for native, (feat, sign) in _FEAT_POSE.items() if native in table}
     out = pd.concat([out.drop(columns=[n for n in _FEAT_POSE if n in table]), pd.DataFrame(pose, index=out.index)], axis=1)
     frames = table["frame"].astype("Int64")
     image = frames < 0
@@ -114,9 +118,10 @@ def from_format(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
         return table.rename(columns={c: c[:-2] for c in table.columns if c.endswith("_r") and _is_au(c[:-2])})
     out = table.rename(columns={v: k for k, v in _FEAT_NAMES.items()} | {e: e.capitalize() for e in FEAT_EMOTIONS}
                        | {"other": "Other"})
-    pose = {native: np.radians(out[feat].astype(float)) for native, feat in _FEAT_POSE.items() if feat in out}
-    out = pd.concat([out.drop(columns=[f for f in _FEAT_POSE.values() if f in out]), pd.DataFrame(pose, index=out.index)],
-                    axis=1)
+    pose = {native: sign * np.radians(out[feat].astype(float))
+            for native, (feat, sign) in _FEAT_POSE.items() if feat in out}
+    out = pd.concat([out.drop(columns=[f for f, _ in _FEAT_POSE.values() if f in out]),
+                     pd.DataFrame(pose, index=out.index)], axis=1)
     video = out["timestamp"].notna() if "timestamp" in out.columns else pd.Series(False, index=out.index)
     out["frame"] = (out["frame"] + 1).where(video, -1)
     return out

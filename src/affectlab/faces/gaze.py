@@ -8,10 +8,16 @@ from one side to the other (positive towards the image's right), y is positive l
 0 looking straight at the camera.
 
 Each eye as OpenFace models it: an eyeball of radius 12 mm centred at the midpoint of the eye corners
-plus (0, -3.5, 7) mm in the head frame (a little up and behind the surface), placed in the camera frame
-by the head pose (affectlab.faces.pose); the pupil is where the camera ray through the iris model's
-iris centre meets that sphere; gaze = pupil - eyeball centre. A ray that misses the sphere (the iris
-model put the iris outside the eye) takes the sphere's point nearest the ray.
+plus (0, -3.5, 7) mm in the head frame (a little up and behind the surface); the pupil is where the
+camera ray through the iris centre meets that sphere; gaze = pupil - eyeball centre. A ray that misses
+the sphere (the iris put outside the eye) takes the sphere's point nearest the ray.
+
+The corners are the iris model's own (its eye contour's ends), not the face mesh's: gaze is the small
+difference between the iris and the corners (1 px is about 4 degrees on a 120 px face), and the mesh
+sits about 1 mm to one side of where its mirror image puts it (BENCHMARKS.md), which turned into a
+12-degree disagreement between a face and its mirror image. The iris model's corners and centre come
+from one crop and move together. The head pose (affectlab.faces.pose) gives the corners' depth and
+turns the eyeball offset into the camera frame.
 """
 from __future__ import annotations
 
@@ -42,15 +48,19 @@ def ray_sphere(direction: np.ndarray, centre: np.ndarray, radius: float) -> np.n
     return (along - np.sqrt(radius**2 - miss**2)) * direction
 
 
-def gaze_vectors(iris_centres: np.ndarray, rot: np.ndarray, t: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(2, 3) unit gaze vectors of the image-left and image-right eye, camera frame; NaN without a pose."""
-    if not (np.isfinite(rot).all() and np.isfinite(t).all() and np.isfinite(iris_centres).all()):
+def gaze_vectors(iris_centres: np.ndarray, eye_corners: np.ndarray, rot: np.ndarray, t: np.ndarray,
+                 width: int, height: int) -> np.ndarray:
+    """(2, 3) unit gaze vectors of the image-left and image-right eye, camera frame, from each eye's
+    iris centre (2, 2) and two corners (2, 2, 2), input pixels; NaN without a pose."""
+    if not (np.isfinite(rot).all() and np.isfinite(t).all() and np.isfinite(iris_centres).all()
+            and np.isfinite(eye_corners).all()):
         return np.full((2, 3), np.nan)
     face = canonical_face()
     out = []
     for k, (a, b) in enumerate((LEFT_EYE, RIGHT_EYE)):
-        centre_head = (face[a] + face[b]) / 2 + EYEBALL_OFFSET_MM
-        centre = rot @ centre_head + t
+        depth = float((rot @ ((face[a] + face[b]) / 2) + t)[2])
+        ray = _ray(eye_corners[k].mean(axis=0), width, height)
+        centre = ray * depth / ray[2] + rot @ EYEBALL_OFFSET_MM
         pupil = ray_sphere(_ray(iris_centres[k], width, height), centre, EYEBALL_RADIUS_MM)
         g = pupil - centre
         out.append(g / np.linalg.norm(g))

@@ -36,7 +36,7 @@ def face_geometry(image: np.ndarray, boxes: Sequence[np.ndarray], eyes: Sequence
         rot, t = head_pose(face.points, width, height)
         row = dict(zip(LANDMARK_COLUMNS, map(float, [*points[:, 0], *points[:, 1]])))
         row |= pose_columns(rot, t)
-        row |= dict(zip(GAZE_COLUMNS, gaze_angles(gaze_vectors(eye.centers, rot, t, width, height))))
+        row |= dict(zip(GAZE_COLUMNS, gaze_angles(gaze_vectors(eye.centers, eye.corners, rot, t, width, height))))
         if mesh:
             row |= dict(zip(MESH_COLUMNS, map(float, face.points.T.reshape(-1))))
         rows.append(row)

@@ -176,6 +176,12 @@ class Irises:
     iris: np.ndarray
     contours: np.ndarray
 
+    @property
+    def corners(self) -> np.ndarray:
+        """(2, 2, 2) each eye's two corners as the iris model sees them: its contour's points 0 and 8
+        (MediaPipe's eye-contour order: 0 the outer corner, 1-7 the lower lid, 8 the inner corner)."""
+        return self.contours[:, [0, 8], :2]
+
 
 def eye_rois(points: np.ndarray) -> list[Roi]:
     """MediaPipe's two eye crops (iris_roi_from_landmarks): around each eye's corners, 2.3 x their distance."""
