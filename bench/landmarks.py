@@ -1,8 +1,10 @@
 """The mesh's 68-point iBUG subset against AffectNet's human 68-point annotations.
 
-    python bench/landmarks.py [--limit N] [--passes 1 2] [--no-report]
+    python bench/landmarks.py [--faces held-out|all] [--limit N] [--passes 1 2] [--no-report]
 
-Each AffectNet validation image in ../shared/data/affectnet is searched by MTCNN as ``affectlab
+The mesh-to-iBUG map was fitted on AffectNet's faces (tools/derive_ibug68.py, the default recipe's
+training folds), so by default only the fold it never saw is scored (``--faces held-out``: the
+recipe's AffectNet validation fold); ``--faces all`` scores every image. Each image is searched by MTCNN as ``affectlab
 analyze`` searches an image (with second looks); the face whose 5 landmarks lie nearest the
 annotation's is taken, and the mesh is fitted from its box and eyes (affectlab.faces.mesh). The
 error of each face is the mean point-to-point distance over the 68 points divided by the distance of
@@ -22,12 +24,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from affectlab.analyze.media import read_image  # noqa: E402
+from affectlab.data.sampling import assign_folds  # noqa: E402
 from affectlab.faces import MTCNN, landmarks68_to_5  # noqa: E402
 from affectlab.faces.mesh import face_meshes  # noqa: E402
 from affectlab.faces.mtcnn import SECOND_LOOKS  # noqa: E402
 from common import ROOT, report, table  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
+FACES = {"held-out": "the AffectNet fold the iBUG map was not fitted on",
+         "all": "every AffectNet image, including the folds the iBUG map was fitted on"}
 PARTS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
          "mouth": range(48, 68)}
 
@@ -41,12 +46,15 @@ def nme(pred: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faces", choices=("held-out", "all"), default="held-out")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--passes", type=int, nargs="+", default=[2])
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     folder = SHARED / "affectnet"
     labels = pd.read_csv(folder / "labels.csv")
+    if args.faces == "held-out":  # the default recipe's {by: path, folds: 5, keep: [4]}
+        labels = labels[assign_folds(labels["path"], 5) == 4]
     if args.limit:
         labels = labels.iloc[: args.limit]
     truth_all = labels[[f"lnd_{a}{i}" for i in range(68) for a in "xy"]].to_numpy(np.float64).reshape(-1, 68, 2)
@@ -76,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         parts = ", ".join(f"{name} {pts[:, list(idx)].mean():.3f}" for name, idx in PARTS.items())
         out.append([p, f"{len(e)} of {rows}", f"{e.mean():.4f}", f"{np.median(e):.4f}", f"{(e > 0.1).mean():.1%}",
                     parts, f"{1000 * seconds[p] / max(len(e), 1):.1f}"])
-        np.save(Path("/tmp") / f"landmarks_per_point_p{p}.npy", pts)
     body = table(["mesh passes", "faces found", "NME mean", "NME median", "NME > 0.1", "mean error by part",
                   "mesh ms per face"], out)
-    body += ("\n\nNME: mean distance of the 68 iBUG points (mesh subset `affectlab.faces.mesh.IBUG68`) to "
+    body += (f"\n\nFaces: {FACES[args.faces]}. "
+             "NME: mean distance of the 68 iBUG points (`affectlab.faces.mesh.to_ibug68`) to "
              "AffectNet's human annotation, over the annotated outer-eye-corner distance; faces found by MTCNN "
              "as analyze finds them.")
     if args.no_report:

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from affectlab.data.sampling import assign_folds
+
 from affectlab.analyze.media import read_image
 from affectlab.faces import landmarks68_to_5
-from affectlab.faces.mesh import IBUG68, N_MESH, face_meshes, irises
+from affectlab.faces.mesh import N_MESH, face_meshes, ibug_map, irises
 
 MEDIA = Path(__file__).resolve().parents[2] / "examples" / "media"
 
@@ -25,8 +27,12 @@ def single_face(detector):
     return image, found.boxes[0], found.landmarks[0]
 
 
-def test_index_map_is_68_distinct_vertices():
-    assert len(IBUG68) == 68 and len(set(IBUG68)) == 68 and max(IBUG68) < N_MESH
+def test_ibug_map_is_affine_and_tame():
+    """Each iBUG point is an affine combination of mesh vertices (weights sum to 1: it moves with the
+    face under any similarity), with no weight large enough to amplify the mesh's noise."""
+    vertices, weights = ibug_map()
+    assert vertices.shape == weights.shape == (68, 16) and vertices.min() >= 0 and vertices.max() < N_MESH
+    assert np.allclose(weights.sum(axis=1), 1.0) and np.abs(weights).max() < 3.0
 
 
 def test_mesh_lies_on_the_face(single_face):
@@ -87,8 +93,10 @@ def test_irises_lie_between_the_eye_corners(single_face):
 
 
 def test_landmarks_near_affectnet_annotations(shared_data, detector):
-    """Median NME (outer-eye-corner normalised) on 40 AffectNet faces well under 0.1 (bench/landmarks.py)."""
-    labels = pd.read_csv(shared_data / "affectnet" / "labels.csv").iloc[:40]
+    """Median NME (outer-eye-corner normalised) on 40 AffectNet faces of the fold the iBUG map was not
+    fitted on (the default recipe's validation fold): 0.058 median on the whole fold (bench/landmarks.py)."""
+    labels = pd.read_csv(shared_data / "affectnet" / "labels.csv")
+    labels = labels[assign_folds(labels["path"], 5) == 4].iloc[:40]  # the recipe's {by: path, folds: 5, keep: [4]}
     truth = labels[[f"lnd_{a}{i}" for i in range(68) for a in "xy"]].to_numpy(np.float64).reshape(-1, 68, 2)
     errors = []
     for path, t in zip(labels["path"], truth):
@@ -100,7 +108,7 @@ def test_landmarks_near_affectnet_annotations(shared_data, detector):
         (mesh,) = face_meshes(image, [found.boxes[k]], [found.landmarks[k][:2]])
         errors.append(np.linalg.norm(mesh.ibug68 - t, axis=1).mean() / np.linalg.norm(t[36] - t[45]))
     assert len(errors) >= 35
-    assert np.median(errors) < 0.09
+    assert np.median(errors) < 0.07
 
 
 def test_mesh_imports_neither_torch_nor_tensorflow():
