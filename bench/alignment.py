@@ -81,10 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     body = table(["aligned by", "accuracy", "macro F1", "CCC valence", "CCC arousal"], out)
     body += (f"\n\n{len(kept)} of {len(rows)} AffectNet validation faces (those MTCNN finds), model "
              f"`{args.model or 'bundled'}`, recipe `{Path(args.recipe).name}`.")
-    if args.no_report:
-        print(body)
-    else:
-        report("Alignment points for the model: MTCNN, mesh or annotation (AffectNet validation)", body)
+    report("Alignment points for the model: MTCNN, mesh or annotation (AffectNet validation)", body,
+           append=not args.no_report)
     return 0
 
 

@@ -89,8 +89,12 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def report(title: str, body: str) -> None:
-    """Print a result and append it to BENCHMARKS.md with the command, machine and date."""
+def report(title: str, body: str, append: bool = True) -> None:
+    """Print a result and, unless ``append`` is off (a script's --no-report), append it to BENCHMARKS.md
+    with the command, machine and date."""
+    if not append:
+        print(body)
+        return
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
     section = (f"## {title}\n\n`{command}` — {dt.date.today().isoformat()}, {machine()}\n\n{body}\n")
     print(section)

@@ -87,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                  rows)
     body += (f"\n\nThe first {len(paths)} AffectNet images; turns of {', '.join(map(str, TURNS))} degrees; "
              "faces found as analyze finds them, pose and gaze as `analyze --landmarks` computes them.")
-    if args.no_report:
-        print(body)
-    else:
-        report("Head pose and gaze: geometric checks on AffectNet faces", body)
+    report("Head pose and gaze: geometric checks on AffectNet faces", body, append=not args.no_report)
     return 0
 
 

@@ -90,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
              "NME: mean distance of the 68 iBUG points (`affectlab.faces.mesh.to_ibug68`) to "
              "AffectNet's human annotation, over the annotated outer-eye-corner distance; faces found by MTCNN "
              "as analyze finds them.")
-    if args.no_report:
-        print(body)
-    else:
-        report("Landmarks: the mesh's 68 points against AffectNet's annotations", body)
+    report("Landmarks: the mesh's 68 points against AffectNet's annotations", body, append=not args.no_report)
     return 0
 
 
