@@ -18,6 +18,7 @@ def one_line(e: pytest.ExceptionInfo) -> str:
     ("inception_v3", 299, (768, 17, 17)),  # SMM §3.1: "17×17 and it has 768 channels"
     ("resnet50", 112, (2048, 4, 4)),
     ("mobilenet_v2", 64, (1280, 2, 2)),
+    ("dlib_resnet", 150, (256, 2, 2)),  # 150 -> 72 -> 35 -> 17 -> 8 -> 4 (the pooled shortcut's 4, not 3) -> 2
 ])
 def test_feature_map_shape_and_channels(name, size, shape):
     backbone = Backbone(name).eval()
@@ -27,7 +28,7 @@ def test_feature_map_shape_and_channels(name, size, shape):
 
 
 def test_builtin_names():
-    assert backbone_names() == ["inception_v3", "resnet50", "mobilenet_v2"]
+    assert backbone_names() == ["inception_v3", "resnet50", "mobilenet_v2", "dlib_resnet"]
 
 
 def test_unknown_backbone():

@@ -20,6 +20,17 @@ layout: eyes a third of the way down, mouth at four fifths, face filling the cro
 :func:`scale_template` for other crop sizes or for more context around the face."""
 
 
+DLIB_150 = np.array(
+    [[47.5492, 46.599], [100.4761, 46.599], [74.0127, 76.5625], [50.4149, 103.0233], [97.6104, 103.0233]],
+    dtype=np.float64,
+)
+"""Where dlib's face chips (``get_face_chip_details(shape, 150, 0.25)``) put the 5 points: dlib's
+68-point mean face (eye contours averaged, nose tip 30, mouth corners 48 and 54) in a 150x150
+crop with a quarter of the face's size as margin on each side. The framing the ``dlib_resnet``
+backbone was trained with: about the face size of :data:`ARCFACE_112`, but higher in the crop (eyes at
+31 % of its height, not 46 %), so more forehead and less chin."""
+
+
 def scale_template(template: np.ndarray, size: int, margin: float = 0.0, ref_size: int = 112) -> np.ndarray:
     """The template for a ``size`` crop; ``margin`` (fraction of the crop on each side) shrinks the face.
 

@@ -10,6 +10,10 @@ downloaded into it where there is a network). Inference never downloads anything
 - ``resnet50``: ResNet50 without its pooling and classifier, 2048 channels: the CNN of the
   teacher-student and multi-database papers (112 px faces).
 - ``mobilenet_v2``: MobileNetV2 features, 1280 channels: the small, fast default.
+- ``dlib_resnet``: dlib's face-recognition ResNet-29 (CC0), 256 channels, 2×2 at 150 px: a start
+  pretrained on ~3 million faces instead of ImageNet objects. Its weights come only from a file
+  converted by ``tools/convert_dlib_resnet.py`` (``backbone_weights=PATH``); faces framed as dlib
+  frames them (:data:`affectlab.faces.align.DLIB_150`).
 
 With ``timm`` installed, any other timm model name works as well (its last feature map).
 torchvision is imported only inside the builders, through :func:`affectlab.compat.import_torchvision`.
@@ -69,12 +73,93 @@ def _mobilenet_v2() -> tuple[nn.Module, int]:
     return nn.Sequential(OrderedDict(features=import_torchvision().models.mobilenet_v2(weights=None).features)), 1280
 
 
+#: dlib's input layer subtracts these (0-255 RGB) and divides by 256; the converter checks the file's.
+DLIB_MEAN_RGB: tuple[float, float, float] = (122.782, 117.001, 104.298)
+#: (channels, residual blocks) of the stages of dlib's ``anet_type``; each but the first halves the size.
+DLIB_STAGES: tuple[tuple[int, int], ...] = ((32, 3), (64, 4), (128, 3), (256, 3), (256, 1))
+
+
+class _ImageNetToDlib(nn.Module):
+    """ImageNet-normalised input -> dlib's ``(pixel - mean) / 256``, so this trunk takes what the others take."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+        self.register_buffer("scale", (255 * std / 256).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", ((255 * mean - torch.tensor(DLIB_MEAN_RGB)) / 256).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.shift
+
+
+class _Affine(nn.Module):
+    """Per-channel ``weight * x + bias``: dlib's ``affine`` layer, a batch norm frozen into a scale and shift."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+def _add_zero_padded(a: Tensor, b: Tensor) -> Tensor:
+    """dlib's ``add_prev``: the smaller tensor is zero-padded at the end of channels, rows and columns.
+
+    The shortcut of a down-sampling block has fewer channels, and at odd sizes the unpadded
+    stride-2 convolution gives one row and column fewer than the 2×2 average pool beside it.
+    """
+    c, h, w = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
+
+    def pad(t: Tensor) -> Tensor:
+        return nn.functional.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1]))
+
+    return pad(a) + pad(b)
+
+
+class _DlibResidual(nn.Module):
+    """dlib's ``ares`` (``ares_down`` when ``down``): conv-affine-relu-conv-affine plus the input
+    (2×2 average-pooled when ``down``), then relu. Stride-2 convolutions are unpadded, as in dlib."""
+
+    def __init__(self, cin: int, cout: int, down: bool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=2 if down else 1, padding=0 if down else 1)
+        self.affine1 = _Affine(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.affine2 = _Affine(cout)
+        self.shortcut = nn.AvgPool2d(2, 2) if down else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.affine2(self.conv2(torch.relu(self.affine1(self.conv1(x)))))
+        return torch.relu(_add_zero_padded(y, self.shortcut(x)))
+
+
+def _dlib_resnet() -> tuple[nn.Module, int]:
+    layers: OrderedDict[str, nn.Module] = OrderedDict(
+        input=_ImageNetToDlib(), conv1=nn.Conv2d(3, 32, 7, stride=2), affine1=_Affine(32), relu=nn.ReLU(),
+        maxpool=nn.MaxPool2d(3, 2))
+    cin = 32
+    for s, (width, blocks) in enumerate(DLIB_STAGES, start=1):
+        layers[f"layer{s}"] = nn.Sequential(*(_DlibResidual(cin if b == 0 else width, width, s > 1 and b == 0)
+                                              for b in range(blocks)))
+        cin = width
+    return nn.Sequential(layers), cin
+
+
 #: The torchvision trunks; their parameter names equal torchvision's, so its ImageNet files load.
 TORCHVISION_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
     "inception_v3": _inception_v3,
     "resnet50": _resnet50,
     "mobilenet_v2": _mobilenet_v2,
 }
+
+#: Built-in trunks whose weights come only from a file the user converts (no weights API, no download).
+FILE_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
+    "dlib_resnet": _dlib_resnet,
+}
+_HOW_TO_GET = {"dlib_resnet": " (convert dlib_face_recognition_resnet_model_v1.dat with tools/convert_dlib_resnet.py)"}
 
 
 #: torchvision's ImageNet weights of each trunk (its weights API names); the papers' era, V1.
@@ -127,14 +212,14 @@ def _timm(name: str) -> tuple[nn.Module, int]:
     import timm
 
     if not timm.is_model(name):
-        raise AffectlabError(f"unknown backbone {name!r}: neither {', '.join(TORCHVISION_BACKBONES)} nor a timm model")
+        raise AffectlabError(f"unknown backbone {name!r}: neither {', '.join(backbone_names())} nor a timm model")
     model = timm.create_model(name, pretrained=False, features_only=True, out_indices=(-1,))
     return _LastFeatureMap(model), model.feature_info.channels()[-1]
 
 
 def backbone_names() -> list[str]:
     """The built-in backbone names (any timm model name works too when timm is installed)."""
-    return list(TORCHVISION_BACKBONES)
+    return list(TORCHVISION_BACKBONES) + list(FILE_BACKBONES)
 
 
 class Backbone(nn.Module):
@@ -144,10 +229,12 @@ class Backbone(nn.Module):
         super().__init__()
         if name in TORCHVISION_BACKBONES:
             self.body, self.out_channels = TORCHVISION_BACKBONES[name]()
+        elif name in FILE_BACKBONES:
+            self.body, self.out_channels = FILE_BACKBONES[name]()
         elif importlib.util.find_spec("timm") is not None:
             self.body, self.out_channels = _timm(name)
         else:
-            raise AffectlabError(f"unknown backbone {name!r}; known: {', '.join(TORCHVISION_BACKBONES)} "
+            raise AffectlabError(f"unknown backbone {name!r}; known: {', '.join(backbone_names())} "
                                  "(install timm for more)")
         self.name = name
 
@@ -156,14 +243,15 @@ class Backbone(nn.Module):
 
     def load_imagenet(self, path: str | PathLike[str]) -> None:
         """Load ImageNet weights from a local state-dict file (``torch.load(weights_only=True)``), or
-        ``imagenet``: torchvision's own (:func:`imagenet_weights_file`).
+        ``imagenet``: torchvision's own (:func:`imagenet_weights_file`). For ``dlib_resnet``, the file
+        tools/convert_dlib_resnet.py wrote (face-recognition, not ImageNet, weights).
 
         The file's classifier (and any other layer this trunk dropped) is ignored; every tensor
         of the trunk must be in the file with the right shape, or a DataError names the file.
         """
         path = imagenet_weights_file(self.name) if str(path) == "imagenet" else Path(path)
         if not path.is_file():
-            raise DataError(path, f"no such weights file for backbone {self.name!r}")
+            raise DataError(path, f"no such weights file for backbone {self.name!r}{_HOW_TO_GET.get(self.name, '')}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # corrupt, truncated, or a pickle that is not plain tensors
