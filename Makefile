@@ -25,6 +25,7 @@ demo: $(STAMP)
 default-model: $(STAMP)
 	$(VENV)/bin/affectlab train configs/default.yaml --out runs/default
 	$(VENV)/bin/affectlab tune-thresholds --model runs/default/model.safetensors --recipe configs/default.yaml --data ckplus --write
+	$(PY) tools/model_report.py configs/default.yaml --model runs/default/model.safetensors --choose-flip --write --json runs/default/report.json
 	cp runs/default/model.safetensors src/affectlab/assets/default.safetensors
 	$(PY) tools/export_assets.py
 

@@ -125,7 +125,8 @@ def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -
     if smooth == "checkpoint":
         smooth = _checkpoint_smoothing(backend)
     return Analyzer(backend, device=device, faces=args.faces, stride=args.stride, detect_every=args.detect_every,
-                    batch_size=args.batch_size, smooth=smooth, landmarks=args.landmarks, mesh=args.mesh)
+                    batch_size=args.batch_size, smooth=smooth, landmarks=args.landmarks, mesh=args.mesh,
+                    flip=args.flip)
 
 
 def _smoothing(spec: str) -> dict[str, float] | str:
@@ -528,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run the full face detector on every k-th analysed frame and refine each face from "
                               f"its last box in between; 1: the full detector on every frame (default: {DETECT_EVERY})")
     analyze.add_argument("--batch-size", type=_whole(1), default=32, help="faces per model call (default: 32)")
+    analyze.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                         help="average each face's outputs with its mirror image's (twice the model's time); "
+                              "default: as the checkpoint says (the bundled model's card says why)")
     analyze.add_argument("--smooth", nargs="?", const="checkpoint", metavar="au=MU,expr=MU,va=MU",
                          help="temporal smoothing of each face's features over a video (SMM eq. 9); mu per task, "
                               "default the checkpoint's (from smooth-search) or SMM's au=7,expr=9,va=9")

@@ -100,6 +100,30 @@ def test_crops_mode_skips_detection(analyzer, shared_data):
     assert df[["x", "y", "width", "height", "confidence", "success"]].iloc[0].tolist() == [0, 0, 224, 224, 1, 1]
 
 
+def test_flip_averages_a_face_and_its_mirror_image(analyzer, shared_data, tmp_path):
+    """With flip, a face crop and its mirror image get the same outputs (each is the mean over both);
+    without, they differ; and the average is that of the two plain predictions."""
+    import copy
+    from dataclasses import replace
+
+    from affectlab.models.meta import TEST_TIME_FLIP
+
+    path = sorted((shared_data / "affectnet" / "images").iterdir())[0]
+    image = np.asarray(Image.open(path).convert("RGB"))
+    Image.fromarray(image[:, ::-1]).save(tmp_path / "mirrored.png")
+    Image.fromarray(image).save(tmp_path / "face.png")
+    aus = [c for c in result_columns(analyzer.schema) if c.startswith("AU") and not c.endswith("_c")]
+    columns = [*aus, *analyzer.schema.expr_names, "valence", "arousal"]
+    run = {flip: [Analyzer(analyzer.backend, faces="crops", flip=flip).analyze(tmp_path / name)[columns]
+                  .to_numpy(float)[0] for name in ("face.png", "mirrored.png")] for flip in (False, True)}
+    assert np.abs(run[False][0] - run[False][1]).max() > 1e-3
+    assert np.allclose(run[True][0], run[True][1], atol=1e-5)
+    assert np.allclose(run[True][0][-2:], (run[False][0][-2:] + run[False][1][-2:]) / 2, atol=1e-5)  # VA: the mean
+    flagged = copy.copy(analyzer.backend)
+    flagged.meta = replace(flagged.meta, extra={**flagged.meta.extra, TEST_TIME_FLIP: True})
+    assert Analyzer(flagged).flip and not Analyzer(flagged, flip=False).flip  # the checkpoint's, unless told
+
+
 def test_bad_options():
     with pytest.raises(AffectlabError, match="faces must be"):
         Analyzer(faces="guess")

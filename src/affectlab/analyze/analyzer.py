@@ -26,7 +26,7 @@ from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face, follow
 from affectlab.faces.geometry import face_geometry
 from affectlab.faces.mtcnn import SECOND_LOOKS
-from affectlab.models.meta import InputSpec
+from affectlab.models.meta import TEST_TIME_FLIP, InputSpec
 
 FACE_MODES = ("detect", "crops")
 DETECT_EVERY = 6  # full detections every 6th frame (1/4 s at 24 fps): new faces appear within that
@@ -96,7 +96,7 @@ class Analyzer:
                  device: str = "cpu", faces: str = "detect", stride: int = 1,
                  detect_every: int = DETECT_EVERY, batch_size: int = 32, min_face_size: float = 40,
                  chunk_frames: int = 64, smooth: Mapping[str, float] | None = None,
-                 landmarks: bool = False, mesh: bool = False):
+                 landmarks: bool = False, mesh: bool = False, flip: bool | None = None):
         if faces not in FACE_MODES:
             raise AffectlabError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
         if stride < 1 or detect_every < 1 or batch_size < 1:
@@ -115,6 +115,9 @@ class Analyzer:
         thresholds = meta.extra.get("au_thresholds")
         self.au_thresholds = np.full(self.schema.n_au, 0.5) if thresholds is None else np.asarray(
             [thresholds[a] for a in self.schema.au_names], dtype=np.float64)
+        #: Horizontal-flip test-time averaging: each face and its mirror image, outputs averaged. None:
+        #: as the checkpoint says (``test_time_flip``, stored where validation showed it pays).
+        self.flip = bool(meta.extra.get(TEST_TIME_FLIP, False)) if flip is None else flip
         self.faces, self.stride, self.detect_every = faces, stride, detect_every
         #: Also the 68 landmarks, head pose and gaze of each face (faces.geometry, at a cost), ``mesh``:
         #: and its full 468-point mesh.
@@ -245,13 +248,20 @@ class Analyzer:
     # --- rows -------------------------------------------------------------------------------
 
     def _predict(self, crops: np.ndarray, tracks: list[int], smooth: bool) -> FaceOutputs:
-        """The model on all crops in batches; with smoothing, features of each track are smoothed first."""
+        """The model on all crops in batches (and on their mirror images with ``flip``: probabilities, or
+        the features smoothing works on, averaged); with smoothing, features of each track are smoothed first."""
         features = self.smoother.features if smooth and self.smoother is not None else ()
-        batches = [crops[i:i + self.batch_size] for i in range(0, len(crops), self.batch_size)]
+        views = [crops, np.ascontiguousarray(crops[:, :, ::-1])] if self.flip else [crops]
+        batches = [v[i:i + self.batch_size] for v in views for i in range(0, len(v), self.batch_size)]
         parts = [self.backend(b, features) if features else self.backend(b) for b in batches]
+
+        def mean_of(values: list[np.ndarray]) -> np.ndarray:
+            joined = np.concatenate(values)
+            return joined.reshape(len(views), len(crops), *joined.shape[1:]).mean(axis=0)
+
         if not features:
-            return FaceOutputs(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("au", "expr", "va")))
-        stacked = {name: np.concatenate([p.features[name] for p in parts]) for name in features}
+            return FaceOutputs(*(mean_of([getattr(p, k) for p in parts]) for k in ("au", "expr", "va")))
+        stacked = {name: mean_of([p.features[name] for p in parts]) for name in features}
         out = self.smoother.step(stacked, tracks)
         return probabilities(*(out[k].numpy() for k in ("au", "expr", "va")))
 

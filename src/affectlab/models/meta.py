@@ -36,6 +36,11 @@ def align_template(input_size: int) -> list[list[float]]:
     return scale_template(ARCFACE_112, input_size).tolist()
 
 
+#: Checkpoint extra: average each face's outputs with its mirror image's at inference (set where
+#: validation showed it pays: tools/model_report.py --choose-flip).
+TEST_TIME_FLIP = "test_time_flip"
+
+
 @dataclass(frozen=True)
 class CheckpointMeta:
     """What a checkpoint says about its model, besides the weights."""
