@@ -44,7 +44,7 @@ def five_points(detector: MTCNN, image: np.ndarray, truth68: np.ndarray) -> dict
     if not len(found):
         return None
     annotation = landmarks68_to_5(truth68)
-    k = int(np.argmin(np.linalg.norm(found.landmarks - annotation, axis=2).mean(axis=1)))
+    k = found.nearest(annotation)
     (mesh,) = face_meshes(image, [found.boxes[k]], [found.landmarks[k][:2]])
     return {"mtcnn": found.landmarks[k], "mesh": landmarks68_to_5(mesh.ibug68), "annotation": annotation}
 

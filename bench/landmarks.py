@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             if len(det) == 0:
                 continue
             five = landmarks68_to_5(truth)
-            k = int(np.argmin(np.linalg.norm(det.landmarks - five, axis=2).mean(axis=1)))
+            k = det.nearest(five)
             for p in args.passes:
                 t0 = time.perf_counter()
                 (mesh,) = face_meshes(image, [det.boxes[k]], [det.landmarks[k][:2]], passes=p)

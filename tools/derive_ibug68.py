@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         found = detector.detect_batch([image], SECOND_LOOKS)[0]
         if not len(found):
             continue
-        k = int(np.argmin(np.linalg.norm(found.landmarks - landmarks68_to_5(truth[i]), axis=2).mean(axis=1)))
+        k = found.nearest(landmarks68_to_5(truth[i]))
         meshes.append(face_meshes(image, [found.boxes[k]], [found.landmarks[k][:2]])[0].points[:, :2])
         kept.append(i)
     truth = truth[kept]

@@ -104,7 +104,7 @@ def test_landmarks_near_affectnet_annotations(shared_data, detector):
         found = detector.detect(image)
         if not len(found):
             continue
-        k = int(np.argmin(np.linalg.norm(found.landmarks - landmarks68_to_5(t), axis=2).mean(axis=1)))
+        k = found.nearest(landmarks68_to_5(t))
         (mesh,) = face_meshes(image, [found.boxes[k]], [found.landmarks[k][:2]])
         errors.append(np.linalg.norm(mesh.ibug68 - t, axis=1).mean() / np.linalg.norm(t[36] - t[45]))
     assert len(errors) >= 35

@@ -259,3 +259,13 @@ def test_refine_finds_a_moved_face_again_with_onet_alone(detector: MTCNN, media:
         assert np.linalg.norm(refined.landmarks[0] - face.landmarks[0], axis=1).max() < 0.03 * width
     assert len(detector.refine(image, np.array([[0, 0, 60, 60]]))) == 0  # a corner of the background
     assert len(detector.refine(image, np.zeros((0, 4)))) == 0
+
+
+def test_nearest_face_to_given_points():
+    """The face an annotation is about: the one whose 5 landmarks are nearest on average, not the best-scored."""
+    from affectlab.faces.mtcnn import Detections
+
+    points = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], dtype=np.float64)
+    found = Detections(boxes=np.zeros((2, 4)), scores=np.array([0.99, 0.9]),
+                       landmarks=np.stack([points + 200, points + 3]))
+    assert found.nearest(points) == 1 and found.nearest(points + 190) == 0

@@ -49,6 +49,11 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def nearest(self, five: np.ndarray) -> int:
+        """Index of the face whose 5 landmarks lie nearest ``five`` (5, 2) on average: the face an
+        annotation of the image is about."""
+        return int(np.argmin(np.linalg.norm(self.landmarks - five, axis=2).mean(axis=1)))
+
 
 Net = Callable[[np.ndarray], tuple[np.ndarray, ...]]
 """A network as the cascade calls it: (B, 3, H, W) float32 in the nets' input convention -> its outputs."""
