@@ -1,10 +1,12 @@
 """Model only: faces/s of every registered model at batch 1 and 32, on PyTorch (fp32 and bf16, optionally
 compiled) and onnxruntime, with the achieved GFLOP/s as a fraction of this machine's matmul rate.
 
-    python bench/models.py [--models default smm ...] [--device cuda] [--compile] [--seconds 3]
+    python bench/models.py [--models default smm ...] [--checkpoints run/model.safetensors ...]
+                           [--device cuda] [--compile] [--seconds 3]
 
 ``default`` is the bundled model (mtl-baseline, MobileNetV2 at 112 px); every registered model runs at
-its paper's input size (each model's ``paper`` settings). Image models run through
+its paper's input size (each model's ``paper`` settings); ``--checkpoints`` adds trained ones (a
+recipe's candidate backbone, say) at their own input size. Image models run through
 ``TorchBackend``, exactly as ``affectlab analyze`` runs them (normalisation, channels_last, bf16
 autocast with ``--precision bf16``). The sequence model (cnn-rnn) takes a batch of B faces as one clip of
 B frames; the two-view context ensemble takes each crop as both of its views. FLOPs are 2 x the
@@ -32,6 +34,7 @@ from affectlab.analyze.export import export_onnx
 from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend
 from affectlab.data.transforms import normalise
 from affectlab.models import AffectModel, create_model, list_models, load_model, save_checkpoint
+from affectlab.models.meta import read_checkpoint_meta
 from affectlab.models.registry import get_model_class
 from affectlab.models.table import model_row
 from common import machine_limit, report, sync, table
@@ -86,10 +89,18 @@ def checkpoints(names: list[str], folder: Path) -> list[tuple[str, Path]]:
     return out
 
 
+def trained_label(path: Path) -> str:
+    """A trained checkpoint's row label: its run folder and file, model and backbone."""
+    meta = read_checkpoint_meta(path)
+    return f"{path.parent.name}/{path.name} ({meta.model}, {meta.config.get('backbone', 'its default backbone')})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="*", choices=["default", *list_models()],
                         help="default and/or registered names (default: all)")
+    parser.add_argument("--checkpoints", nargs="*", type=Path, default=[],
+                        help="trained checkpoints to time as well (alone unless --models is given)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd PyTorch models")
@@ -100,7 +111,9 @@ def main() -> None:
     onnx = not args.no_onnx and args.device == "cpu"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, path in checkpoints(args.models or ["default", *list_models()], Path(tmp)):
+        names = args.models if args.models is not None else [] if args.checkpoints else ["default", *list_models()]
+        trained = [(trained_label(p), p) for p in args.checkpoints]
+        for label, path in checkpoints(names, Path(tmp)) + trained:
             model = load_model(path)
             size = model.checkpoint_meta.input_size
             gflop = 2 * model_row(model, size)["gflops"]  # per face

