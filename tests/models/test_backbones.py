@@ -107,16 +107,15 @@ def test_unreadable_files(tmp_path, content, message):
     assert one_line(e).startswith(str(path))
 
 
-@pytest.mark.parametrize("size, kernel", [(112, 3), (56, 5), (7, 5), (15, 3)])
-def test_same_padding_pads_as_tensorflow(size, kernel):
+@pytest.mark.parametrize("size, kernel, before, after", [(112, 3, 0, 1), (56, 5, 1, 2), (7, 5, 2, 2), (15, 3, 1, 1)])
+def test_same_padding_pads_as_tensorflow(size, kernel, before, after):
     """TensorFlow's SAME at stride 2: out = ceil(in / 2), and an odd padding's extra row and column go at the
-    bottom and right."""
+    bottom and right (the paddings worked out by hand from TensorFlow's rule)."""
     from affectlab.models.backbones import _SameConv2d
 
     conv = _SameConv2d(1, 1, kernel, 2, bias=False)
     x = torch.randn(1, 1, size, size)
-    total = max((-(-size // 2) - 1) * 2 + kernel - size, 0)
-    expected = nn.functional.conv2d(nn.functional.pad(x, (total // 2, total - total // 2) * 2), conv.weight, stride=2)
+    expected = nn.functional.conv2d(nn.functional.pad(x, (before, after) * 2), conv.weight, stride=2)
     assert conv(x).shape[-1] == -(-size // 2)
     assert torch.allclose(conv(x), expected)
 

@@ -231,7 +231,8 @@ TORCHVISION_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
     "mobilenet_v2": _mobilenet_v2,
 }
 
-#: Built-in trunks whose weights come only from a file the user converts (no weights API, no download).
+#: Built-in trunks without torchvision's weights API: weights from a file the user converts (dlib) or a pip
+#: package carries (:data:`PACKAGED_IMAGENET`); nothing is downloaded.
 FILE_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
     "dlib_resnet": _dlib_resnet,
     "efficientnet_lite0": _efficientnet_lite0,
