@@ -34,7 +34,7 @@ from affectlab.analyze.export import export_onnx
 from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend
 from affectlab.data.transforms import normalise
 from affectlab.models import AffectModel, create_model, list_models, load_model, save_checkpoint
-from affectlab.models.meta import read_checkpoint_meta
+from affectlab.models.meta import CheckpointMeta
 from affectlab.models.registry import get_model_class
 from affectlab.models.table import model_row
 from common import machine_limit, report, sync, table
@@ -89,9 +89,8 @@ def checkpoints(names: list[str], folder: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def trained_label(path: Path) -> str:
+def trained_label(path: Path, meta: CheckpointMeta) -> str:
     """A trained checkpoint's row label: its run folder and file, model and backbone."""
-    meta = read_checkpoint_meta(path)
     return f"{path.parent.name}/{path.name} ({meta.model}, {meta.config.get('backbone', 'its default backbone')})"
 
 
@@ -112,9 +111,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         names = args.models if args.models is not None else [] if args.checkpoints else ["default", *list_models()]
-        trained = [(trained_label(p), p) for p in args.checkpoints]
-        for label, path in checkpoints(names, Path(tmp)) + trained:
+        for label, path in checkpoints(names, Path(tmp)) + [(None, p) for p in args.checkpoints]:
             model = load_model(path)
+            label = label or trained_label(path, model.checkpoint_meta)
             size = model.checkpoint_meta.input_size
             gflop = 2 * model_row(model, size)["gflops"]  # per face
             variants = [(f"PyTorch {p}" + (" compiled" if c else ""), p, torch_runner(model, args.device, p, c))

