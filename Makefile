@@ -24,7 +24,7 @@ demo: $(STAMP)
 # train, tune its AU thresholds on the held-out CK+ subjects, bundle it.
 default-model: $(STAMP)
 	$(VENV)/bin/affectlab train configs/default.yaml --out runs/default
-	$(VENV)/bin/affectlab tune-thresholds --model runs/default/model.safetensors --recipe configs/default.yaml --data ckplus --write
+	$(VENV)/bin/affectlab tune-thresholds --model runs/default/model.safetensors --recipe configs/default.yaml --data ckplus --write --if-better
 	$(PY) tools/model_report.py configs/default.yaml --model runs/default/model.safetensors --choose-flip --write --json runs/default/report.json
 	cp runs/default/model.safetensors src/affectlab/assets/default.safetensors
 	$(PY) tools/export_assets.py

@@ -363,7 +363,11 @@ def cmd_tune_thresholds(args: argparse.Namespace) -> int:
     except AffectlabError as e:
         raise DataError(args.data, str(e)) from None
     print(format_thresholds(result))
-    if args.write or args.output:
+    tuned, untuned = float(result.f1_cross_validated.mean()), float(result.f1_default.mean())
+    if (args.write or args.output) and args.if_better and tuned <= untuned:
+        print(f"cross-validated, the tuned thresholds give mean F1 {tuned:.3f}, 0.5 gives {untuned:.3f}: "
+              f"not stored (--if-better)")
+    elif args.write or args.output:
         target = args.output or args.model
         write_thresholds(model, target, result)
         print(f"AU thresholds stored in {target}")
@@ -447,6 +451,9 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--folds", type=_whole(2), default=3,
                       help="cross-validation folds for the reported F1 (default 3)")
     _stored_in_checkpoint(tune, "the thresholds", "thresholds and F1")
+    tune.add_argument("--if-better", action="store_true",
+                      help="with --write/--output: store the thresholds only if, cross-validated, their mean F1 "
+                           "beats 0.5's (with few subjects, tuning can fit noise)")
     tune.set_defaults(func=cmd_tune_thresholds)
 
 

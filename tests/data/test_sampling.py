@@ -73,6 +73,16 @@ def test_folds_keep_keys_together_and_are_balanced():
     assert (assign_folds(keys, 5, seed=3) == folds).all()
 
 
+def test_folds_like_another_table_give_its_keys_their_folds_there():
+    """Two crops of one subject set: a subject held out in one is held out in the other."""
+    reference = pd.Series([f"s{i}" for i in range(20)])
+    keys = pd.Series(["s3", "s3", "s17", "new1", "new2", "s0"])
+    folds = assign_folds(keys, 5, like=reference)
+    there = dict(zip(reference, assign_folds(reference, 5)))
+    assert folds[[0, 1, 2, 5]].tolist() == [there["s3"], there["s3"], there["s17"], there["s0"]]
+    assert folds[3:5].tolist() == assign_folds(pd.Series(["new1", "new2"]), 5).tolist()
+
+
 def pools() -> list[GroupPool]:
     expr = np.array([0] * 30 + [1] * 6 + [2] * 4)
     return [GroupPool("a", np.arange(0, 40), 4, "classes", expr),

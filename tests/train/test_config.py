@@ -55,8 +55,9 @@ def test_overrides_address_any_value(mini):
 
 def test_one_data_root_moves_every_source(mini):
     r = load_recipe(mini, ["data_root=/datasets", "validation.v={path: v, images: frames}",
-                           "sources.b.path=/elsewhere/b.csv"])
+                           "sources.b.path=/elsewhere/b.csv", "sources.a.subset={keep: [0], by: subject, like: c}"])
     assert r.sources["a"].path == "/datasets/a.csv" and r.sources["b"].path == "/elsewhere/b.csv"
+    assert r.sources["a"].subset.like == "/datasets/c"
     assert (r.validation["v"].path, r.validation["v"].images) == ("/datasets/v", "/datasets/frames")
     assert load_recipe(mini).sources["a"].path == "a.csv"
     student = r.for_stage(r.stages[1])  # stage recipes are rebuilt from the raw recipe: resolved once

@@ -6,7 +6,7 @@ import pandas as pd
 
 from affectlab.labels import DEFAULT_SCHEMA
 from affectlab.train import data as tdata
-from affectlab.train.config import Folds, Source
+from affectlab.train.config import Folds, Source, Subset
 
 
 def tables(videos: list[str], names: list[str]) -> tdata.SourceTables:
@@ -31,6 +31,19 @@ def test_framing_gives_tight_crops_their_five_points(shared_data):
     source = Source(str(shared_data / "sfew"), tasks=["expr"], framing=points)
     samples = tdata.read_one(source, DEFAULT_SCHEMA, {}).samples
     assert np.allclose(samples[["framing_x0", "framing_y0", "framing_x4", "framing_y4"]].iloc[0], [0.3, 0.4, 0.65, 0.8])
+
+
+def test_a_second_crop_of_ckplus_keeps_the_held_out_subjects_out(shared_data):
+    """ckplus_second_crop's subjects are ckplus's plus five: split alike, no held-out subject trains."""
+    held_out = tdata.read_one(Source(str(shared_data / "ckplus"), subset=Subset(keep=[4], by="subject")),
+                              DEFAULT_SCHEMA, {}).samples
+    like = str(shared_data / "ckplus")
+    train = tdata.read_one(Source(str(shared_data / "ckplus_second_crop"),
+                                  subset=Subset(keep=[0, 1, 2, 3], by="subject", like=like)), DEFAULT_SCHEMA, {}).samples
+    assert len(held_out) and len(train) and not set(train["subject"]) & set(held_out["subject"])
+    unlike = tdata.read_one(Source(str(shared_data / "ckplus_second_crop"), subset=Subset(keep=[0, 1, 2, 3], by="subject")),
+                            DEFAULT_SCHEMA, {}).samples
+    assert set(unlike["subject"]) & set(held_out["subject"])  # folded on its own, it would leak
 
 
 def test_va_range_keeps_valence_and_arousal_inside_it():

@@ -40,18 +40,33 @@ def downsample_frames(videos: np.ndarray, frames: np.ndarray, every: int) -> np.
     return (np.asarray(videos) == "") | (frames < 1) | ((frames - 1) % every == 0)
 
 
-def assign_folds(keys: pd.Series, k: int, seed: int = 0) -> np.ndarray:
+def assign_folds(keys: pd.Series, k: int, seed: int = 0, like: pd.Series | None = None) -> np.ndarray:
     """Fold 0..k-1 of each row, whole keys (videos, subjects) at a time, about equally many keys per fold.
 
     For k-fold training (streaming §4.3.1 splits by video) and held-out subjects (CK+ "split by
-    subject, never by image"). Deterministic for a given set of keys and seed.
+    subject, never by image"). Deterministic for a given set of keys and seed. ``like``: the keys of
+    another table of the same people (CK+ in a second crop): a key it holds gets the fold it gets
+    there, so that one subject's faces never sit on both sides of a split; the other keys are folded
+    among themselves.
     """
     if k < 2:
         raise ValueError(f"folds must be >= 2, got {k}")
-    unique = np.array(sorted(keys.astype(str).unique()))
+    keys = keys.astype(str)
+    if like is not None:
+        shared = keys.isin(set(like.astype(str)))
+        fold = np.empty(len(keys), dtype=np.int64)
+        fold[shared.to_numpy()] = _fold_of(like.astype(str), keys[shared], k, seed)
+        fold[~shared.to_numpy()] = _fold_of(keys[~shared], keys[~shared], k, seed)
+        return fold
+    return _fold_of(keys, keys, k, seed)
+
+
+def _fold_of(universe: pd.Series, keys: pd.Series, k: int, seed: int) -> np.ndarray:
+    """Fold of each of ``keys`` when the unique keys of ``universe`` are dealt into k folds."""
+    unique = np.array(sorted(universe.unique()))
     fold_of_key = np.empty(len(unique), dtype=np.int64)
     fold_of_key[np.random.default_rng(seed).permutation(len(unique))] = np.arange(len(unique)) % k
-    return fold_of_key[np.searchsorted(unique, keys.astype(str).to_numpy())]
+    return fold_of_key[np.searchsorted(unique, keys.to_numpy())]
 
 
 def ml_ros(labels: np.ndarray, percentage: float, rng: np.random.Generator) -> np.ndarray:

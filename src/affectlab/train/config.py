@@ -65,12 +65,15 @@ def _at_least(obj: object, low: float, *names: str, above: bool = False) -> None
 @dataclass
 class Subset:
     """Part of a source by fold: rows whose ``by`` key (path, video, subject) falls in folds ``keep``
-    of ``folds`` (e.g. held-out CK+ subjects: ``{by: subject, folds: 5, keep: [4]}``)."""
+    of ``folds`` (e.g. held-out CK+ subjects: ``{by: subject, folds: 5, keep: [4]}``). ``like``: another
+    dataset of the same people (a path, as a source's): keys it holds take the folds they take there
+    (:func:`affectlab.data.sampling.assign_folds`), so two crops of CK+ split their subjects alike."""
 
     keep: list[int]
     by: str = "path"
     folds: int = 5
     seed: int = 0
+    like: str | None = None
 
     def __post_init__(self) -> None:
         if not self.keep or not all(0 <= k < self.folds for k in self.keep):
@@ -445,6 +448,8 @@ class Recipe:
             for source in [*self.sources.values(), *self.validation.values()]:
                 source.path = os.path.join(self.data_root, source.path)
                 source.images = source.images and os.path.join(self.data_root, source.images)
+                if source.subset is not None and source.subset.like is not None:
+                    source.subset.like = os.path.join(self.data_root, source.subset.like)
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")

@@ -34,15 +34,13 @@ class SourceTables:
 
 def read_one(source: Source, schema: LabelSchema, cache: TableCache) -> SampleTable:
     """One source as the recipe uses it: subset, downsampling and task selection applied."""
-    key = (source.path, source.images, source.split)
-    if key not in cache:
-        cache[key] = read_source(source.path, images=source.images, split=source.split, schema=schema)
-    table = cache[key]
+    table = _table(source.path, source.images, source.split, schema, cache)
     df = table.samples
     skipped = dict(table.skipped)
     if source.subset is not None:
         sub = source.subset
-        df = df[np.isin(assign_folds(group_keys(df, sub.by, source.path), sub.folds, sub.seed), sub.keep)]
+        like = None if sub.like is None else group_keys(_table(sub.like, None, None, schema, cache).samples, sub.by, sub.like)
+        df = df[np.isin(assign_folds(group_keys(df, sub.by, source.path), sub.folds, sub.seed, like), sub.keep)]
     if source.downsample > 1:
         keep = downsample_frames(df["video"].to_numpy(), df["frame"].to_numpy(), source.downsample)
         add_skipped(skipped, f"downsampled by {source.downsample}", int((~keep).sum()))
@@ -53,6 +51,14 @@ def read_one(source: Source, schema: LabelSchema, cache: TableCache) -> SampleTa
     if source.framing is not None:
         df = df.assign(**dict(zip(FRAMING_COLUMNS, np.asarray(source.framing, dtype=float).reshape(-1))))
     return SampleTable(df.reset_index(drop=True), skipped)
+
+
+def _table(path: str, images: str | None, split: str | None, schema: LabelSchema, cache: TableCache) -> SampleTable:
+    """A dataset read once per recipe however many sources (or ``like`` subsets) use it."""
+    key = (path, images, split)
+    if key not in cache:
+        cache[key] = read_source(path, images=images, split=split, schema=schema)
+    return cache[key]
 
 
 def group_keys(df: pd.DataFrame, by: str, where: str) -> pd.Series:
