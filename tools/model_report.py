@@ -1,7 +1,7 @@
 """The bundled model's validation numbers, per source, as docs/model-card.md reports them.
 
-    python tools/model_report.py configs/default.yaml --model runs/default/model.safetensors
-        [--flip | --choose-flip [--write]] [--json FILE] [key=value ...]
+    python tools/model_report.py configs/default.yaml --model runs/default/model.safetensors [--model ...]
+        [--flip | --choose-flip [--write]] [--against CKPT [--resamples N]] [--json FILE] [key=value ...]
 
 Each of the recipe's validation sources is read and framed as the recipe says (overrides apply, e.g.
 ``validation.ferplus.framing=null`` for a model trained on zoomed-in crops) and scored with the
@@ -10,13 +10,18 @@ of the face and its mirror image averaged). ``--choose-flip`` scores the model w
 with ``--write``, stores in the checkpoint whether analyze should average (``test_time_flip``): yes
 where it raises the mean of the headline numbers (HEADLINE). Per source: FER+ 8-class accuracy and macro F1;
 AffectNet 8-class macro F1, accuracy and CCC; CK+ mean F1 of the AUs and expression macro F1; SFEW
-7-class accuracy (the argmax over its seven classes: it has no Other) and macro F1.
+7-class accuracy (the argmax over its seven classes: it has no Other) and macro F1. Several ``--model``s
+are scored as an ensemble (probabilities averaged, teacher-student "Student Ensemble"). ``--against``
+bootstraps each HEADLINE number's difference from another checkpoint (on the same faces, cropped
+alike unless ``--against-override`` says otherwise), resampling whole subjects, films or images as the split keeps them together: with 17 CK+
+subjects, a difference of a few hundredths can be noise.
 """
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
+import pandas as pd
 
 from affectlab.jsonfile import write_json
 from affectlab.labels import EXPR_NAMES, OTHER
@@ -26,7 +31,8 @@ from affectlab.models.checkpoint import update_extra
 from affectlab.models.meta import TEST_TIME_FLIP
 from affectlab.train import data as tdata
 from affectlab.train import load_recipe
-from affectlab.train.evaluate import evaluate
+from affectlab.scoring import score_tables
+from affectlab.train.evaluate import Evaluation, evaluate
 from affectlab.train.trainer import recipe_schema
 
 
@@ -45,14 +51,22 @@ def seven_class(predictions, labels) -> dict[str, float]:
     return {"accuracy": accuracy(truth[keep], pred[keep]), "f1_macro": macro_f1(truth[keep], pred[keep], OTHER)}
 
 
-def report(recipe_path: str, model_path: str, flip: bool, overrides: list[str]) -> dict:
+def validation(recipe_path: str, overrides: list[str]) -> dict[str, pd.DataFrame]:
+    """The recipe's validation sources as sample tables, framed and subset as the recipe says."""
     recipe = load_recipe(recipe_path, overrides)
     schema = recipe_schema(recipe)
-    models = [load_model(model_path)] + ([flipped(model_path)] if flip else [])
+    return {name: tdata.read_one(source, schema, {}).samples for name, source in recipe.validation.items()}
+
+
+def evaluations(sets: dict[str, pd.DataFrame], model_paths: list[str], flip: bool) -> dict[str, Evaluation]:
+    models = [load_model(p) for p in model_paths] + ([flipped(p) for p in model_paths] if flip else [])
+    return {name: evaluate(models, samples, workers=2) for name, samples in sets.items()}
+
+
+def report(sets: dict[str, pd.DataFrame], evals: dict[str, Evaluation]) -> dict:
     out = {}
-    for name, source in recipe.validation.items():
-        samples = tdata.read_one(source, schema, {}).samples
-        ev = evaluate(models, samples, workers=2)
+    for name, samples in sets.items():
+        ev = evals[name]
         s = ev.scores
         row = {"n": s["n"]}
         if "expr" in s:
@@ -71,6 +85,56 @@ HEADLINE = (("ferplus", "expr_accuracy"), ("affectnet", "expr_f1_macro"), ("affe
             ("affectnet", "ccc_arousal"), ("ckplus", "au_f1_mean"), ("sfew", "expr_accuracy"))
 
 
+def groups(samples: pd.DataFrame) -> np.ndarray:
+    """What a validation split keeps together: a subject, else a film, else the image itself."""
+    for column in ("subject", "movie"):
+        if column in samples and samples[column].astype(str).ne("").all():
+            return samples[column].astype(str).to_numpy()
+    return samples["path"].astype(str).to_numpy()
+
+
+def headline(scores: dict, key: str) -> float:
+    task = {"expr_accuracy": ("expr", "accuracy"), "expr_f1_macro": ("expr", "f1_macro"),
+            "ccc_valence": ("va", "ccc_valence"), "ccc_arousal": ("va", "ccc_arousal"),
+            "au_f1_mean": ("au", "f1_mean")}[key]
+    return float(scores[task[0]][task[1]])
+
+
+def bootstrap_difference(samples: pd.DataFrame, ours: pd.DataFrame, theirs: pd.DataFrame, key: str,
+                         schema, resamples: int, seed: int = 0) -> dict[str, float]:
+    """HEADLINE ``key`` of ``ours`` minus ``theirs`` (prediction tables row-aligned with ``samples``):
+    the difference, its 95 % bootstrap interval over whole groups, and the share of resamples ahead."""
+    keys = groups(samples)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    rows_of = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    rng = np.random.default_rng(seed)
+
+    def diff(rows: np.ndarray) -> float:
+        truth = samples.iloc[rows].reset_index(drop=True)
+        return (headline(score_tables(ours.iloc[rows].reset_index(drop=True), truth, schema), key)
+                - headline(score_tables(theirs.iloc[rows].reset_index(drop=True), truth, schema), key))
+
+    draws = np.array([diff(np.concatenate([rows_of[g] for g in rng.integers(0, len(unique), len(unique))]))
+                      for _ in range(resamples)])
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"difference": diff(np.arange(len(samples))), "low": float(low), "high": float(high),
+            "ahead": float((draws > 0).mean()), "groups": len(unique)}
+
+
+def against(sets: dict[str, pd.DataFrame], ours: dict[str, Evaluation], theirs: dict[str, Evaluation],
+            schema, resamples: int) -> dict[str, dict[str, float]]:
+    """:func:`bootstrap_difference` of every HEADLINE number, on the faces both models could read."""
+    out = {}
+    for name, key in HEADLINE:
+        if name not in sets:
+            continue
+        keep = ours[name].readable & theirs[name].readable
+        take = lambda table: table[keep].reset_index(drop=True)  # noqa: E731
+        out[f"{name}/{key}"] = bootstrap_difference(take(sets[name]), take(ours[name].predictions),
+                                                    take(theirs[name].predictions), key, schema, resamples)
+    return out
+
+
 def headline_gain(plain: dict, flipped: dict) -> float:
     """Mean change of the HEADLINE numbers (those both reports have) from ``plain`` to ``flipped``."""
     pairs = [(plain[s][k], flipped[s][k]) for s, k in HEADLINE if k in plain.get(s, {}) and k in flipped.get(s, {})]
@@ -81,14 +145,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe")
     parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, action="append", help="repeat for an ensemble")
     parser.add_argument("--flip", action="store_true")
     parser.add_argument("--choose-flip", action="store_true")
     parser.add_argument("--write", action="store_true", help="with --choose-flip: store the choice in the checkpoint")
+    parser.add_argument("--against", metavar="CKPT", help="bootstrap the headline differences from this model")
+    parser.add_argument("--against-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for --against's crops only (e.g. validation.ckplus.framing=null)")
+    parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.write and len(args.model) > 1:
+        parser.error("--write stores a choice in one checkpoint; give one --model")
+    sets = validation(args.recipe, args.overrides)
     if args.choose_flip:
-        results = {flip: report(args.recipe, args.model, flip, args.overrides) for flip in (False, True)}
+        results = {flip: report(sets, evaluations(sets, args.model, flip)) for flip in (False, True)}
         gain = headline_gain(results[False], results[True])
         for flip, result in results.items():
             print(f"-- {'with' if flip else 'without'} flip averaging")
@@ -96,13 +167,24 @@ def main() -> None:
         print(f"flip averaging changes the headline numbers by {gain:+.4f} on average: "
               f"{'use it' if gain > 0 else 'leave it off'}")
         if args.write:
-            update_extra(load_model(args.model), args.model, **{TEST_TIME_FLIP: gain > 0})
-            print(f"stored {TEST_TIME_FLIP}={gain > 0} in {args.model}")
+            update_extra(load_model(args.model[0]), args.model[0], **{TEST_TIME_FLIP: gain > 0})
+            print(f"stored {TEST_TIME_FLIP}={gain > 0} in {args.model[0]}")
         if args.json:
             write_json(args.json, {"without_flip": results[False], "with_flip": results[True], "gain": gain})
         return
-    result = report(args.recipe, args.model, args.flip, args.overrides)
+    ours = evaluations(sets, args.model, args.flip)
+    result = report(sets, ours)
     show(result)
+    if args.against:
+        schema = load_model(args.model[0]).schema
+        their_sets = validation(args.recipe, args.overrides + args.against_override)
+        theirs = evaluations(their_sets, [args.against], False)
+        result["against"] = {"model": args.against, **against(sets, ours, theirs, schema, args.resamples)}
+        print(f"-- minus {args.against}: difference [95 % bootstrap interval] (share of {args.resamples} resamples ahead)")
+        for name, d in result["against"].items():
+            if name != "model":
+                print(f"{name:<26} {d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
+                      f"({d['ahead']:.0%}; {d['groups']} groups)")
     if args.json:
         write_json(args.json, result)
 

@@ -1,0 +1,59 @@
+"""tools/model_report.py: ensembles and the bootstrap of a difference between two models."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affectlab.labels import DEFAULT_SCHEMA, EXPR_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = str(ROOT / "src/affectlab/assets/default.safetensors")
+spec = importlib.util.spec_from_file_location("model_report", ROOT / "tools/model_report.py")
+model_report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(model_report)
+
+
+def predictions(expr: np.ndarray) -> pd.DataFrame:
+    table = pd.DataFrame({"expr": expr})
+    table[list(EXPR_NAMES)] = np.eye(len(EXPR_NAMES))[expr]
+    return table
+
+
+def test_groups_are_subjects_else_films_else_images():
+    assert model_report.groups(pd.DataFrame({"path": ["a", "b"], "subject": ["s1", "s1"]})).tolist() == ["s1", "s1"]
+    assert model_report.groups(pd.DataFrame({"path": ["a", "b"], "movie": ["m", "n"]})).tolist() == ["m", "n"]
+    assert model_report.groups(pd.DataFrame({"path": ["a", "b"], "subject": ["", ""]})).tolist() == ["a", "b"]
+
+
+def test_bootstrap_of_a_model_right_where_the_other_is_wrong():
+    truth = np.array([0, 1, 2, 3] * 10)
+    samples = pd.DataFrame({"path": [f"{i}.png" for i in range(40)], "subject": [f"s{i % 8}" for i in range(40)],
+                            "expr": truth})
+    wrong = (truth + 1) % 4
+    half = np.where(np.arange(40) % 2 == 0, truth, wrong)
+    d = model_report.bootstrap_difference(samples, predictions(truth), predictions(half), "expr_accuracy",
+                                          DEFAULT_SCHEMA, resamples=50)
+    assert d["difference"] == pytest.approx(0.5) and d["ahead"] == 1.0 and d["groups"] == 8
+    assert 0 < d["low"] <= 0.5 <= d["high"] < 1
+    same = model_report.bootstrap_difference(samples, predictions(half), predictions(half), "expr_accuracy",
+                                             DEFAULT_SCHEMA, resamples=20)
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0, "ahead": 0.0, "groups": 8}
+
+
+def test_held_out_ckplus_scored_alone_as_an_ensemble_and_against_another_crop(shared_data):
+    only_ckplus = [f"data_root={shared_data}", "validation.ferplus=null", "validation.affectnet=null",
+                   "validation.sfew=null"]
+    sets = model_report.validation("configs/default.yaml", only_ckplus)
+    assert list(sets) == ["ckplus"] and sets["ckplus"]["subject"].nunique() == 17
+    one = model_report.evaluations(sets, [BUNDLED], flip=False)
+    twice = model_report.evaluations(sets, [BUNDLED, BUNDLED], flip=False)
+    assert model_report.report(sets, twice)["ckplus"]["au_f1_mean"] == pytest.approx(
+        model_report.report(sets, one)["ckplus"]["au_f1_mean"])
+    zoomed = model_report.validation("configs/default.yaml", only_ckplus + ["validation.ckplus.framing=null"])
+    d = model_report.against(sets, one, model_report.evaluations(zoomed, [BUNDLED], flip=False),
+                             DEFAULT_SCHEMA, resamples=50)["ckplus/au_f1_mean"]
+    assert d["groups"] == 17 and d["low"] <= d["difference"] <= d["high"] and d["difference"] != 0
