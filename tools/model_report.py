@@ -33,6 +33,7 @@ from affectlab.train import data as tdata
 from affectlab.train import load_recipe
 from affectlab.scoring import score_tables
 from affectlab.train.evaluate import Evaluation, evaluate
+from affectlab.train.thresholds import fold_keys
 from affectlab.train.trainer import recipe_schema
 
 
@@ -85,14 +86,6 @@ HEADLINE = (("ferplus", "expr_accuracy"), ("affectnet", "expr_f1_macro"), ("affe
             ("affectnet", "ccc_arousal"), ("ckplus", "au_f1_mean"), ("sfew", "expr_accuracy"))
 
 
-def groups(samples: pd.DataFrame) -> np.ndarray:
-    """What a validation split keeps together: a subject, else a film, else the image itself."""
-    for column in ("subject", "movie"):
-        if column in samples and samples[column].astype(str).ne("").all():
-            return samples[column].astype(str).to_numpy()
-    return samples["path"].astype(str).to_numpy()
-
-
 def headline(scores: dict, key: str) -> float:
     task = {"expr_accuracy": ("expr", "accuracy"), "expr_f1_macro": ("expr", "f1_macro"),
             "ccc_valence": ("va", "ccc_valence"), "ccc_arousal": ("va", "ccc_arousal"),
@@ -104,7 +97,7 @@ def bootstrap_difference(samples: pd.DataFrame, ours: pd.DataFrame, theirs: pd.D
                          schema, resamples: int, seed: int = 0) -> dict[str, float]:
     """HEADLINE ``key`` of ``ours`` minus ``theirs`` (prediction tables row-aligned with ``samples``):
     the difference, its 95 % bootstrap interval over whole groups, and the share of resamples ahead."""
-    keys = groups(samples)
+    keys = fold_keys(samples).to_numpy()
     unique, inverse = np.unique(keys, return_inverse=True)
     rows_of = [np.flatnonzero(inverse == g) for g in range(len(unique))]
     rng = np.random.default_rng(seed)

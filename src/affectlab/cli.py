@@ -442,7 +442,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
 
     tune = sub.add_parser("tune-thresholds", help="tune a model's per-AU decision thresholds on labelled data",
                           description="Per-AU thresholds maximising F1 on the AU labels of DATA, with the F1 "
-                                      "they give cross-validated over subjects/videos; --write stores them in "
+                                      "they give cross-validated over subjects/films/videos; --write stores them in "
                                       "the checkpoint, where analyze's AUxx_c columns use them.")
     _checkpoint_and_data(tune, source, loading, "AU-labelled faces (any source), or with --recipe the name of "
                                                 "one of its sources")

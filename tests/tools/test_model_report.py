@@ -23,12 +23,6 @@ def predictions(expr: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def test_groups_are_subjects_else_films_else_images():
-    assert model_report.groups(pd.DataFrame({"path": ["a", "b"], "subject": ["s1", "s1"]})).tolist() == ["s1", "s1"]
-    assert model_report.groups(pd.DataFrame({"path": ["a", "b"], "movie": ["m", "n"]})).tolist() == ["m", "n"]
-    assert model_report.groups(pd.DataFrame({"path": ["a", "b"], "subject": ["", ""]})).tolist() == ["a", "b"]
-
-
 def test_bootstrap_of_a_model_right_where_the_other_is_wrong():
     truth = np.array([0, 1, 2, 3] * 10)
     samples = pd.DataFrame({"path": [f"{i}.png" for i in range(40)], "subject": [f"s{i % 8}" for i in range(40)],

@@ -9,7 +9,7 @@ import pytest
 
 from affectlab.cli import main
 from affectlab.models import load_model, read_checkpoint_meta
-from affectlab.train.thresholds import cross_validated_f1
+from affectlab.train.thresholds import cross_validated_f1, fold_keys
 
 BUNDLED = "src/affectlab/assets/default.safetensors"
 
@@ -67,3 +67,11 @@ def test_if_better_stores_no_thresholds_that_lose_under_cross_validation(shared_
                  "--write", "--if-better"]) == 0
     assert "not stored (--if-better)" in capsys.readouterr().out
     assert "au_thresholds" not in read_checkpoint_meta(copy).extra
+
+
+def test_folds_keep_subjects_else_films_else_videos_else_images_together():
+    """CK+ by subject, SFEW by film ("split by movie, never by image"), Aff-Wild2 by video."""
+    frame = pd.DataFrame({"path": ["a", "b"], "subject": ["s", "s"], "movie": ["m", "n"]})
+    assert fold_keys(frame).tolist() == ["s", "s"]
+    assert fold_keys(frame.drop(columns="subject")).tolist() == ["m", "n"]
+    assert fold_keys(pd.DataFrame({"path": ["a", "b"], "video": ["", "v"]})).tolist() == ["a", "b"]

@@ -1,7 +1,7 @@
 """Per-AU decision thresholds tuned on labelled data and stored in the checkpoint (``AUxx_c`` in analyze).
 
 A threshold tuned on the data it is scored on flatters the F1, so the F1 reported is
-cross-validated: thresholds tuned on k - 1 folds (whole subjects, videos or images) score the
+cross-validated: thresholds tuned on k - 1 folds (whole subjects, films, videos or images) score the
 held-out fold, beside the F1 at the untuned 0.5. The thresholds stored are those tuned on all of it.
 """
 from __future__ import annotations
@@ -37,8 +37,8 @@ class ThresholdSearch:
 
 
 def fold_keys(samples: pd.DataFrame) -> pd.Series:
-    """What the folds keep together: a subject, else a video, else the image itself."""
-    for column in ("subject", "video"):
+    """What the folds keep together: a subject, else a film (SFEW), else a video, else the image itself."""
+    for column in ("subject", "movie", "video"):
         if column in samples and (samples[column].astype(str) != "").all():
             return samples[column].astype(str)
     return samples["path"].astype(str)
