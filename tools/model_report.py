@@ -13,8 +13,8 @@ AffectNet 8-class macro F1, accuracy and CCC; CK+ mean F1 of the AUs and express
 7-class accuracy (the argmax over its seven classes: it has no Other) and macro F1. Several ``--model``s
 are scored as an ensemble (probabilities averaged, teacher-student "Student Ensemble"). ``--against``
 bootstraps each HEADLINE number's difference from another checkpoint (on the same faces, cropped
-alike unless ``--against-override`` says otherwise), resampling whole subjects, films or images as the split keeps them together: with 17 CK+
-subjects, a difference of a few hundredths can be noise.
+alike unless ``--against-override`` says otherwise), resampling whole subjects, films or images as
+the split keeps them together: with 17 CK+ subjects, a difference of a few hundredths can be noise.
 """
 from __future__ import annotations
 
@@ -68,16 +68,21 @@ def report(sets: dict[str, pd.DataFrame], evals: dict[str, Evaluation]) -> dict:
     out = {}
     for name, samples in sets.items():
         ev = evals[name]
-        s = ev.scores
-        row = {"n": s["n"]}
-        if "expr" in s:
-            row.update(expr_accuracy=s["expr"]["accuracy"], expr_f1_macro=s["expr"]["f1_macro"])
-            row["seven_class"] = seven_class(ev.predictions[ev.readable], samples[ev.readable])
-        if "va" in s:
-            row.update(ccc_valence=s["va"]["ccc_valence"], ccc_arousal=s["va"]["ccc_arousal"])
-        if "au" in s:
-            row.update(au_f1_mean=s["au"]["f1_mean"], au_f1=s["au"]["f1"])
-        out[name] = row
+        out[name] = {"n": ev.scores["n"], **row(ev.scores)}
+        if "expr" in ev.scores:
+            out[name]["seven_class"] = seven_class(ev.predictions[ev.readable], samples[ev.readable])
+    return out
+
+
+def row(s: dict) -> dict:
+    """A source's reported numbers (HEADLINE's among them) from its scores."""
+    out = {}
+    if "expr" in s:
+        out.update(expr_accuracy=s["expr"]["accuracy"], expr_f1_macro=s["expr"]["f1_macro"])
+    if "va" in s:
+        out.update(ccc_valence=s["va"]["ccc_valence"], ccc_arousal=s["va"]["ccc_arousal"])
+    if "au" in s:
+        out.update(au_f1_mean=s["au"]["f1_mean"], au_f1=s["au"]["f1"])
     return out
 
 
@@ -86,32 +91,26 @@ HEADLINE = (("ferplus", "expr_accuracy"), ("affectnet", "expr_f1_macro"), ("affe
             ("affectnet", "ccc_arousal"), ("ckplus", "au_f1_mean"), ("sfew", "expr_accuracy"))
 
 
-def headline(scores: dict, key: str) -> float:
-    task = {"expr_accuracy": ("expr", "accuracy"), "expr_f1_macro": ("expr", "f1_macro"),
-            "ccc_valence": ("va", "ccc_valence"), "ccc_arousal": ("va", "ccc_arousal"),
-            "au_f1_mean": ("au", "f1_mean")}[key]
-    return float(scores[task[0]][task[1]])
-
-
 def bootstrap_difference(samples: pd.DataFrame, ours: pd.DataFrame, theirs: pd.DataFrame, key: str,
                          schema, resamples: int, seed: int = 0) -> dict[str, float]:
     """HEADLINE ``key`` of ``ours`` minus ``theirs`` (prediction tables row-aligned with ``samples``):
     the difference, its 95 % bootstrap interval over whole groups, and the share of resamples ahead."""
-    keys = fold_keys(samples).to_numpy()
-    unique, inverse = np.unique(keys, return_inverse=True)
-    rows_of = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    _, inverse = np.unique(fold_keys(samples).to_numpy(), return_inverse=True)
+    rows_of = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
     rng = np.random.default_rng(seed)
+
+    def value(predictions: pd.DataFrame, rows: np.ndarray, truth: pd.DataFrame) -> float:
+        return float(row(score_tables(predictions.iloc[rows].reset_index(drop=True), truth, schema))[key])
 
     def diff(rows: np.ndarray) -> float:
         truth = samples.iloc[rows].reset_index(drop=True)
-        return (headline(score_tables(ours.iloc[rows].reset_index(drop=True), truth, schema), key)
-                - headline(score_tables(theirs.iloc[rows].reset_index(drop=True), truth, schema), key))
+        return value(ours, rows, truth) - value(theirs, rows, truth)
 
-    draws = np.array([diff(np.concatenate([rows_of[g] for g in rng.integers(0, len(unique), len(unique))]))
+    draws = np.array([diff(np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))]))
                       for _ in range(resamples)])
     low, high = np.percentile(draws, [2.5, 97.5])
     return {"difference": diff(np.arange(len(samples))), "low": float(low), "high": float(high),
-            "ahead": float((draws > 0).mean()), "groups": len(unique)}
+            "ahead": float((draws > 0).mean()), "groups": len(rows_of)}
 
 
 def against(sets: dict[str, pd.DataFrame], ours: dict[str, Evaluation], theirs: dict[str, Evaluation],
@@ -170,7 +169,7 @@ def main() -> None:
     show(result)
     if args.against:
         schema = load_model(args.model[0]).schema
-        their_sets = validation(args.recipe, args.overrides + args.against_override)
+        their_sets = validation(args.recipe, args.overrides + args.against_override) if args.against_override else sets
         theirs = evaluations(their_sets, [args.against], False)
         result["against"] = {"model": args.against, **against(sets, ours, theirs, schema, args.resamples)}
         print(f"-- minus {args.against}: difference [95 % bootstrap interval] (share of {args.resamples} resamples ahead)")

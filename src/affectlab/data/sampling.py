@@ -53,10 +53,11 @@ def assign_folds(keys: pd.Series, k: int, seed: int = 0, like: pd.Series | None 
         raise ValueError(f"folds must be >= 2, got {k}")
     keys = keys.astype(str)
     if like is not None:
-        shared = keys.isin(set(like.astype(str)))
+        like = like.astype(str)
+        shared = keys.isin(set(like)).to_numpy()
         fold = np.empty(len(keys), dtype=np.int64)
-        fold[shared.to_numpy()] = _fold_of(like.astype(str), keys[shared], k, seed)
-        fold[~shared.to_numpy()] = _fold_of(keys[~shared], keys[~shared], k, seed)
+        fold[shared] = _fold_of(like, keys[shared], k, seed)
+        fold[~shared] = _fold_of(keys[~shared], keys[~shared], k, seed)
         return fold
     return _fold_of(keys, keys, k, seed)
 

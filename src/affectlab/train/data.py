@@ -39,7 +39,9 @@ def read_one(source: Source, schema: LabelSchema, cache: TableCache) -> SampleTa
     skipped = dict(table.skipped)
     if source.subset is not None:
         sub = source.subset
-        like = None if sub.like is None else group_keys(_table(sub.like, None, None, schema, cache).samples, sub.by, sub.like)
+        like = None
+        if sub.like is not None:
+            like = group_keys(_table(sub.like, None, None, schema, cache).samples, sub.by, sub.like)
         df = df[np.isin(assign_folds(group_keys(df, sub.by, source.path), sub.folds, sub.seed, like), sub.keep)]
     if source.downsample > 1:
         keep = downsample_frames(df["video"].to_numpy(), df["frame"].to_numpy(), source.downsample)
