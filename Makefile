@@ -20,7 +20,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/affectlab analyze examples/media --out demo_out --plots --video-out
 
-# Retrain the bundled default model from ../shared/data (about 1 hour on 2 CPU cores; docs/model-card.md):
+# Retrain the bundled default model from ../shared/data (about 2 hours on 2 CPU cores; docs/model-card.md):
 # train, tune its AU thresholds on the held-out CK+ subjects, bundle it.
 default-model: $(STAMP)
 	$(VENV)/bin/affectlab train configs/default.yaml --out runs/default

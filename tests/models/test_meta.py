@@ -62,3 +62,26 @@ def test_analyzer_frames_crops_by_the_checkpoints_spec(tmp_path):
     path = saved(tmp_path / "m.safetensors", extra={"crop": InputSpec(64, margin=0.12).to_extra()})
     analyzer = Analyzer(path, faces="crops")
     assert analyzer.spec == InputSpec.from_meta(read_checkpoint_meta(path)) and analyzer.spec.margin == 0.12
+
+
+def test_a_crop_framing_round_trips_and_places_a_given_crops_face_on_the_template(tmp_path):
+    """``data.crop_framing``: analyze --faces crops pads a tight crop out as training padded such crops."""
+    import cv2
+
+    from affectlab.analyze.analyzer import Analyzer
+    from affectlab.faces.align import ARCFACE_112, scale_template
+
+    framing = ((0.30, 0.21), (0.81, 0.20), (0.54, 0.46), (0.36, 0.69), (0.78, 0.68))  # SFEW's, roughly
+    spec = InputSpec(64, margin=0.07, mean=(0.5,) * 3, std=(0.25,) * 3, crop_framing=framing)
+    path = saved(tmp_path / "m.safetensors", extra={"crop": spec.to_extra()})
+    assert InputSpec.from_meta(read_checkpoint_meta(path)) == spec
+    image = np.zeros((90, 70, 3), np.uint8)  # a tight crop with its 5 points where the framing says
+    for x, y in framing:
+        cv2.circle(image, (round(x * 70), round(y * 90)), 2, (255, 255, 255), -1)
+    near = lambda crop, x, y: crop[round(y) - 3:round(y) + 4, round(x) - 3:round(x) + 4].max() > 100  # noqa: E731
+    on_template = scale_template(ARCFACE_112, 64)  # a similarity fit: within 3 px of each point
+    framed = Analyzer(path, faces="crops")._crop(image, None)
+    assert framed.shape == (64, 64, 3) and all(near(framed, x, y) for x, y in on_template)
+    plain = saved(tmp_path / "plain.safetensors", extra={"crop": InputSpec(64, margin=0.07).to_extra()})
+    resized = Analyzer(plain, faces="crops")._crop(image, None)  # no framing: the crop fills the input
+    assert not any(near(resized, x, y) for x, y in on_template)

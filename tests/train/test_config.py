@@ -179,6 +179,8 @@ def test_validation_null_turns_validation_off(mini):
     ("loss.reduce=groups", "loss.reduce: must be one of batch, group, got 'groups'"),
     ("optimizer.name=adamx", "optimizer.name: must be one of sgd, adam, adamw"),
     ("stages.student.distill.teacher_outputs=offline", "teacher_outputs: must be one of online, cached"),
+    ("stages.student.distill.teacher=[]", "distill.teacher names no stage"),
+    ("data.crop_framing=[[0.3, 0.4]]", "crop_framing is 5 [x, y] points as fractions of the image"),
 ])
 def test_recipes_are_checked_when_loaded(mini, override, message):
     """Issue 16: a misspelt loss or model option stops at load, before any data is read, naming the key

@@ -14,7 +14,7 @@ from affectlab import losses as L
 from affectlab.labels import DEFAULT_SCHEMA
 from affectlab.models import Prediction
 from affectlab.train.config import Loss, LossTerm
-from affectlab.train.distill import CachedTeacher, distillation_fns, student_loss
+from affectlab.train.distill import CachedTeacher, distillation_fns, ensemble_teacher, student_loss
 from affectlab.train.objective import Objective, flatten_time, label_masks
 
 N_AU = DEFAULT_SCHEMA.n_au
@@ -170,6 +170,18 @@ def test_student_loss_is_teacher_student_eq_7_by_hand():
     assert torch.isclose(total, sum(parts.values()))
 
 
+def test_student_loss_with_task_weights_weighs_both_parts_of_each_task():
+    """``distill.task_weights``: eq. 4's weights on a task's supervised and distilled parts alike."""
+    b, s, t = partial_batch(), prediction(6, seed=1, bins=True), prediction(6, seed=2, bins=True)
+    obj = objective(au=LossTerm("weighted_bce", weight=8), expr=LossTerm("ce"), va=LossTerm("va_bins", weight=2))
+    _, plain = student_loss(obj, s, t, b, label_masks(b, None), 0.6, 1.5)
+    total, weighted = student_loss(obj, s, t, b, label_masks(b, None), 0.6, 1.5, obj.weights)
+    factor = {"au": 8, "expr": 1, "va": 2}
+    for name, value in plain.items():
+        assert torch.isclose(weighted[name], factor[name.removesuffix("_kd")] * value)
+    assert torch.isclose(total, sum(weighted.values()))
+
+
 def test_student_loss_is_multi_database_eqs_8_to_10_by_hand():
     """Eq. 10 (with sharing): a group's sample supervised on every label it has; eq. 9 (no sharing):
     only on its group's own task, the others distilled. The group reduction changes nothing: eqs. 9-10
@@ -206,3 +218,28 @@ def test_cached_teacher_looks_outputs_up_by_row():
     pred = CachedTeacher(outputs)(torch.tensor([7, 2]))
     assert pred.au[:, 0].tolist() == [7.0, 2.0] and pred.va_bins is None
     assert np.allclose(pred.expr.numpy(), 0)
+
+
+def test_an_ensemble_teacher_averages_probabilities_and_one_teacher_is_itself():
+    """Teacher-student "Student Ensemble" as one teacher: mean σ / softmax, returned as logits."""
+    a = {"au": torch.tensor([[0.0, 2.0]]), "expr": torch.tensor([[1.0, 0.0, -1.0]]), "va": torch.tensor([[0.2, -0.4]]),
+         "va_bins": torch.randn(1, 2, 5)}
+    b = {"au": torch.tensor([[2.0, -2.0]]), "expr": torch.tensor([[0.0, 3.0, 0.0]]), "va": torch.tensor([[0.6, 0.0]]),
+         "va_bins": torch.randn(1, 2, 5)}
+    out = ensemble_teacher([a, b])
+    assert torch.allclose(torch.sigmoid(out["au"]), (torch.sigmoid(a["au"]) + torch.sigmoid(b["au"])) / 2)
+    mean_p = (torch.softmax(a["expr"], -1) + torch.softmax(b["expr"], -1)) / 2
+    assert torch.allclose(torch.softmax(out["expr"], -1), mean_p)
+    assert torch.allclose(torch.softmax(out["va_bins"], -1),
+                          (torch.softmax(a["va_bins"], -1) + torch.softmax(b["va_bins"], -1)) / 2)
+    assert torch.allclose(out["va"], torch.tensor([[0.4, -0.2]]))
+    # eq. 5 at T reads the ensemble's tempered mean; a single teacher's soft labels are its own
+    T = 1.5
+    assert torch.allclose(torch.softmax(out["expr"] / T, -1), mean_p ** (1 / T) / (mean_p ** (1 / T)).sum(-1, keepdim=True))
+    assert ensemble_teacher([a])["expr"] is a["expr"]
+
+
+def test_an_ensemble_of_teachers_with_unlike_va_bins_teaches_the_mean_va():
+    a = {"au": torch.zeros(1, 2), "expr": torch.zeros(1, 3), "va": torch.zeros(1, 2), "va_bins": torch.zeros(1, 2, 5)}
+    b = {**a, "va_bins": torch.zeros(1, 2, 7)}
+    assert "va_bins" not in ensemble_teacher([a, b]) and "va_bins" not in ensemble_teacher([a, {**a, "va_bins": None}])

@@ -10,6 +10,7 @@ import torch
 
 from affectlab.cli import main
 from affectlab.models import load_model
+from affectlab.models.meta import InputSpec
 from affectlab.train import load_recipe
 
 from train_world import CONFIGS, TINY, recipe_overrides
@@ -67,7 +68,7 @@ MEMBERS = {
     "streaming": (["prior", "affwild2", "original", "fold-fold0", "fold-fold1", "pseudo"], ["vote"]),
     "context-ensemble": (["face", "context", "ensemble"], []),
     "smm-vs-mss": (["smm", "mss"], []),
-    "default": (["teacher", "student"], []),
+    "default": (["teacher", "student", "distilled"], []),
 }
 
 
@@ -105,6 +106,10 @@ def test_recipe_runs_end_to_end(name, world, tmp_path):
         pseudo = log[(log["member"] == "pseudo") & (log["name"] == "pseudo/unlabelled_rows")]["value"]
         assert pseudo.iloc[0] > 0, "frames without any label reach the teacher's pseudo labels"
         assert log["name"].str.startswith("filter/dfew_expr").any(), "external expressions filtered by confidence"
+    if name == "default":  # the bundled model: the teacher+student ensemble distilled into one network
+        model = load_model(out / "model.safetensors")
+        assert model.checkpoint_meta.extra["stage"] == "distilled"
+        assert InputSpec.of(model).crop_framing == tuple(map(tuple, load_recipe(CONFIGS / "default.yaml").data.crop_framing))
     if name == "context-ensemble":  # face and context nets joined into one two-view model
         model = load_model(out / "ensemble.safetensors")
         assert model.model_name == "context-ensemble" and model.checkpoint_meta.extra["crop"]["views"] == [0.0, 0.2]

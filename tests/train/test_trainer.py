@@ -180,6 +180,50 @@ def test_cached_teacher_outputs(world, tmp_path):
     assert {"au_kd", "expr_kd", "va_kd"} <= set(seen[-1])
 
 
+@pytest.mark.parametrize("outputs", ["cached", "online"])
+def test_an_ensemble_of_stages_teaches_a_student(world, tmp_path, monkeypatch, outputs):
+    """distill.teacher may name several stages: the student learns their averaged outputs."""
+    from affectlab.train import trainer as trainer_module
+
+    path = mini_recipe(world, tmp_path, config="{backbone: mobilenet_v2, va_bins: 20}", stages=f"""
+  - {{name: teacher, steps: 2}}
+  - {{name: student, steps: 2, distill: {{teacher: teacher, teacher_outputs: {outputs}}}}}
+  - {{name: distilled, steps: 2, distill: {{teacher: [teacher, student], teacher_outputs: {outputs}}}}}
+""")
+    taught = []
+    ensemble = trainer_module.ensemble_teacher
+    monkeypatch.setattr(trainer_module, "ensemble_teacher", lambda outs: taught.append(len(outs)) or ensemble(outs))
+    seen = []
+    results = train(load_recipe(path, ["loss.terms.va.fn=va_bins"]), tmp_path / "run",
+                    hooks=[lambda i: seen.append((i.stage, set(i.losses)))])
+    assert 2 in taught and "distilled" in results["members"]
+    assert {"au_kd", "expr_kd", "va_kd"} <= next(losses for stage, losses in seen if stage == "distilled")
+
+
+def test_task_weights_reach_the_students_loss(world, tmp_path, monkeypatch):
+    from affectlab.train import trainer as trainer_module
+
+    path = mini_recipe(world, tmp_path, stages="""
+  - {name: teacher, steps: 2}
+  - {name: student, steps: 2, distill: {teacher: teacher, task_weights: true}}
+""")
+    seen = []
+    loss = trainer_module.student_loss
+    monkeypatch.setattr(trainer_module, "student_loss", lambda *a: seen.append(a[-1]) or loss(*a))
+    train(load_recipe(path, ["loss.terms.au.weight=8"]), tmp_path / "run")
+    assert seen and all(w is not None and w["au"] == 8 for w in seen)
+
+
+def test_a_distill_teacher_must_be_earlier_stages(world, tmp_path):
+    path = mini_recipe(world, tmp_path, stages="""
+  - {name: teacher, steps: 2}
+  - {name: student, steps: 2, distill: {teacher: [teacher, later]}}
+  - {name: later, steps: 2}
+""")
+    with pytest.raises(AffectlabError, match="later"):
+        load_recipe(path)
+
+
 def test_cached_teacher_outputs_are_those_of_the_batch_rows(world, tmp_path, monkeypatch):
     """The student's soft labels for a batch are the teacher's outputs on exactly the batch's table rows."""
     from affectlab.labels import DEFAULT_SCHEMA

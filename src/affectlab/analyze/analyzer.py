@@ -240,9 +240,11 @@ class Analyzer:
 
     def _crop(self, image: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
         if landmarks is None:  # a given face crop: framed exactly as training framed such crops
-            from affectlab.data.transforms import center_crop, frame_face  # imports torch: only for crops
+            from affectlab.data.transforms import center_crop, frame_face, framing_points  # imports torch
 
-            return center_crop(frame_face(image, None, self.size, self.spec.margin), self.size)
+            framing = self.spec.crop_framing
+            points = None if framing is None else framing_points(framing, image)
+            return center_crop(frame_face(image, points, self.size, self.spec.margin), self.size)
         return align_face(image, landmarks, self.template, self.size)
 
     # --- rows -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from affectlab.data.table import soft_columns
 from affectlab.data.transforms import (Augmentation, UnreadableImage, augment, center_crop, decode_rgb, frame_face,
-                                       load_size, normalise, sample_params)
+                                       framing_points, load_size, normalise, sample_params)
 from affectlab.labels import LabelSchema
 from affectlab.models.meta import InputSpec
 
@@ -127,7 +127,7 @@ class FaceDataset(Dataset):
         image = decode_rgb(self.paths[row])
         lnd = _row_points(self.landmarks, row)
         if lnd is None and (framing := _row_points(self.framing, row)) is not None:
-            lnd = framing * np.array([image.shape[1], image.shape[0]], dtype=np.float32)
+            lnd = framing_points(framing, image)
         out = []
         for context in self.views:
             face = frame_face(image, lnd, self.size, self.margin, context, self.spec.image_context)

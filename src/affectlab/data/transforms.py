@@ -94,6 +94,11 @@ def decode_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def framing_points(framing: np.ndarray | Sequence[Sequence[float]], image: np.ndarray) -> np.ndarray:
+    """A tight crop's typical 5 points (``framing``: [x, y] fractions of the image) in its pixels."""
+    return np.asarray(framing, dtype=np.float32) * np.array([image.shape[1], image.shape[0]], dtype=np.float32)
+
+
 def frame_face(image: np.ndarray, landmarks: np.ndarray | None, size: int, margin: float, context: float = 0.0,
                image_context: float = 0.0) -> np.ndarray:
     """The face at load size (see the module docstring): aligned when there are landmarks (68 or the

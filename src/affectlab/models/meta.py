@@ -81,6 +81,8 @@ class InputSpec:
     clip_len: int = 0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    #: How a given face crop without landmarks is framed (``data.crop_framing``): 5 [x, y] fractions.
+    crop_framing: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.clip_len and len(self.views) > 1:
@@ -94,9 +96,11 @@ class InputSpec:
         views = tuple(float(v) for v in crop.get("views", (0.0,)))
         if n_views == 2 and len(views) != 2:
             views = (0.0, DEFAULT_CONTEXT)
+        framing = crop.get("framing")
         return cls(meta.input_size, float(crop.get("margin", DEFAULT_MARGIN)), views,
                    float(crop.get("image_context", 0.0)), int(crop.get("clip_len", 0)),
-                   tuple(meta.mean), tuple(meta.std))
+                   tuple(meta.mean), tuple(meta.std),
+                   None if framing is None else tuple((float(x), float(y)) for x, y in framing))
 
     @classmethod
     def of(cls, model: Any) -> "InputSpec":
@@ -111,7 +115,8 @@ class InputSpec:
     def to_extra(self) -> dict[str, Any]:
         """What a checkpoint records (``extra["crop"]``) so evaluation and analysis crop alike."""
         return {"margin": self.margin, "views": list(self.views), "image_context": self.image_context,
-                "clip_len": self.clip_len}
+                "clip_len": self.clip_len,
+                "framing": None if self.crop_framing is None else [list(p) for p in self.crop_framing]}
 
 
 def read_checkpoint_meta(path: str | PathLike[str]) -> CheckpointMeta:

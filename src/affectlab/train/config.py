@@ -117,10 +117,14 @@ class Source:
         _tasks(self.tasks, "tasks")
         if self.downsample < 1:
             raise ValueError(f"downsample must be >= 1, got {self.downsample}")
-        if self.framing is not None:
-            points = np.asarray(self.framing, dtype=float)
-            if points.shape != (5, 2) or not np.all((points > -1) & (points < 2)):
-                raise ValueError(f"framing is 5 [x, y] points as fractions of the image, got {self.framing}")
+        _check_framing(self.framing, "framing")
+
+
+def _check_framing(framing: list[list[float]] | None, key: str) -> None:
+    if framing is not None:
+        points = np.asarray(framing, dtype=float)
+        if points.shape != (5, 2) or not np.all((points > -1) & (points < 2)):
+            raise ValueError(f"{key} is 5 [x, y] points as fractions of the image, got {framing}")
 
 
 @dataclass
@@ -162,8 +166,14 @@ class Data:
     workers: int = 2
     on_corrupt: Literal["skip", "fail"] = "skip"
     eval_batch_size: int = 128
+    #: How ``analyze --faces crops`` frames a given face crop, stored in the checkpoint: the typical
+    #: 5 points of the tight crops the recipe trains on (a source's ``framing``), so such a crop is
+    #: padded out as training padded them; None: resized with the margin, as crops that carry their
+    #: own margin (Aff-Wild2's ``cropped_aligned``) are.
+    crop_framing: list[list[float]] | None = None
 
     def __post_init__(self) -> None:
+        _check_framing(self.crop_framing, "crop_framing")
         if not self.views or min(self.views) < 0:
             raise ValueError(f"views are context fractions >= 0, got {self.views}")
         _at_least(self, MIN_INPUT_SIZE, "input_size")
@@ -261,19 +271,30 @@ class Scheduler:
 class Distill:
     """Students learn from a teacher stage's soft labels (teacher-student eq. 7, multi-database eqs. 8-10).
 
-    ``teacher_outputs``: ``online`` (the teacher sees the student's augmented batch) or ``cached``
-    (computed once per image, unaugmented, and kept in memory).
+    ``teacher``: one stage, or several whose averaged outputs teach (teacher-student "Student
+    Ensemble" distilled back into one model). ``teacher_outputs``: ``online`` (the teacher sees the
+    student's augmented batch) or ``cached`` (computed once per image, unaugmented, and kept in memory).
+    ``task_weights``: weigh each task's terms by its ``loss.terms`` weight, as the teacher's eq. 4
+    does (eq. 7 as written has none: false, the default, follows it).
     """
 
-    teacher: str
+    teacher: str | list[str]
     lam: float = 0.6
     T: float = 1.5
     teacher_outputs: Literal["online", "cached"] = "online"
+    task_weights: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.lam <= 1:
             raise ValueError(f"lam must lie in [0, 1], got {self.lam}")
         _at_least(self, 0, "T", above=True)
+        if not self.teachers:
+            raise ValueError("distill.teacher names no stage")
+
+    @property
+    def teachers(self) -> list[str]:
+        """The teacher stages, one or an ensemble."""
+        return [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
 
 
 @dataclass
@@ -467,17 +488,17 @@ class Recipe:
                 raise ValueError(f"ensemble {e_name!r} names unknown stages {bad}")
         for i, stage in enumerate(self.stages):
             earlier = set(names[:i])
-            refs = [stage.init_from, stage.distill and stage.distill.teacher,
+            refs = [stage.init_from, *(stage.distill.teachers if stage.distill else []),
                     stage.pseudo_labels and stage.pseudo_labels.teacher,
                     *(stage.combine.members.values() if stage.combine else [])]
             late = [r for r in refs if r and r not in earlier]
             if late:
                 raise ValueError(f"stage {stage.name!r} refers to {late}, which must be earlier stages")
-            teacher = next((t for t in self.stages if stage.distill and t.name == stage.distill.teacher), None)
-            if stage.cache_features and teacher is not None and (
-                    not teacher.cache_features or teacher.init_from != stage.init_from):
-                raise ValueError(f"stage {stage.name!r} reads cached features: its teacher {teacher.name!r} must "
-                                 f"cache the same CNN's (cache_features: true, init_from: {stage.init_from})")
+            teachers = [t for t in self.stages if stage.distill and t.name in stage.distill.teachers]
+            for teacher in teachers if stage.cache_features else []:
+                if not teacher.cache_features or teacher.init_from != stage.init_from:
+                    raise ValueError(f"stage {stage.name!r} reads cached features: its teacher {teacher.name!r} "
+                                     f"must cache the same CNN's (cache_features: true, init_from: {stage.init_from})")
             unknown = [s for s in (stage.folds.sources if stage.folds else []) if s not in self.sources]
             if unknown:
                 raise ValueError(f"stage {stage.name!r}: folds.sources names unknown sources {unknown}; "

@@ -20,11 +20,13 @@ Eq. 7 is written without task weights: the recipe's weights (teacher-student eq.
 the teacher's, and the student's terms are unweighted.
 
 The teacher's outputs come either from the teacher run on the student's batch (``online``) or from
-a table computed once on unaugmented images (``cached``, :class:`CachedTeacher`).
+a table computed once on unaugmented images (``cached``, :class:`CachedTeacher`). Several teachers
+teach as one (:func:`ensemble_teacher`): the teacher-student "Student Ensemble" distilled back into a
+single fast model.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -80,11 +82,14 @@ def labelled_entries(masks: dict[str, Tensor], task: str) -> Tensor:
 
 
 def student_loss(objective: Objective, student: Prediction, teacher: Prediction, batch: dict,
-                 masks: dict[str, Tensor], lam: float, T: float) -> tuple[Tensor, dict[str, Tensor]]:
+                 masks: dict[str, Tensor], lam: float, T: float,
+                 weights: dict[str, float] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Teacher-student eq. 7 / multi-database eqs. 8-10, averaged over the batch's samples.
 
     Returns the total and its parts, which add up to it: ``<task>`` the supervised part
-    λ·Σ L_(i) / B, ``<task>_kd`` the distillation part Σ (1 - λ or 1)·L^d_(i) / B.
+    λ·Σ L_(i) / B, ``<task>_kd`` the distillation part Σ (1 - λ or 1)·L^d_(i) / B. ``weights``
+    (``distill.task_weights``): each task's two parts times its weight in the teacher's loss (eq. 4's
+    8·L_FAU), which eq. 7 as written leaves out.
     """
     n_samples = len(batch["group"])
     distill = distillation_fns(student, teacher, T)
@@ -92,9 +97,10 @@ def student_loss(objective: Objective, student: Prediction, teacher: Prediction,
     for task in objective.spec.terms:
         labelled = labelled_entries(masks, task)
         supervised = lambda m, t=task: objective.term(t, student, batch, {**masks, **_narrow(masks, t, m)})  # noqa: E731
-        parts[task] = lam * summed_over_samples(supervised, labelled, task) / n_samples
-        parts[f"{task}_kd"] = ((1 - lam) * summed_over_samples(distill[task], labelled, task)
-                               + summed_over_samples(distill[task], ~labelled, task)) / n_samples
+        w = 1.0 if weights is None else weights[task]
+        parts[task] = w * lam * summed_over_samples(supervised, labelled, task) / n_samples
+        parts[f"{task}_kd"] = w * ((1 - lam) * summed_over_samples(distill[task], labelled, task)
+                                   + summed_over_samples(distill[task], ~labelled, task)) / n_samples
     return sum(parts.values()), parts
 
 
@@ -103,6 +109,28 @@ def _narrow(masks: dict[str, Tensor], task: str, entries: Tensor) -> dict[str, T
     if task == "expr":
         return {"expr": masks["expr"] & entries, "soft": masks["soft"] & entries}
     return {task: masks[task] & entries}
+
+
+def ensemble_teacher(outputs: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Several teachers' raw outputs as one teacher's: probabilities averaged, as the teacher-student
+    "Student Ensemble" averages them, and returned as logits, so eqs. 5-6 read them unchanged.
+
+    AU: logit of the mean σ. EXPR and VA bins: log of the mean softmax, whose softmax at temperature T
+    is the mean's own tempering (for one teacher, exactly its softmax at T). VA: the mean.
+    """
+    if len(outputs) == 1:
+        return dict(outputs[0])
+    eps = 1e-6
+    shared = [k for k in outputs[0] if all(o.get(k) is not None for o in outputs)]
+    if "va_bins" in shared and len({o["va_bins"].shape for o in outputs}) > 1:
+        shared.remove("va_bins")  # bins of different sizes: the student matches the mean VA instead
+    stacked = {k: torch.stack([o[k].float() for o in outputs]) for k in shared}
+    out = {"au": torch.logit(torch.sigmoid(stacked["au"]).mean(0), eps=eps),
+           "expr": torch.softmax(stacked["expr"], -1).mean(0).clamp_min(eps).log(),
+           "va": stacked["va"].mean(0)}
+    if "va_bins" in stacked:
+        out["va_bins"] = torch.softmax(stacked["va_bins"], -1).mean(0).clamp_min(eps).log()
+    return out
 
 
 class CachedTeacher:

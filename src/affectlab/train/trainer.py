@@ -60,7 +60,7 @@ from affectlab.models.meta import InputSpec
 from affectlab.scoring import score_tables
 from affectlab.train import data as tdata
 from affectlab.train.config import ConfigError, Confident, Distill, Recipe, Stage
-from affectlab.train.distill import CachedTeacher, student_loss
+from affectlab.train.distill import CachedTeacher, ensemble_teacher, student_loss
 from affectlab.train.evaluate import collect_outputs, evaluate, frame_features, monitor_value
 from affectlab.train.objective import Objective, flatten_time, label_masks
 from affectlab.train.pseudo import apply_rules, mine_au_expr_rules, teacher_labels
@@ -499,8 +499,9 @@ class Training:
             raise ConfigError(f"model {model.model_name!r} takes {layout_views} view(s) per face; "
                               f"data.views has {len(data.views)}")
         clip = int(model.config["seq_len"]) if model.input_layout == "BTCHW" else 0
+        framing = None if data.crop_framing is None else tuple(tuple(p) for p in data.crop_framing)
         return InputSpec(data.input_size, data.margin, tuple(data.views), data.image_context, clip,
-                         model.paper.mean, model.paper.std)
+                         model.paper.mean, model.paper.std, framing)
 
     def _save(self, member: Member, model: AffectModel, spec: InputSpec, extra: dict) -> None:
         if self.dist.main:
@@ -775,18 +776,22 @@ class Training:
         spec = member.stage.distill
         if spec is None:
             return None
-        teacher = self._single_model(spec.teacher)
+        teachers = [self._single_model(name) for name in spec.teachers]
+        keys = ("au", "expr", "va", "va_bins")
         if spec.teacher_outputs == "cached":
-            if teacher.input_layout != "BCHW":
-                raise ConfigError("cached teacher outputs need a single-image (BCHW) teacher; "
+            if any(t.input_layout != "BCHW" for t in teachers):
+                raise ConfigError("cached teacher outputs need single-image (BCHW) teachers; "
                                   "use teacher_outputs=online")
-            out = self._outputs(teacher, samples, member.recipe)
-            cached = CachedTeacher({k: torch.from_numpy(out[k]) for k in ("au", "expr", "va", "va_bins") if k in out})
+            outs = [self._outputs(t, samples, member.recipe) for t in teachers]
+            cached = CachedTeacher(ensemble_teacher([{k: torch.from_numpy(o[k]) for k in keys if k in o}
+                                                     for o in outs]))
             return lambda batch, image: cached(batch["index"])
 
         def online(batch: dict, image: torch.Tensor) -> Prediction:
             with torch.no_grad():
-                return teacher(image)
+                preds = [t(image) for t in teachers]
+            out = ensemble_teacher([{k: getattr(p, k) for k in keys} for p in preds])
+            return Prediction(au=out["au"], expr=out["expr"], va=out["va"], va_bins=out.get("va_bins"))
         return online
 
 
@@ -907,7 +912,9 @@ def training_step(net: nn.Module, batch: dict, objective: Objective, optimizer: 
     if t_pred is not None:
         if distill is None:
             raise ValueError("a teacher needs the stage's distill settings (lambda, T)")
-        loss, parts = student_loss(objective, pred, flatten_time(t_pred, batch)[0], flat, masks, distill.lam, distill.T)
+        weights = objective.weights if distill.task_weights else None
+        loss, parts = student_loss(objective, pred, flatten_time(t_pred, batch)[0], flat, masks, distill.lam, distill.T,
+                                   weights)
     else:
         parts = objective.task_losses(pred, flat, masks)
         loss = sum(objective.weights[t] * v for t, v in parts.items())
