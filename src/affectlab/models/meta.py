@@ -85,6 +85,8 @@ class InputSpec:
     crop_framing: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.crop_framing is not None:  # from a recipe or a checkpoint's JSON: lists of numbers
+            object.__setattr__(self, "crop_framing", tuple((float(x), float(y)) for x, y in self.crop_framing))
         if self.clip_len and len(self.views) > 1:
             raise ValueError("a model takes either clips or several views per face, not both")
 
@@ -96,11 +98,9 @@ class InputSpec:
         views = tuple(float(v) for v in crop.get("views", (0.0,)))
         if n_views == 2 and len(views) != 2:
             views = (0.0, DEFAULT_CONTEXT)
-        framing = crop.get("framing")
         return cls(meta.input_size, float(crop.get("margin", DEFAULT_MARGIN)), views,
                    float(crop.get("image_context", 0.0)), int(crop.get("clip_len", 0)),
-                   tuple(meta.mean), tuple(meta.std),
-                   None if framing is None else tuple((float(x), float(y)) for x, y in framing))
+                   tuple(meta.mean), tuple(meta.std), crop.get("framing"))
 
     @classmethod
     def of(cls, model: Any) -> "InputSpec":

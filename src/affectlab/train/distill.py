@@ -17,7 +17,8 @@ Which labels count as present is the sampler group's business
 (:func:`affectlab.train.objective.label_masks`): a group that supervises only its own task turns the
 rule into multi-database eq. 9 ("no sharing"), one that supervises every label it has into eq. 10.
 Eq. 7 is written without task weights: the recipe's weights (teacher-student eq. 4's 8·L_FAU) are
-the teacher's, and the student's terms are unweighted.
+the teacher's, and the student's terms are unweighted unless ``distill.task_weights`` gives them
+those weights too.
 
 The teacher's outputs come either from the teacher run on the student's batch (``online``) or from
 a table computed once on unaugmented images (``cached``, :class:`CachedTeacher`). Several teachers

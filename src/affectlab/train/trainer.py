@@ -499,9 +499,8 @@ class Training:
             raise ConfigError(f"model {model.model_name!r} takes {layout_views} view(s) per face; "
                               f"data.views has {len(data.views)}")
         clip = int(model.config["seq_len"]) if model.input_layout == "BTCHW" else 0
-        framing = None if data.crop_framing is None else tuple(tuple(p) for p in data.crop_framing)
         return InputSpec(data.input_size, data.margin, tuple(data.views), data.image_context, clip,
-                         model.paper.mean, model.paper.std, framing)
+                         model.paper.mean, model.paper.std, data.crop_framing)
 
     def _save(self, member: Member, model: AffectModel, spec: InputSpec, extra: dict) -> None:
         if self.dist.main:
