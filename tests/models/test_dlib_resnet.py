@@ -1,25 +1,26 @@
 """The ``dlib_resnet`` backbone and tools/convert_dlib_resnet.py.
 
-The conversion is checked without dlib, by what the network was trained for: on real CK+ faces
-framed as dlib frames them, descriptors of one person lie closer than dlib's 0.6 and those of
-different people farther.
+The conversion (the package's bundled file) is checked without dlib, by what the network was
+trained for: on real CK+ faces framed as dlib frames them, descriptors of one person lie closer
+than dlib's 0.6 and those of different people farther.
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import safetensors.torch
 import torch
 
 from affectlab.errors import DataError
 from affectlab.models import Backbone
+from affectlab.models.backbones import BUNDLED_WEIGHTS
 
 REPO = Path(__file__).resolve().parents[2]
-DLIB_RESNET = Path(os.environ.get("AFFECTLAB_DLIB_RESNET", REPO.parent / "shared" / "weights" / "dlib_resnet.pt"))
+DLIB_RESNET = BUNDLED_WEIGHTS["dlib_resnet"]
 
 
 def load_tool():
@@ -27,14 +28,6 @@ def load_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def dlib_weights() -> Path:
-    if not DLIB_RESNET.is_file():
-        pytest.skip(f"converted dlib weights not found at {DLIB_RESNET} (make them with tools/convert_dlib_resnet.py; "
-                    "set AFFECTLAB_DLIB_RESNET to point elsewhere)")
-    return DLIB_RESNET
 
 
 def test_missing_weights_name_the_file_and_the_converter(tmp_path):
@@ -72,11 +65,36 @@ def test_architecture_matches_dlibs_anet_type():
     assert set(tool.to_state_dict(fake)) - {"fc.weight"} == own
 
 
-def test_weights_file_loads(dlib_weights):
-    state = torch.load(dlib_weights, weights_only=True)
+def test_bundled_weights_load():
+    state = safetensors.torch.load_file(DLIB_RESNET)
     backbone = Backbone("dlib_resnet")
-    backbone.load_imagenet(dlib_weights)
+    backbone.load_imagenet("bundled")
     assert torch.equal(backbone.body.conv1.weight, state["conv1.weight"]) and state["fc.weight"].shape == (128, 256)
+    assert all(t.dtype == torch.float32 for t in state.values())
+
+
+def test_a_converted_pt_file_still_loads(tmp_path):
+    path = tmp_path / "dlib_resnet.pt"
+    torch.save(safetensors.torch.load_file(DLIB_RESNET), path)
+    backbone = Backbone("dlib_resnet")
+    backbone.load_imagenet(path)
+    assert torch.equal(backbone.body.layer5[0].conv2.weight, safetensors.torch.load_file(DLIB_RESNET)["layer5.0.conv2.weight"])
+
+
+def test_a_corrupt_safetensors_file_is_one_line(tmp_path):
+    path = tmp_path / "dlib_resnet.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all")
+    with pytest.raises(DataError, match="cannot read as a safetensors weights file") as e:
+        Backbone("dlib_resnet").load_imagenet(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bundled_is_refused_in_one_line_for_a_backbone_without_bundled_weights():
+    from affectlab.errors import AffectlabError
+
+    with pytest.raises(AffectlabError, match="no bundled weights") as e:
+        Backbone("mobilenet_v2").load_imagenet("bundled")
+    assert "\n" not in str(e.value)
 
 
 def descriptors(weights: Path, faces: np.ndarray) -> np.ndarray:
@@ -85,14 +103,14 @@ def descriptors(weights: Path, faces: np.ndarray) -> np.ndarray:
 
     backbone = Backbone("dlib_resnet").eval()
     backbone.load_imagenet(weights)
-    fc = torch.load(weights, weights_only=True)["fc.weight"]
+    fc = safetensors.torch.load_file(weights)["fc.weight"]
     x = (faces / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
     x = torch.from_numpy(x.transpose(0, 3, 1, 2)).float()
     with torch.no_grad():
         return torch.cat([backbone(x[i:i + 32]).mean((2, 3)) @ fc.T for i in range(0, len(x), 32)]).numpy()
 
 
-def test_same_person_is_closer_than_dlibs_threshold(dlib_weights, shared_data):
+def test_same_person_is_closer_than_dlibs_threshold(shared_data):
     """CK+ peak frames (one per sequence, so a "same" pair is two different expressions of one
     subject), 48 px gray crops upscaled 4x, MTCNN's 5 points aligned onto dlib's chip framing."""
     import cv2
@@ -114,7 +132,7 @@ def test_same_person_is_closer_than_dlibs_threshold(dlib_weights, shared_data):
             found.append(i)
     assert len(found) >= 0.95 * len(table)
     subject = table["subject"].to_numpy()[found]
-    embedding = descriptors(dlib_weights, np.stack(faces))
+    embedding = descriptors(DLIB_RESNET, np.stack(faces))
     upper = np.triu_indices(len(found), 1)
     distance = np.linalg.norm(embedding[:, None] - embedding[None], axis=-1)[upper]
     same = (subject[:, None] == subject[None])[upper]

