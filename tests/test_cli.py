@@ -319,13 +319,12 @@ def test_analyze_detects_every_as_the_analyzer_does():
 @pytest.mark.parametrize("problem", ["missing input", "out is a file", "bad smoothing"])
 def test_analyze_checks_its_arguments_before_the_model_loads(capsys, tmp_path, monkeypatch, problem):
     """Issue 18.11: a mistake in the arguments ends at once, not after the 5-7 s the model takes to load."""
-    from affectlab.analyze import predict
+    from affectlab.inference import backends
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(predict, "default_backend", no_model)
-    monkeypatch.setattr(predict, "load_backend", no_model)
+    monkeypatch.setattr(backends, "open_backend", no_model)
     Image.new("RGB", (8, 8)).save(tmp_path / "face.png")
     (tmp_path / "taken").write_text("a file")
     args = {"missing input": [str(tmp_path / "nope.jpg")],

@@ -32,7 +32,7 @@ from affectlab.models.meta import TEST_TIME_FLIP
 from affectlab.train import data as tdata
 from affectlab.train import load_recipe
 from affectlab.scoring import score_tables
-from affectlab.train.evaluate import Evaluation, evaluate
+from affectlab.inference.batch import Evaluation, evaluate
 from affectlab.train.thresholds import fold_keys
 from affectlab.train.trainer import recipe_schema
 

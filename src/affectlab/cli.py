@@ -117,11 +117,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -> Any:
     """The model and the face pipeline of ``analyze``; ``smooth="checkpoint"``: the μ the model stores."""
     from affectlab.analyze.analyzer import Analyzer
-    from affectlab.analyze.predict import default_backend, load_backend
+    from affectlab.inference.backends import open_backend
 
     device = _device(args.device)
-    backend = (default_backend(device, args.precision, features=bool(args.smooth)) if args.model is None
-               else load_backend(args.model, device, args.precision))
+    backend = open_backend(args.model, device, args.precision, features=bool(args.smooth))
     if smooth == "checkpoint":
         smooth = _checkpoint_smoothing(backend)
     return Analyzer(backend, device=device, faces=args.faces, stride=args.stride, detect_every=args.detect_every,
@@ -131,17 +130,16 @@ def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -
 
 def _smoothing(spec: str) -> dict[str, float] | str:
     """``--smooth``: ``au=7,expr=9,va=9``, checked before the model loads; or "checkpoint" (read from it)."""
-    from affectlab.analyze.smoothing import parse_mu
+    from affectlab.inference.smoothing import parse_mu
 
     return spec if spec == "checkpoint" else parse_mu(spec)
 
 
 def _checkpoint_smoothing(backend: Any) -> dict[str, float]:
     """The μ stored in the checkpoint (by smooth-search), else SMM's."""
-    from affectlab.analyze.predict import TorchBackend
-    from affectlab.analyze.smoothing import SMM_MU, checkpoint_mu
+    from affectlab.inference.smoothing import SMM_MU, checkpoint_mu
 
-    stored = checkpoint_mu(backend.model) if isinstance(backend, TorchBackend) else {}
+    stored = checkpoint_mu(backend.model) if backend.model is not None else {}
     if not stored:
         print(f"affectlab: note: the model stores no smoothing; using SMM's mu {SMM_MU}", file=sys.stderr)
     return stored or dict(SMM_MU)
@@ -149,7 +147,7 @@ def _checkpoint_smoothing(backend: Any) -> dict[str, float]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from affectlab.analyze.export import export_onnx
-    from affectlab.analyze.predict import DEFAULT_MODEL
+    from affectlab.inference.backends import DEFAULT_MODEL
 
     out = export_onnx(DEFAULT_MODEL if args.model == "default" else args.model, args.out)
     print(f"wrote {out} (checked against PyTorch)")
@@ -294,7 +292,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from affectlab.metrics import format_scores
     from affectlab.models import load_model, read_checkpoint_meta
     from affectlab.scoring import load_thresholds
-    from affectlab.train.evaluate import evaluate
+    from affectlab.inference.batch import evaluate
 
     schema = read_checkpoint_meta(args.model[0]).schema  # the labels are checked before the models load
     labels = _labelled(args.data, args.images, args.split, schema)

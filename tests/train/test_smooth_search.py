@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from affectlab.analyze.smoothing import checkpoint_mu
+from affectlab.inference.smoothing import checkpoint_mu
 from affectlab.cli import main
 from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema

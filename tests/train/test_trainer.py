@@ -230,7 +230,7 @@ def test_cached_teacher_outputs_are_those_of_the_batch_rows(world, tmp_path, mon
     from affectlab.train import data as tdata
     from affectlab.train.distill import CachedTeacher
     from affectlab.models.meta import InputSpec
-    from affectlab.train.evaluate import collect_outputs
+    from affectlab.inference.batch import collect_outputs
 
     path = mini_recipe(world, tmp_path, stages="""
   - {name: teacher, steps: 2}

@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
-from affectlab.analyze.predict import FaceOutputs, OnnxBackend, TorchBackend, default_backend, load_backend, probabilities
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face, follow
 from affectlab.faces.geometry import face_geometry
 from affectlab.faces.mtcnn import SECOND_LOOKS
+from affectlab.inference.backends import Backend, open_backend
+from affectlab.inference.outputs import FaceOutputs, probabilities
 from affectlab.models.meta import TEST_TIME_FLIP, InputSpec
 
 FACE_MODES = ("detect", "crops")
@@ -89,11 +90,12 @@ class Analyzer:
     detecting every frame, no face lost on the sample videos; bench/detection.py); 1 runs the full
     detector on every frame. ``smooth`` (μ per task, e.g.
     ``{"au": 7, "expr": 9, "va": 9}``) smooths each face track's features over a video's frames with
-    SMM eq. 9 before the model's last layers (see analyze.smoothing); it needs a PyTorch checkpoint.
+    SMM eq. 9 before the model's last layers (see inference.smoothing); it needs a PyTorch checkpoint.
+    ``precision`` (fp32, bf16) is the PyTorch backend's (inference.backends.open_backend).
     """
 
-    def __init__(self, model: str | os.PathLike[str] | TorchBackend | OnnxBackend | None = None, *,
-                 device: str = "cpu", faces: str = "detect", stride: int = 1,
+    def __init__(self, model: str | os.PathLike[str] | Backend | None = None, *,
+                 device: str = "cpu", precision: str = "fp32", faces: str = "detect", stride: int = 1,
                  detect_every: int = DETECT_EVERY, batch_size: int = 32, min_face_size: float = 40,
                  chunk_frames: int = 64, smooth: Mapping[str, float] | None = None,
                  landmarks: bool = False, mesh: bool = False, flip: bool | None = None):
@@ -101,11 +103,8 @@ class Analyzer:
             raise AffectlabError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
         if stride < 1 or detect_every < 1 or batch_size < 1:
             raise AffectlabError("stride, detect_every and batch_size must be at least 1")
-        if isinstance(model, (TorchBackend, OnnxBackend)):
-            self.backend = model
-        else:
-            self.backend = (default_backend(device, features=bool(smooth)) if model is None
-                            else load_backend(model, device))
+        self.backend = model if isinstance(model, Backend) else open_backend(model, device, precision,
+                                                                             features=bool(smooth))
         meta = self.backend.meta
         self.schema = meta.schema
         #: How the model wants its faces, as training framed them (size; the margin of ``--faces crops``).
@@ -126,10 +125,10 @@ class Analyzer:
         self.detector = MTCNN(device, min_face_size=min_face_size) if faces == "detect" else None
         self.smoother = None
         if smooth:
-            if not isinstance(self.backend, TorchBackend):
+            if self.backend.model is None:
                 raise AffectlabError("temporal smoothing (SMM eq. 9) works on the model's features: give the "
                                      "PyTorch checkpoint, not an exported .onnx")
-            from affectlab.analyze.smoothing import TemporalSmoother  # torch: imported only when smoothing
+            from affectlab.inference.smoothing import TemporalSmoother  # torch: imported only when smoothing
 
             self.smoother = TemporalSmoother(self.backend.model, smooth)
         #: Seconds spent per stage (decode, detect, align, predict) since construction: for benchmarks.
@@ -255,7 +254,7 @@ class Analyzer:
         features = self.smoother.features if smooth and self.smoother is not None else ()
         views = [crops, np.ascontiguousarray(crops[:, :, ::-1])] if self.flip else [crops]
         batches = [v[i:i + self.batch_size] for v in views for i in range(0, len(v), self.batch_size)]
-        parts = [self.backend(b, features) if features else self.backend(b) for b in batches]
+        parts = [self.backend(b, features) for b in batches]
 
         def mean_of(values: list[np.ndarray]) -> np.ndarray:
             joined = np.concatenate(values)

@@ -2,7 +2,7 @@
 
 A run is the scores dict of :func:`affectlab.metrics.multitask_scores` (the JSON of ``affectlab
 evaluate --json`` and ``affectlab score --json``), a checkpoint evaluated on labelled data here
-through :func:`affectlab.train.evaluate.evaluate`, the function behind ``affectlab evaluate``, so
+through :func:`affectlab.inference.batch.evaluate`, the function behind ``affectlab evaluate``, so
 the numbers are the same, or a training run (its folder or results.json): the validation scores of
 its final model, or that model evaluated on the labelled data given. Rows: labelled counts, per-AU
 F1 and their mean (F1-AU), per-class F1, macro F1 (F1-EXPR) and accuracy, CCC of valence and arousal
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from affectlab.errors import DataError
+from affectlab.inference.batch import evaluate
 from affectlab.jsonfile import read_json
 from affectlab.models import load_model
-from affectlab.train.evaluate import evaluate
 
 
 @dataclass(frozen=True)

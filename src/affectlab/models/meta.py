@@ -2,7 +2,7 @@
 
 The metadata header of a checkpoint (a safetensors file) holds one JSON document under the key
 ``"affectlab"``. Reading it needs neither torch nor the weights, so inference on onnxruntime
-(:mod:`affectlab.analyze.predict`) starts without importing torch.
+(:mod:`affectlab.inference.backends`) starts without importing torch.
 """
 from __future__ import annotations
 
