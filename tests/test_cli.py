@@ -278,7 +278,7 @@ def test_analyze_precision_option(capsys, tmp_path):
 
 
 def test_help_opens_with_a_whole_sentence(capsys):
-    """Issue 18.13: ``affectlab --help`` opened with a sentence cut at its semicolon."""
+    """``affectlab --help`` opened with a sentence cut at its semicolon."""
     with pytest.raises(SystemExit):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
@@ -288,7 +288,7 @@ def test_help_opens_with_a_whole_sentence(capsys):
 
 
 def test_export_accepts_default_for_the_bundled_model(capsys, tmp_path):
-    """Issue 18.13: the README names the bundled model to export as ``default``."""
+    """The README names the bundled model to export as ``default``."""
     code, out, err = run(capsys, "export", "default", "--out", str(tmp_path / "default.onnx"))
     assert code == 0, err
     assert (tmp_path / "default.onnx").is_file() and "checked against PyTorch" in out
@@ -297,7 +297,7 @@ def test_export_accepts_default_for_the_bundled_model(capsys, tmp_path):
 
 
 def test_bf16_tolerance_written_is_what_was_measured():
-    """Issue 18.13: the README promised 0.005 where the measured mean |difference| was 0.0052."""
+    """The README promised 0.005 where the measured mean |difference| was 0.0052."""
     import re
 
     from affectlab.cli import BF16_TOLERANCE
@@ -318,7 +318,7 @@ def test_analyze_detects_every_as_the_analyzer_does():
 
 @pytest.mark.parametrize("problem", ["missing input", "out is a file", "bad smoothing"])
 def test_analyze_checks_its_arguments_before_the_model_loads(capsys, tmp_path, monkeypatch, problem):
-    """Issue 18.11: a mistake in the arguments ends at once, not after the 5-7 s the model takes to load."""
+    """A mistake in the arguments ends at once, not after the 5-7 s the model takes to load."""
     from affectlab.inference import backends
 
     def no_model(*args, **kwargs):

@@ -1,4 +1,4 @@
-"""The fault campaign (issue 17): every command of the README against generated bad inputs.
+"""The fault campaign: every command of the README against generated bad inputs.
 
 Each case runs one command line in-process and asserts its outcome: the exit status (2 when nothing
 could be done, 1 when other inputs of the call were still done, 0 when the input is fine after all),
