@@ -300,7 +300,7 @@ def test_bf16_tolerance_written_is_what_was_measured():
     """The README promised 0.005 where the measured mean |difference| was 0.0052."""
     import re
 
-    from affectlab.cli import BF16_TOLERANCE
+    from affectlab.cli.analyze import BF16_TOLERANCE
 
     measured = 0.0052  # mean |bf16 - fp32| of the outputs, 300 AffectNet faces, the default model
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -311,7 +311,8 @@ def test_bf16_tolerance_written_is_what_was_measured():
 def test_analyze_detects_every_as_the_analyzer_does():
     """The CLI keeps its own copy of the default (its parser must not import the analysis stack)."""
     from affectlab.analyze.analyzer import DETECT_EVERY
-    from affectlab.cli import DETECT_EVERY as CLI_DEFAULT, build_parser
+    from affectlab.cli import build_parser
+    from affectlab.cli.analyze import DETECT_EVERY as CLI_DEFAULT
 
     assert CLI_DEFAULT == DETECT_EVERY == build_parser().parse_args(["analyze", "x.mp4"]).detect_every
 

@@ -37,7 +37,7 @@ def align_template(input_size: int) -> list[list[float]]:
 
 
 #: Checkpoint extra: average each face's outputs with its mirror image's at inference (set where
-#: validation showed it pays: tools/model_report.py --choose-flip).
+#: validation showed it pays: affectlab calibrate flip).
 TEST_TIME_FLIP = "test_time_flip"
 
 
