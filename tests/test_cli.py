@@ -339,7 +339,7 @@ def test_analyze_checks_its_arguments_before_the_model_loads(capsys, tmp_path, m
 
 
 def test_analyze_formats_are_the_writers():
-    from affectlab.analyze.writers import FORMATS
+    from affectlab.analyze.formats import FORMATS
     from affectlab.cli import build_parser
 
     analyze = next(a for a in build_parser()._subparsers._group_actions[0].choices["analyze"]._actions
