@@ -21,11 +21,11 @@ demo: $(STAMP)
 	$(VENV)/bin/affectlab analyze examples/media --out demo_out --plots --video-out
 
 # Retrain the bundled default model from ../shared/data (about 2 hours on 2 CPU cores; docs/model-card.md):
-# train, tune its AU thresholds on the held-out CK+ subjects, bundle it.
+# train, calibrate its AU thresholds on the held-out CK+ subjects and its flip averaging on the validation sources, bundle it.
 default-model: $(STAMP)
 	$(VENV)/bin/affectlab train configs/default.yaml --out runs/default
-	$(VENV)/bin/affectlab tune-thresholds --model runs/default/model.safetensors --recipe configs/default.yaml --data ckplus --write --if-better
-	$(PY) tools/model_report.py configs/default.yaml --model runs/default/model.safetensors --choose-flip --write --json runs/default/report.json
+	$(VENV)/bin/affectlab calibrate thresholds --model runs/default/model.safetensors --recipe configs/default.yaml --data ckplus --write --if-better
+	$(VENV)/bin/affectlab calibrate flip --model runs/default/model.safetensors --recipe configs/default.yaml --write --json runs/default/report.json
 	cp runs/default/model.safetensors src/affectlab/assets/default.safetensors
 	$(PY) tools/export_assets.py
 

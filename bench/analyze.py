@@ -30,7 +30,7 @@ import numpy as np
 
 from affectlab.analyze.analyzer import Analyzer
 from affectlab.analyze.media import iter_video
-from affectlab.analyze.predict import default_backend, load_backend
+from affectlab.inference.backends import open_backend
 from affectlab.analyze.run import run_analysis
 from common import MEDIA, ROOT, report, table
 
@@ -75,8 +75,7 @@ def warm_rows(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
         videos.append(("4 faces, 1280x720", tiled_video(CLIP, tmp / "four_faces.mp4")))
     rows = []
     for precision in args.precision:
-        backend = (default_backend(args.device, precision) if args.model is None
-                   else load_backend(args.model, args.device, precision))
+        backend = open_backend(args.model, args.device, precision)
         name = f"{'onnxruntime' if type(backend).__name__ == 'OnnxBackend' else 'PyTorch'} {precision}"
         for k in args.detect_every:
             analyzer = Analyzer(backend, device=args.device, detect_every=k)
@@ -147,7 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.warm_json:
-            analyzer = Analyzer(default_backend(), detect_every=1)
+            analyzer = Analyzer(open_backend(), detect_every=1)
             Path(args.warm_json).write_text(json.dumps(measure(analyzer, CLIP, tmp)))
             return
         rows = warm_rows(args, tmp)

@@ -91,7 +91,7 @@ def video_rows(detector: MTCNN, schedules: list[int], limit: int) -> list[list[o
 
 def backend_rows(frames: list[np.ndarray], rounds: int = 3) -> list[list[object]]:
     """The full cascade on every frame with its nets on onnxruntime and on PyTorch (the detector before
-    issue 14), interleaved; the fastest round of each."""
+    it moved to onnxruntime), interleaved; the fastest round of each."""
     from affectlab.faces.mtcnn_torch import NET_NAMES, TorchNet
 
     on_torch = MTCNN(min_face_size=40)

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 import affectlab  # noqa: F401  (torchvision compatibility before the models import it)
 from affectlab.analyze.export import export_onnx
-from affectlab.analyze.predict import DEFAULT_MODEL, OnnxBackend, TorchBackend
+from affectlab.inference.backends import DEFAULT_MODEL, OnnxBackend, TorchBackend
 from affectlab.data.transforms import normalise
 from affectlab.models import AffectModel, create_model, list_models, load_model, save_checkpoint
 from affectlab.models.meta import CheckpointMeta

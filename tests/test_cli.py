@@ -278,7 +278,7 @@ def test_analyze_precision_option(capsys, tmp_path):
 
 
 def test_help_opens_with_a_whole_sentence(capsys):
-    """Issue 18.13: ``affectlab --help`` opened with a sentence cut at its semicolon."""
+    """``affectlab --help`` opened with a sentence cut at its semicolon."""
     with pytest.raises(SystemExit):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
@@ -288,7 +288,7 @@ def test_help_opens_with_a_whole_sentence(capsys):
 
 
 def test_export_accepts_default_for_the_bundled_model(capsys, tmp_path):
-    """Issue 18.13: the README names the bundled model to export as ``default``."""
+    """The README names the bundled model to export as ``default``."""
     code, out, err = run(capsys, "export", "default", "--out", str(tmp_path / "default.onnx"))
     assert code == 0, err
     assert (tmp_path / "default.onnx").is_file() and "checked against PyTorch" in out
@@ -297,10 +297,10 @@ def test_export_accepts_default_for_the_bundled_model(capsys, tmp_path):
 
 
 def test_bf16_tolerance_written_is_what_was_measured():
-    """Issue 18.13: the README promised 0.005 where the measured mean |difference| was 0.0052."""
+    """The README promised 0.005 where the measured mean |difference| was 0.0052."""
     import re
 
-    from affectlab.cli import BF16_TOLERANCE
+    from affectlab.cli.analyze import BF16_TOLERANCE
 
     measured = 0.0052  # mean |bf16 - fp32| of the outputs, 300 AffectNet faces, the default model
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -311,21 +311,21 @@ def test_bf16_tolerance_written_is_what_was_measured():
 def test_analyze_detects_every_as_the_analyzer_does():
     """The CLI keeps its own copy of the default (its parser must not import the analysis stack)."""
     from affectlab.analyze.analyzer import DETECT_EVERY
-    from affectlab.cli import DETECT_EVERY as CLI_DEFAULT, build_parser
+    from affectlab.cli import build_parser
+    from affectlab.cli.analyze import DETECT_EVERY as CLI_DEFAULT
 
     assert CLI_DEFAULT == DETECT_EVERY == build_parser().parse_args(["analyze", "x.mp4"]).detect_every
 
 
 @pytest.mark.parametrize("problem", ["missing input", "out is a file", "bad smoothing"])
 def test_analyze_checks_its_arguments_before_the_model_loads(capsys, tmp_path, monkeypatch, problem):
-    """Issue 18.11: a mistake in the arguments ends at once, not after the 5-7 s the model takes to load."""
-    from affectlab.analyze import predict
+    """A mistake in the arguments ends at once, not after the 5-7 s the model takes to load."""
+    from affectlab.inference import backends
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(predict, "default_backend", no_model)
-    monkeypatch.setattr(predict, "load_backend", no_model)
+    monkeypatch.setattr(backends, "open_backend", no_model)
     Image.new("RGB", (8, 8)).save(tmp_path / "face.png")
     (tmp_path / "taken").write_text("a file")
     args = {"missing input": [str(tmp_path / "nope.jpg")],
@@ -339,7 +339,7 @@ def test_analyze_checks_its_arguments_before_the_model_loads(capsys, tmp_path, m
 
 
 def test_analyze_formats_are_the_writers():
-    from affectlab.analyze.writers import FORMATS
+    from affectlab.analyze.formats import FORMATS
     from affectlab.cli import build_parser
 
     analyze = next(a for a in build_parser()._subparsers._group_actions[0].choices["analyze"]._actions

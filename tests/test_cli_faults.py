@@ -1,4 +1,4 @@
-"""The fault campaign (issue 17): every command of the README against generated bad inputs.
+"""The fault campaign: every command of the README against generated bad inputs.
 
 Each case runs one command line in-process and asserts its outcome: the exit status (2 when nothing
 could be done, 1 when other inputs of the call were still done, 0 when the input is fine after all),
@@ -273,21 +273,25 @@ MODELS = [
     Case("visualize", "foreign checkpoint", lambda e: ["visualize", "--model", str(_checkpoint_faults(e, "foreign")),
                                                        "--data", e.labelled, "--out", str(e("viz"))],
          2, ("foreign.safetensors: not a safetensors file",)),
-    Case("smooth-search", "stills, not videos",
-         lambda e: ["smooth-search", "--model", str(e.model), "--data", e.labelled],
+    Case("calibrate smoothing", "stills, not videos",
+         lambda e: ["calibrate", "smoothing", "--model", str(e.model), "--data", e.labelled],
          2, ("labelled.csv: holds no video frames",)),
-    Case("smooth-search", "--folds 1",
-         lambda e: ["smooth-search", "--model", str(e.model), "--data", str(e.world.abaw), "--folds", "1"],
+    Case("calibrate smoothing", "--folds 1",
+         lambda e: ["calibrate", "smoothing", "--model", str(e.model), "--data", str(e.world.abaw), "--folds", "1"],
          2, ("--folds: must be at least 2",)),
-    Case("tune-thresholds", "no AU labels", lambda e: ["tune-thresholds", "--model", str(e.model), "--data",
-                                                      str(e.world.expr)],
+    Case("calibrate thresholds", "no AU labels",
+         lambda e: ["calibrate", "thresholds", "--model", str(e.model), "--data", str(e.world.expr)],
          2, ("expr.csv: 0 AU-labelled rows: too few to tune thresholds",)),
-    Case("tune-thresholds", "--folds 1",
-         lambda e: ["tune-thresholds", "--model", str(e.model), "--data", e.labelled, "--folds", "1"],
+    Case("calibrate thresholds", "--folds 1",
+         lambda e: ["calibrate", "thresholds", "--model", str(e.model), "--data", e.labelled, "--folds", "1"],
          2, ("--folds: must be at least 2",)),
-    Case("tune-thresholds", "a recipe without that source",
-         lambda e: ["tune-thresholds", "--model", str(e.model), "--recipe", "configs/default.yaml", "--data", "nope"],
+    Case("calibrate thresholds", "a recipe without that source",
+         lambda e: ["calibrate", "thresholds", "--model", str(e.model), "--recipe", "configs/default.yaml",
+                    "--data", "nope"],
          2, ("configs/default.yaml: no source 'nope'",)),
+    Case("calibrate flip", "recipe missing",
+         lambda e: ["calibrate", "flip", "--model", str(e.model), "--recipe", str(e("none.yaml"))],
+         2, ("none.yaml: no such recipe file",)),
     Case("compare", "missing run", lambda e: ["compare", str(e("none.json"))],
          2, ("none.json: no such file or folder",)),
     Case("compare", "JSON that is no evaluation", lambda e: ["compare", str(_text(e, "x.json", "[1]"))],
@@ -370,8 +374,13 @@ def test_every_command_is_in_the_campaign():
 
     from affectlab.cli import build_parser
 
-    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    commands = {"data summary" if name == "data" else name for name in sub.choices}
+    def commands_of(parser: argparse.ArgumentParser, prefix: str = "") -> set[str]:
+        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)] or [None]
+        if sub is None:
+            return {prefix.strip()}
+        return set().union(*(commands_of(p, f"{prefix}{name} ") for name, p in sub.choices.items()))
+
+    commands = commands_of(build_parser())
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert all(f"affectlab {c}" in readme for c in commands)
     assert {c.command for c in CASES} == commands

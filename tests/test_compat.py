@@ -57,7 +57,7 @@ def run_python(code: str) -> str:
 
 
 def test_import_affectlab_leaves_the_import_system_alone():
-    """Issue 16: the hook is installed where torchvision is imported, not by ``import affectlab``."""
+    """The hook is installed where torchvision is imported, not by ``import affectlab``."""
     out = run_python(
         """
         import sys

@@ -40,12 +40,17 @@ def test_every_command_defaults_to_one_device():
     from affectlab.devices import DEFAULT_DEVICE
     from affectlab.train.config import Train
 
-    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     defaults = {}
-    for name, command in sub.choices.items():
-        for action in command._actions:
-            if "--device" in action.option_strings:
-                defaults[name] = action.default
+
+    def collect(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, command in action.choices.items():
+                    collect(command, f"{prefix}{name} ")
+            elif "--device" in action.option_strings:
+                defaults[prefix.strip()] = action.default
+
+    collect(build_parser())
     assert len(defaults) >= 5
     # train's None defers to the recipe's train.device, whose default is the same
     assert {d for n, d in defaults.items() if n != "train"} == {DEFAULT_DEVICE} and defaults["train"] is None

@@ -31,7 +31,7 @@ def test_checkpoint_metadata_reads_without_torch():
     import sys
 
     code = ("import sys; from affectlab.models.meta import read_checkpoint_meta; "
-            "from affectlab.analyze.predict import DEFAULT_MODEL; "
+            "from affectlab.inference.backends import DEFAULT_MODEL; "
             "assert read_checkpoint_meta(DEFAULT_MODEL).input_size == 112; assert 'torch' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

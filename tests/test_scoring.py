@@ -46,7 +46,7 @@ def photos(tmp_path, monkeypatch, image) -> Path:
 
 
 def test_analyze_table_scores_as_written(photos, tmp_path, capsys):
-    """Issue 18.2: ``score results/images.csv labels`` works: the most confident face of each image counts."""
+    """``score results/images.csv labels`` works: the most confident face of each image counts."""
     pd.DataFrame({"path": ["a.png", "b.png", "c.png"], "expression": ["Happiness", "Happiness", "Anger"]}).to_csv(
         tmp_path / "photos" / "labels.csv", index=False)
     code = main(["score", str(photos), str(tmp_path / "photos" / "labels.csv"), "--json", str(tmp_path / "s.json")])
@@ -77,7 +77,7 @@ def test_a_video_table_is_refused_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["ckplus", "affectnet"])
 def test_score_takes_the_datasets_own_label_files(tmp_path, capsys, image, dataset):
-    """Issue 18.3: CK+ (with contempt, which maps to Other) and AffectNet labels, as a folder, as evaluate
+    """CK+ (with contempt, which maps to Other) and AffectNet labels, as a folder, as evaluate
     reads them."""
     folder = tmp_path / dataset
     for i in range(3):

@@ -12,7 +12,7 @@ Each is checked against PyTorch as it is written.
 from __future__ import annotations
 
 from affectlab.analyze.export import export_bundled_graph
-from affectlab.analyze.predict import ASSETS, DEFAULT_GRAPH, DEFAULT_MODEL
+from affectlab.inference.backends import ASSETS, DEFAULT_GRAPH, DEFAULT_MODEL
 from affectlab.faces.mtcnn_torch import export_onnx as export_mtcnn
 
 

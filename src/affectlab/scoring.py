@@ -52,7 +52,7 @@ def read_predictions(path: str | os.PathLike[str], schema: LabelSchema, face_id:
 
 def _native_names(raw: pd.DataFrame) -> pd.DataFrame:
     """An analyze table written with ``--format openface`` or ``feat`` (text cells) in native names."""
-    from affectlab.analyze.writers import FEAT_EMOTIONS, results_format
+    from affectlab.analyze.formats import FEAT_EMOTIONS, results_format
 
     fmt = results_format(list(raw.columns))
     if fmt == "openface":

@@ -199,14 +199,14 @@ def imagenet_backend(shared_data, tmp_path_factory):
     """A model whose outputs move with the face (ImageNet features, random heads): enough to see smoothing."""
     import torch
 
-    from affectlab.analyze.predict import load_backend
+    from affectlab.inference.backends import open_backend
     from affectlab.models import create_model, save_checkpoint
 
     torch.manual_seed(0)
     model = create_model("mtl-baseline", backbone_weights=shared_data.parent / "weights" / "mobilenet_v2-b0353104.pth")
     path = save_checkpoint(model, tmp_path_factory.mktemp("m") / "m.safetensors", input_size=112,
                            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-    return load_backend(path)
+    return open_backend(path)
 
 
 def test_smoothing_follows_each_face_track(imagenet_backend, media):
@@ -225,7 +225,7 @@ def test_smoothing_follows_each_face_track(imagenet_backend, media):
 
 
 def test_smoothing_needs_the_pytorch_model(analyzer):
-    from affectlab.analyze.predict import OnnxBackend
+    from affectlab.inference.backends import OnnxBackend
 
     assert isinstance(analyzer.backend, OnnxBackend)  # the bundled model on the CPU
     with pytest.raises(AffectlabError, match="PyTorch checkpoint"):

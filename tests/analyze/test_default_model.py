@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from affectlab.analyze.analyzer import Analyzer
-from affectlab.analyze.predict import DEFAULT_MODEL
+from affectlab.inference.backends import DEFAULT_MODEL
 from affectlab.data import read_affectnet, read_ckplus
 from affectlab.data.sampling import assign_folds
 from affectlab.models import read_checkpoint_meta

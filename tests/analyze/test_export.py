@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from affectlab.analyze import predict
+from affectlab.inference import backends
 from affectlab.analyze.export import export_bundled_graph
-from affectlab.analyze.predict import OnnxBackend, TorchBackend, default_backend
+from affectlab.inference.backends import OnnxBackend, TorchBackend, open_backend
 from affectlab.errors import AffectlabError
 from affectlab.models import create_model, load_model, read_checkpoint_meta, save_checkpoint
 
@@ -31,15 +31,15 @@ def bundle(tmp_path, monkeypatch):
     """A checkpoint and its exported graph, installed as the bundled model."""
     model, graph = save(tmp_path / "default.safetensors", 0), tmp_path / "default.onnx"
     export_bundled_graph(model, graph)
-    monkeypatch.setattr(predict, "DEFAULT_MODEL", model)
-    monkeypatch.setattr(predict, "DEFAULT_GRAPH", graph)
+    monkeypatch.setattr(backends, "DEFAULT_MODEL", model)
+    monkeypatch.setattr(backends, "DEFAULT_GRAPH", graph)
     return model, graph
 
 
 def test_the_graph_holds_no_weights_and_runs_them_from_the_checkpoint(bundle):
     model, graph = bundle
     assert graph.stat().st_size < 0.1 * model.stat().st_size
-    backend = default_backend()
+    backend = open_backend()
     assert isinstance(backend, OnnxBackend)
     a, b = TorchBackend(load_model(model))(crops()), backend(crops())
     for k in ("au", "expr", "va"):
@@ -51,7 +51,7 @@ def test_new_weights_in_the_same_layout_are_what_the_graph_runs(bundle, tmp_path
     model, _ = bundle
     save(tmp_path / "other.safetensors", 1)
     shutil.copy(tmp_path / "other.safetensors", model)
-    a, b = TorchBackend(load_model(model))(crops()), default_backend()(crops())
+    a, b = TorchBackend(load_model(model))(crops()), open_backend()(crops())
     np.testing.assert_allclose(a.expr, b.expr, atol=1e-4)
 
 
@@ -60,14 +60,14 @@ def test_a_graph_from_another_checkpoint_is_never_run(bundle, tmp_path):
     save(tmp_path / "other.safetensors", 1, extra={"epoch": 3})  # another header: other offsets, other metadata
     shutil.copy(tmp_path / "other.safetensors", model)
     with pytest.warns(UserWarning, match="exported from another default.safetensors.*make onnx-assets"):
-        backend = default_backend()
+        backend = open_backend()
     assert isinstance(backend, TorchBackend) and backend.meta == read_checkpoint_meta(model)
 
 
 def test_a_missing_graph_falls_back_to_pytorch(bundle):
     bundle[1].unlink()
     with pytest.warns(UserWarning, match="default.onnx is missing"):
-        assert isinstance(default_backend(), TorchBackend)
+        assert isinstance(open_backend(), TorchBackend)
 
 
 def test_the_graph_must_lie_beside_its_checkpoint(tmp_path):

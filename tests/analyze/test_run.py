@@ -47,7 +47,7 @@ def decodable_frames(path: Path) -> int:
 
 
 def test_only_unreadable_images_leave_no_empty_table(crops, tmp_path):
-    """Issue 17: one line per bad image, no images.csv without rows, nothing done: exit status 2."""
+    """One line per bad image, no images.csv without rows, nothing done: exit status 2."""
     inputs = [bad.zero_byte(tmp_path / "empty.jpg"), bad.text_as_image(tmp_path / "notes.jpg"),
               bad.truncated_jpeg(tmp_path / "half.jpg")]
     report = run_analysis(crops, inputs, tmp_path / "out", progress=False)
@@ -64,7 +64,7 @@ def test_a_good_input_beside_bad_ones_is_done_and_the_status_is_1(crops, tmp_pat
 
 @pytest.mark.parametrize("chunk", [4, 7, 64])
 def test_truncated_video_keeps_every_frame_that_decodes(tiny_model, tmp_path, chunk):
-    """Issue 18.1: the frames decoded before the break are all kept, whatever the chunk size."""
+    """The frames decoded before the break are all kept, whatever the chunk size."""
     cut = cut_mkv(tmp_path)
     expected = decodable_frames(cut)
     report = run_analysis(Analyzer(tiny_model, faces="crops", chunk_frames=chunk), [cut], tmp_path / "out",
@@ -76,7 +76,7 @@ def test_truncated_video_keeps_every_frame_that_decodes(tiny_model, tmp_path, ch
 
 
 def test_skip_existing_says_what_it_skipped_and_makes_missing_outputs(crops, tmp_path):
-    """Issue 18.6: a re-run writes nothing it already has, says so, and draws what was not asked for before."""
+    """A re-run writes nothing it already has, says so, and draws what was not asked for before."""
     clip, photo = bad.video(tmp_path / "clip.mp4", n=6), bad.good_image(tmp_path / "photo.png")
     out = tmp_path / "out"
     first = run_analysis(crops, [clip, photo], out, progress=False)
@@ -92,7 +92,7 @@ def test_skip_existing_says_what_it_skipped_and_makes_missing_outputs(crops, tmp
 
 
 def test_abaw_for_a_face_less_video_fills_every_frame(detect, tmp_path):
-    """Issue 18.7: no face anywhere is a warning, and the challenge's files still get a line per frame."""
+    """No face anywhere is a warning, and the challenge's files still get a line per frame."""
     clip = bad.video(tmp_path / "blank.mp4", n=5)
     report = run_analysis(detect, [clip], tmp_path, abaw=True, progress=False)
     assert report.exit_status == 0 and not report.failures
@@ -105,7 +105,7 @@ def test_abaw_for_a_face_less_video_fills_every_frame(detect, tmp_path):
 
 
 def test_images_get_an_annotated_copy(crops, tmp_path):
-    """Issue 18.12: --video-out also draws the faces of still images, one copy per image."""
+    """--video-out also draws the faces of still images, one copy per image."""
     images = [bad.good_image(tmp_path / "a" / "x.jpg", (40, 30)), bad.good_image(tmp_path / "b" / "x.jpg", (40, 30)),
               bad.good_image(tmp_path / "y.png", (20, 20))]
     report = run_analysis(crops, images, tmp_path / "out", video_out=True, progress=False)
@@ -119,7 +119,7 @@ def test_images_get_an_annotated_copy(crops, tmp_path):
 
 
 def test_folders_in_the_output_are_not_inputs(crops, tmp_path):
-    """Issue 18.8: a folder is searched into, but not into the run's own output inside it."""
+    """A folder is searched into, but not into the run's own output inside it."""
     bad.good_image(tmp_path / "photos" / "happy" / "a.png")
     run_analysis(crops, [tmp_path / "photos"], tmp_path / "photos" / "out", video_out=True, progress=False)
     report = run_analysis(crops, [tmp_path / "photos"], tmp_path / "photos" / "out", progress=False)
@@ -129,7 +129,7 @@ def test_folders_in_the_output_are_not_inputs(crops, tmp_path):
 
 @pytest.mark.slow
 def test_sigint_keeps_rows_and_skip_existing_finishes(tiny_model, tmp_path, capsys):
-    """Issue 17.3: Ctrl-C in a long video keeps the rows written so far; --skip-existing completes it."""
+    """Ctrl-C in a long video keeps the rows written so far; --skip-existing completes it."""
     from affectlab.cli import main
 
     clip = bad.video(tmp_path / "long.mp4", n=300, size=(32, 32))
@@ -152,7 +152,7 @@ def test_sigint_keeps_rows_and_skip_existing_finishes(tiny_model, tmp_path, caps
 
 
 def test_skip_existing_run_says_nothing_new_was_written(tiny_model, tmp_path, capsys):
-    """Issue 18.6: the re-run printed "wrote 1 file" although nothing changed."""
+    """The re-run printed "wrote 1 file" although nothing changed."""
     from affectlab.cli import main
 
     args = ["analyze", str(bad.video(tmp_path / "clip.mp4", n=3)), "--out", str(tmp_path / "out"),

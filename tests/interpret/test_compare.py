@@ -113,7 +113,7 @@ def test_ablation_runs_and_compare_agrees_with_evaluate(tiny_data, tmp_path, cap
 
 
 def test_compare_takes_a_training_run(tmp_path, capsys):
-    """Issue 18.9: a run folder (or its results.json) is what a user has after train: its final model's
+    """A run folder (or its results.json) is what a user has after train: its final model's
     validation scores; with --data, that model evaluated there."""
     from train.train_world import build_world, mini_recipe
 

@@ -152,7 +152,7 @@ def test_a_config_of_an_impossible_size_is_one_line(saved, tmp_path):
 
 
 def test_checkpoints_are_written_with_the_usual_file_mode(tmp_path):
-    """Issue 18.13: safetensors writes 0600; a checkpoint is as readable as the other files of a run (umask)."""
+    """Safetensors writes 0600; a checkpoint is as readable as the other files of a run (umask)."""
     import os
 
     old = os.umask(0o022)

@@ -53,7 +53,7 @@ def test_model_table_rows_and_format(monkeypatch):
 
 
 def test_the_stored_table_is_the_counted_one():
-    """Issue 18.13: `affectlab models` reads the table stored with the package; it must be what a count gives
+    """`affectlab models` reads the table stored with the package; it must be what a count gives
     (the three 112 px models are recounted here; tools/write_model_table.py rewrites it all)."""
     stored = {r["name"]: r for r in table.stored_table()}
     assert set(stored) == set(table.list_models())
@@ -63,7 +63,7 @@ def test_the_stored_table_is_the_counted_one():
 
 
 def test_models_command_builds_no_model(monkeypatch, capsys):
-    """Issue 18.13: `affectlab models` took 16 s building and counting seven networks; it builds none now."""
+    """`affectlab models` took 16 s building and counting seven networks; it builds none now."""
     from affectlab.cli import main
 
     monkeypatch.setattr(table, "create_model", lambda *a, **k: pytest.fail("a model was built"))

@@ -157,14 +157,14 @@ def test_a_stage_set_to_null_is_left_out(mini):
     ("scheduler.gamma=0", "scheduler: gamma must be > 0"),
 ])
 def test_impossible_values_are_refused_with_their_key(mini, override, message):
-    """Issue 17: a zero or negative size or count stops at the recipe check, naming the key (not in a DataLoader)."""
+    """A zero or negative size or count stops at the recipe check, naming the key (not in a DataLoader)."""
     with pytest.raises(ConfigError) as e:
         load_recipe(mini, [override])
     assert str(e.value) == f"{mini}: {message}" or str(e.value).startswith(f"{mini}: {message}")
 
 
 def test_validation_null_turns_validation_off(mini):
-    """Issue 18.10: ``validation=null`` (or any empty-by-default section set to null) means none."""
+    """``validation=null`` (or any empty-by-default section set to null) means none."""
     assert load_recipe(mini, ["validation=null"]).validation == {}
     assert load_recipe(mini, ["ensembles=null"]).ensembles == {}
     with pytest.raises(ConfigError, match="sources: a value is required"):
@@ -183,7 +183,7 @@ def test_validation_null_turns_validation_off(mini):
     ("data.crop_framing=[[0.3, 0.4]]", "crop_framing is 5 [x, y] points as fractions of the image"),
 ])
 def test_recipes_are_checked_when_loaded(mini, override, message):
-    """Issue 16: a misspelt loss or model option stops at load, before any data is read, naming the key
+    """A misspelt loss or model option stops at load, before any data is read, naming the key
     and the valid values."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_recipe(mini, [override])

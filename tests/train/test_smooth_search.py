@@ -1,4 +1,4 @@
-"""``affectlab smooth-search``: μ of SMM eq. 9 per task by grid search with cross-validation over videos,
+"""``affectlab calibrate smoothing``: μ of SMM eq. 9 per task by grid search with cross-validation over videos,
 stored in the checkpoint."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from affectlab.analyze.smoothing import checkpoint_mu
+from affectlab.inference.smoothing import checkpoint_mu
 from affectlab.cli import main
 from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
@@ -58,7 +58,7 @@ def noisy_videos(tmp_path, monkeypatch):
 
 def test_search_prefers_smoothing_noisy_frames_and_stores_mu(noisy_videos, capsys):
     folder, ckpt = noisy_videos
-    code = main(["smooth-search", "--model", str(ckpt), "--data", str(folder / "frames.csv"), "--mu", "0,4,9",
+    code = main(["calibrate", "smoothing", "--model", str(ckpt), "--data", str(folder / "frames.csv"), "--mu", "0,4,9",
                  "--workers", "0", "--write", "--json", str(folder / "s.json")])
     out = capsys.readouterr().out
     assert code == 0
@@ -72,7 +72,7 @@ def test_search_prefers_smoothing_noisy_frames_and_stores_mu(noisy_videos, capsy
 
 def test_output_writes_a_copy_and_leaves_the_original(noisy_videos, capsys):
     folder, ckpt = noisy_videos
-    assert main(["smooth-search", "--model", str(ckpt), "--data", str(folder / "frames.csv"), "--mu", "0,1",
+    assert main(["calibrate", "smoothing", "--model", str(ckpt), "--data", str(folder / "frames.csv"), "--mu", "0,1",
                  "--workers", "0", "--output", str(folder / "smoothed.safetensors")]) == 0
     assert checkpoint_mu(load_model(folder / "smoothed.safetensors")) == {"va": 1.0}
     assert checkpoint_mu(load_model(ckpt)) == {}
@@ -81,7 +81,7 @@ def test_output_writes_a_copy_and_leaves_the_original(noisy_videos, capsys):
 def test_abaw_videos_with_a_real_model(world, tmp_path, capsys):
     model = create_model("smm", backbone="mobilenet_v2")
     ckpt = save_checkpoint(model, tmp_path / "smm.safetensors", input_size=32, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    code = main(["smooth-search", "--model", str(ckpt), "--data", str(world.abaw), "--images", str(world.frames),
+    code = main(["calibrate", "smoothing", "--model", str(ckpt), "--data", str(world.abaw), "--images", str(world.frames),
                  "--split", "train", "--mu", "0,3", "--workers", "0", "--write"])
     assert code == 0, capsys.readouterr().err
     assert set(checkpoint_mu(load_model(ckpt))) == {"au", "expr", "va"}
@@ -90,6 +90,6 @@ def test_abaw_videos_with_a_real_model(world, tmp_path, capsys):
 def test_stills_cannot_be_smoothed(world, tmp_path, capsys):
     ckpt = save_checkpoint(create_model("smm", backbone="mobilenet_v2"), tmp_path / "smm.safetensors", input_size=32,
                            mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    assert main(["smooth-search", "--model", str(ckpt), "--data", str(world.labelled)]) == 2
+    assert main(["calibrate", "smoothing", "--model", str(ckpt), "--data", str(world.labelled)]) == 2
     err = capsys.readouterr().err
     assert "holds no video frames" in err and err.count("\n") == 1

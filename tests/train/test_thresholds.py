@@ -29,7 +29,7 @@ def test_cross_validation_scores_each_fold_with_thresholds_it_did_not_tune_on():
 def test_tune_thresholds_on_ckplus_and_analyze_decides_by_them(shared_data, tmp_path, capsys):
     copy = tmp_path / "model.safetensors"
     shutil.copyfile(BUNDLED, copy)
-    code = main(["tune-thresholds", "--model", str(copy), "--data", str(shared_data / "ckplus"), "--write",
+    code = main(["calibrate", "thresholds", "--model", str(copy), "--data", str(shared_data / "ckplus"), "--write",
                  "--json", str(tmp_path / "t.json")])
     out = capsys.readouterr().out
     assert code == 0 and "F1 tuned" in out and "AU thresholds stored" in out
@@ -53,9 +53,9 @@ def test_a_recipe_source_is_read_with_its_subset_and_framing(shared_data, tmp_pa
     copy = tmp_path / "model.safetensors"
     shutil.copyfile(BUNDLED, copy)
     recipe = "configs/default.yaml"
-    assert main(["tune-thresholds", "--model", str(copy), "--recipe", recipe, "--data", "ckplus",
+    assert main(["calibrate", "thresholds", "--model", str(copy), "--recipe", recipe, "--data", "ckplus",
                  "--json", str(tmp_path / "t.json")]) == 0
-    assert main(["tune-thresholds", "--model", str(copy), "--recipe", recipe, "--data", "nope"]) == 2
+    assert main(["calibrate", "thresholds", "--model", str(copy), "--recipe", recipe, "--data", "nope"]) == 2
     assert "no source 'nope'" in capsys.readouterr().err
 
 
@@ -63,7 +63,7 @@ def test_if_better_stores_no_thresholds_that_lose_under_cross_validation(shared_
     """The bundled model on the recipe's 17 held-out CK+ subjects: tuned 0.673 against 0.690 at 0.5."""
     copy = tmp_path / "model.safetensors"
     shutil.copyfile(BUNDLED, copy)
-    assert main(["tune-thresholds", "--model", str(copy), "--recipe", "configs/default.yaml", "--data", "ckplus",
+    assert main(["calibrate", "thresholds", "--model", str(copy), "--recipe", "configs/default.yaml", "--data", "ckplus",
                  "--write", "--if-better"]) == 0
     assert "not stored (--if-better)" in capsys.readouterr().out
     assert "au_thresholds" not in read_checkpoint_meta(copy).extra

@@ -230,7 +230,7 @@ def test_cached_teacher_outputs_are_those_of_the_batch_rows(world, tmp_path, mon
     from affectlab.train import data as tdata
     from affectlab.train.distill import CachedTeacher
     from affectlab.models.meta import InputSpec
-    from affectlab.train.evaluate import collect_outputs
+    from affectlab.inference.batch import collect_outputs
 
     path = mini_recipe(world, tmp_path, stages="""
   - {name: teacher, steps: 2}
@@ -404,7 +404,7 @@ def state_fault(kind: str, state, marker):
     ("other-model", "does not fit this run's model or optimiser"),
 ])
 def test_a_damaged_state_file_is_one_line_and_never_runs_code(world, tmp_path, capsys, kind, message):
-    """Issue 17: --resume with a damaged or foreign state.pt names the file; the run is kept, no code runs."""
+    """--resume with a damaged or foreign state.pt names the file; the run is kept, no code runs."""
     recipe, out = stopped_run(world, tmp_path)
     state, marker = out / "state.pt", tmp_path / "code-ran"
     state_fault(kind, state, marker)
@@ -419,7 +419,7 @@ def test_a_damaged_state_file_is_one_line_and_never_runs_code(world, tmp_path, c
 
 
 def test_resume_without_a_run_is_refused(world, tmp_path, capsys):
-    """Issue 18.4: --resume on a folder without a run would start a fresh full training; it is one line instead."""
+    """--resume on a folder without a run would start a fresh full training; it is one line instead."""
     path = mini_recipe(world, tmp_path)
     for folder in (tmp_path / "typo", tmp_path):
         code = main(["train", str(path), "--out", str(folder), "--resume", "train.progress=false"])
@@ -429,7 +429,7 @@ def test_resume_without_a_run_is_refused(world, tmp_path, capsys):
 
 
 def test_ctrl_c_saves_the_state_of_the_last_step(world, tmp_path, capsys):
-    """Issue 18.5: Ctrl-C between checkpoints saves the state; --resume continues from that step."""
+    """Ctrl-C between checkpoints saves the state; --resume continues from that step."""
     import signal
 
     path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 6}]", extra="")
@@ -462,7 +462,7 @@ def never_stopped(world, tmp_path_factory) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
 def test_a_killed_or_interrupted_train_resumes_bit_identically(world, tmp_path, capsys, never_stopped, how):
-    """Issue 17.3: ``affectlab train`` killed (or Ctrl-C'd) part-way, then ``--resume``d, ends with exactly the
+    """``affectlab train`` killed (or Ctrl-C'd) part-way, then ``--resume``d, ends with exactly the
     weights of a run never stopped, with the same seed."""
     import os
     import signal
@@ -489,7 +489,7 @@ def test_a_killed_or_interrupted_train_resumes_bit_identically(world, tmp_path, 
 
 
 def test_training_without_validation(world, tmp_path, capsys):
-    """Issue 18.10: one override turns validation off; the run trains and reports no scores."""
+    """One override turns validation off; the run trains and reports no scores."""
     path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 2}]")
     assert main(["train", str(path), "validation=null", "--out", str(tmp_path / "run")]) == 0
     assert "main" in capsys.readouterr().out

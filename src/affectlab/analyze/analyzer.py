@@ -15,20 +15,32 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import islice
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
-from affectlab.analyze.predict import FaceOutputs, OnnxBackend, TorchBackend, default_backend, load_backend, probabilities
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face, follow
 from affectlab.faces.geometry import face_geometry
 from affectlab.faces.mtcnn import SECOND_LOOKS
+from affectlab.inference.backends import Backend, open_backend
+from affectlab.inference.outputs import FaceOutputs, probabilities
 from affectlab.models.meta import TEST_TIME_FLIP, InputSpec
 
 FACE_MODES = ("detect", "crops")
+
+
+class Face(NamedTuple):
+    """One face of a frame on its way to a results row: its id (a track in a video, the rank by score
+    in an image), box (x1, y1, x2, y2 pixels), 5 landmarks (None for a given crop) and detector score."""
+
+    face_id: int
+    box: np.ndarray
+    landmarks: np.ndarray | None
+    score: float
 DETECT_EVERY = 6  # full detections every 6th frame (1/4 s at 24 fps): new faces appear within that
 
 
@@ -89,11 +101,12 @@ class Analyzer:
     detecting every frame, no face lost on the sample videos; bench/detection.py); 1 runs the full
     detector on every frame. ``smooth`` (μ per task, e.g.
     ``{"au": 7, "expr": 9, "va": 9}``) smooths each face track's features over a video's frames with
-    SMM eq. 9 before the model's last layers (see analyze.smoothing); it needs a PyTorch checkpoint.
+    SMM eq. 9 before the model's last layers (see inference.smoothing); it needs a PyTorch checkpoint.
+    ``precision`` (fp32, bf16) is the PyTorch backend's (inference.backends.open_backend).
     """
 
-    def __init__(self, model: str | os.PathLike[str] | TorchBackend | OnnxBackend | None = None, *,
-                 device: str = "cpu", faces: str = "detect", stride: int = 1,
+    def __init__(self, model: str | os.PathLike[str] | Backend | None = None, *,
+                 device: str = "cpu", precision: str = "fp32", faces: str = "detect", stride: int = 1,
                  detect_every: int = DETECT_EVERY, batch_size: int = 32, min_face_size: float = 40,
                  chunk_frames: int = 64, smooth: Mapping[str, float] | None = None,
                  landmarks: bool = False, mesh: bool = False, flip: bool | None = None):
@@ -101,11 +114,8 @@ class Analyzer:
             raise AffectlabError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
         if stride < 1 or detect_every < 1 or batch_size < 1:
             raise AffectlabError("stride, detect_every and batch_size must be at least 1")
-        if isinstance(model, (TorchBackend, OnnxBackend)):
-            self.backend = model
-        else:
-            self.backend = (default_backend(device, features=bool(smooth)) if model is None
-                            else load_backend(model, device))
+        self.backend = model if isinstance(model, Backend) else open_backend(model, device, precision,
+                                                                             features=bool(smooth))
         meta = self.backend.meta
         self.schema = meta.schema
         #: How the model wants its faces, as training framed them (size; the margin of ``--faces crops``).
@@ -126,10 +136,10 @@ class Analyzer:
         self.detector = MTCNN(device, min_face_size=min_face_size) if faces == "detect" else None
         self.smoother = None
         if smooth:
-            if not isinstance(self.backend, TorchBackend):
+            if self.backend.model is None:
                 raise AffectlabError("temporal smoothing (SMM eq. 9) works on the model's features: give the "
                                      "PyTorch checkpoint, not an exported .onnx")
-            from affectlab.analyze.smoothing import TemporalSmoother  # torch: imported only when smoothing
+            from affectlab.inference.smoothing import TemporalSmoother  # torch: imported only when smoothing
 
             self.smoother = TemporalSmoother(self.backend.model, smooth)
         #: Seconds spent per stage (decode, detect, align, predict) since construction: for benchmarks.
@@ -218,25 +228,25 @@ class Analyzer:
 
     # --- faces ------------------------------------------------------------------------------
 
-    def _faces_of_stills(self, frames: Sequence[Frame]) -> list[list[tuple[int, np.ndarray, np.ndarray, float]]]:
-        """(face_id, box, landmarks or None, confidence) per face of each still image; ids by score."""
+    def _faces_of_stills(self, frames: Sequence[Frame]) -> list[list[Face]]:
+        """The faces of each still image; ids by score."""
         if self.detector is None:
             return [[self._whole(f)] for f in frames]
         with self._timed("detect"):
             found = self.detector.detect_batch([f.image for f in frames], SECOND_LOOKS)  # tight crops too
-        return [[(i, d.boxes[i], d.landmarks[i], float(d.scores[i])) for i in range(len(d))] for d in found]
+        return [[Face(i, d.boxes[i], d.landmarks[i], float(d.scores[i])) for i in range(len(d))] for d in found]
 
-    def _faces_of_video(self, chunk: Sequence[Frame], detect: Sequence[bool], tracker: FaceTracker):
+    def _faces_of_video(self, chunk: Sequence[Frame], detect: Sequence[bool], tracker: FaceTracker) -> list[list[Face]]:
         if self.detector is None:
             return [[self._whole(f)] for f in chunk]
         with self._timed("detect"):
             tracked = [follow(self.detector, tracker, f.image, d) for f, d in zip(chunk, detect)]
-        return [[(t.face_id, t.box, t.landmarks, t.score) for t in faces] for faces in tracked]
+        return [[Face(t.face_id, t.box, t.landmarks, t.score) for t in faces] for faces in tracked]
 
     @staticmethod
-    def _whole(frame: Frame) -> tuple[int, np.ndarray, None, float]:
+    def _whole(frame: Frame) -> Face:
         h, w = frame.image.shape[:2]
-        return 0, np.array([0, 0, w, h], dtype=np.float32), None, 1.0
+        return Face(0, np.array([0, 0, w, h], dtype=np.float32), None, 1.0)
 
     def _crop(self, image: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
         if landmarks is None:  # a given face crop: framed exactly as training framed such crops
@@ -255,7 +265,7 @@ class Analyzer:
         features = self.smoother.features if smooth and self.smoother is not None else ()
         views = [crops, np.ascontiguousarray(crops[:, :, ::-1])] if self.flip else [crops]
         batches = [v[i:i + self.batch_size] for v in views for i in range(0, len(v), self.batch_size)]
-        parts = [self.backend(b, features) if features else self.backend(b) for b in batches]
+        parts = [self.backend(b, features) for b in batches]
 
         def mean_of(values: list[np.ndarray]) -> np.ndarray:
             joined = np.concatenate(values)
@@ -267,7 +277,7 @@ class Analyzer:
         out = self.smoother.step(stacked, tracks)
         return probabilities(*(out[k].numpy() for k in ("au", "expr", "va")))
 
-    def _meta_and_crops(self, frames: Sequence[Frame], faces: Sequence[list]) -> tuple[list[dict], list[np.ndarray]]:
+    def _meta_and_crops(self, frames: Sequence[Frame], faces: Sequence[list[Face]]) -> tuple[list[dict], list[np.ndarray]]:
         """One meta row per face (or per face-less frame) and the aligned crop of each face."""
         meta, crops = [], []
         for frame, found in zip(frames, faces):
@@ -275,19 +285,19 @@ class Analyzer:
             if not found:
                 meta.append(base | {"face_id": -1, "confidence": 0.0, "success": 0})
             geometry = self._geometry(frame.image, found) if self.landmarks else [{}] * len(found)
-            for (face_id, box, landmarks, score), shape in zip(found, geometry):
-                x1, y1, x2, y2 = (float(v) for v in box)
-                meta.append(base | {"face_id": face_id, "x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1,
-                                    "confidence": score, "success": 1} | shape)
-                crops.append(self._crop(frame.image, landmarks))
+            for face, shape in zip(found, geometry):
+                x1, y1, x2, y2 = (float(v) for v in face.box)
+                meta.append(base | {"face_id": face.face_id, "x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1,
+                                    "confidence": face.score, "success": 1} | shape)
+                crops.append(self._crop(frame.image, face.landmarks))
         return meta, crops
 
-    def _geometry(self, image: np.ndarray, found: list) -> list[dict[str, float]]:
+    def _geometry(self, image: np.ndarray, found: list[Face]) -> list[dict[str, float]]:
         """Landmarks, pose and gaze of one frame's faces (from their boxes and MTCNN's eye points)."""
-        eyes = [None if landmarks is None else np.asarray(landmarks)[:2] for _, _, landmarks, _ in found]
-        return face_geometry(image, [np.asarray(box) for _, box, _, _ in found], eyes, mesh=self.mesh)
+        eyes = [None if f.landmarks is None else np.asarray(f.landmarks)[:2] for f in found]
+        return face_geometry(image, [np.asarray(f.box) for f in found], eyes, mesh=self.mesh)
 
-    def _rows(self, frames: Sequence[Frame], faces: Sequence[list], smooth: bool = False) -> pd.DataFrame:
+    def _rows(self, frames: Sequence[Frame], faces: Sequence[list[Face]], smooth: bool = False) -> pd.DataFrame:
         """Rows of a chunk; ``smooth``: the chunk is consecutive frames of one video (SMM eq. 9 applies)."""
         with self._timed("align"):
             meta, crops = self._meta_and_crops(frames, faces)

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import torch
 
-from affectlab.analyze.predict import ONNX_META_KEY, ONNX_WEIGHTS_KEY, OUTPUTS, OnnxBackend, TorchBackend
+from affectlab.inference.backends import ONNX_META_KEY, ONNX_WEIGHTS_KEY, OUTPUTS, OnnxBackend, TorchBackend
 from affectlab.errors import AffectlabError
 from affectlab.jsonfile import write_atomic
 from affectlab.models.base import AffectModel
@@ -93,7 +93,7 @@ def export_bundled_graph(checkpoint: str | os.PathLike[str], out: str | os.PathL
     Each initializer becomes ONNX external data: the checkpoint's file name, the tensor's byte offset
     and length there (a safetensors file stores raw little-endian tensors). The graph records the
     digest of the checkpoint's header, so a graph left over from another checkpoint is detected
-    (``affectlab.analyze.predict.bundled_onnx``). Checked against PyTorch like ``export_onnx``."""
+    (``affectlab.inference.backends.bundled_onnx``). Checked against PyTorch like ``export_onnx``."""
     checkpoint, out = Path(checkpoint), Path(out)
     if checkpoint.resolve().parent != out.resolve().parent:
         raise AffectlabError("the bundled graph must lie beside its checkpoint (its weights are read from there)")

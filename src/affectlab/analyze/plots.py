@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from affectlab.analyze.writers import main_face_id
+from affectlab.analyze.results import main_face_id
 from affectlab.labels import EXPR_NAMES
 
 PathLike = str | os.PathLike[str]

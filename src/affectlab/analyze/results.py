@@ -55,3 +55,33 @@ def finalize(table: pd.DataFrame, schema: LabelSchema, geometry: bool = False, m
     table = table.reindex(columns=[*result_columns(schema), *extra])
     ints = ["frame", "face_id", "success", *(f"{a}_c" for a in au_columns(schema))]
     return table.astype({c: "Int64" for c in ints} | {"input": "str", "expression": "object"})
+
+
+def main_face_id(faces: pd.DataFrame) -> int | None:
+    """The main face of a table's analysed rows: the face_id in most rows (frames); on a tie the lowest
+    face_id, whatever the rows' order. None without faces. ABAW files and plots both use it."""
+    if faces.empty:
+        return None
+    counts = faces["face_id"].astype(int).value_counts()
+    return int(counts[counts == counts.max()].index.min())
+
+
+def describe(table: pd.DataFrame, schema: LabelSchema, top_aus: int = 3) -> str:
+    """A short human summary: faces found, dominant expression, mean VA, most active AUs."""
+    faces = table[table["success"] == 1]
+    n_frames = table.drop_duplicates(["input", "frame"]).shape[0]
+    with_face = faces.drop_duplicates(["input", "frame"]).shape[0]
+    video = bool((table["frame"] > 0).any())
+    parts = [f"faces in {with_face}/{n_frames} frames" if video else
+             f"{len(faces)} face{'' if len(faces) == 1 else 's'} in {with_face}/{n_frames} images"]
+    if not faces.empty:
+        ids = faces.loc[faces["frame"] > 0, "face_id"].nunique()
+        if ids:
+            parts[0] += f" ({ids} {'person' if ids == 1 else 'people'} tracked)"
+        dominant = faces["expression"].value_counts()
+        parts.append(f"mostly {dominant.index[0]} ({dominant.iloc[0] / len(faces):.0%})")
+        parts.append(f"mean valence {faces['valence'].mean():+.2f}, arousal {faces['arousal'].mean():+.2f}")
+        rates = faces[[f"{a}_c" for a in au_columns(schema)]].astype(float).mean()
+        active = rates.sort_values(ascending=False).head(top_aus)
+        parts.append("most active " + ", ".join(f"{k[:-2]} {v:.0%}" for k, v in active.items()))
+    return "; ".join(parts)

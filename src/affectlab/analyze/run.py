@@ -17,10 +17,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from affectlab.analyze.abaw import write_abaw_mtl, write_abaw_task_files
 from affectlab.analyze.analyzer import Analyzer
+from affectlab.analyze.formats import CsvRows, read_results
 from affectlab.analyze.media import expand_inputs, is_video, video_info
-from affectlab.analyze.results import META_COLUMNS
-from affectlab.analyze.writers import CsvRows, describe, read_results, write_abaw_mtl, write_abaw_task_files
+from affectlab.analyze.results import META_COLUMNS, describe
 from affectlab.errors import AffectlabError, DataError
 
 IMAGES_CSV = "images.csv"

@@ -22,7 +22,7 @@ from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 __all__ = [
     "SampleTable", "build_table", "validate_table", "concat_tables",
     "read_abaw", "read_abaw_mtl", "read_manifest", "read_ferplus", "read_affectnet", "read_ckplus", "read_images",
-    "read_source", "source_kind", "summarize", "format_summary",
+    "read_labelled", "read_source", "source_kind", "summarize", "format_summary",
 ]
 
 @dataclass(frozen=True)
@@ -110,6 +110,18 @@ def read_source(path: str | os.PathLike[str], *, images: str | os.PathLike[str] 
         options["check_images"] = False
     return reader.read(target, **options, schema=schema)
 
+
+
+def read_labelled(path: str | os.PathLike[str], *, images: str | os.PathLike[str] | None = None,
+                  split: str | None = None, schema: LabelSchema = DEFAULT_SCHEMA,
+                  check_images: bool = True) -> SampleTable:
+    """:func:`read_source` for a command that needs labelled rows: a source without a usable row is
+    one DataError saying why (its skipped rows by reason), not a failure deep inside evaluation."""
+    table = read_source(path, images=images, split=split, schema=schema, check_images=check_images)
+    if not len(table):
+        why = ", ".join(f"{n} {reason}" for reason, n in table.skipped.items()) or "no rows"
+        raise DataError(path, f"no labelled image to use ({why})")
+    return table
 
 def _header(path: Path) -> list[str]:
     """The first line's comma-separated names."""

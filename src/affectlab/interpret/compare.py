@@ -2,7 +2,7 @@
 
 A run is the scores dict of :func:`affectlab.metrics.multitask_scores` (the JSON of ``affectlab
 evaluate --json`` and ``affectlab score --json``), a checkpoint evaluated on labelled data here
-through :func:`affectlab.train.evaluate.evaluate`, the function behind ``affectlab evaluate``, so
+through :func:`affectlab.inference.batch.evaluate`, the function behind ``affectlab evaluate``, so
 the numbers are the same, or a training run (its folder or results.json): the validation scores of
 its final model, or that model evaluated on the labelled data given. Rows: labelled counts, per-AU
 F1 and their mean (F1-AU), per-class F1, macro F1 (F1-EXPR) and accuracy, CCC of valence and arousal
@@ -14,16 +14,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from affectlab.errors import DataError
+from affectlab.errors import AffectlabError, DataError
+from affectlab.inference.batch import evaluate
 from affectlab.jsonfile import read_json
 from affectlab.models import load_model
-from affectlab.train.evaluate import evaluate
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,59 @@ def evaluate_checkpoint(path: str | os.PathLike[str] | Sequence[str | os.PathLik
     models = [load_model(p, device=device) for p in paths]
     return evaluate(models, samples, au_thresholds=au_thresholds, batch_size=batch_size, device=device).scores
 
+
+
+@dataclass
+class LabelledData:
+    """Where checkpoints are evaluated (``compare --data``): a labelled source, read once per label schema."""
+
+    path: str | os.PathLike[str]
+    images: str | os.PathLike[str] | None = None
+    split: str | None = None
+    thresholds: str | os.PathLike[str] | None = None
+    batch_size: int = 128
+    device: str = "cpu"
+    tables: dict = field(default_factory=dict, repr=False)
+
+    def scores(self, checkpoints: Sequence[str | os.PathLike[str]]) -> dict:
+        """The scores of a checkpoint (or an ensemble) on the source, labelled for its schema."""
+        from affectlab.data import read_labelled
+        from affectlab.models import read_checkpoint_meta
+        from affectlab.scoring import load_thresholds
+
+        schema = read_checkpoint_meta(checkpoints[0]).schema
+        if schema not in self.tables:
+            self.tables[schema] = read_labelled(self.path, images=self.images, split=self.split, schema=schema).samples
+        thresholds = load_thresholds(self.thresholds, schema) if self.thresholds else None
+        return evaluate_checkpoint(checkpoints, self.tables[schema], au_thresholds=thresholds,
+                                   batch_size=self.batch_size, device=self.device)
+
+
+def run_scores(path: str | os.PathLike[str], data: LabelledData | None = None) -> dict:
+    """One column of the comparison: an evaluation JSON, a checkpoint on ``data``, or a training run
+    (its final model on ``data``, else its validation scores)."""
+    if is_training_run(path):
+        results, folder = read_run(path)
+        if data is not None:
+            return data.scores(final_checkpoints(results, folder))
+        return final_scores(results, folder)
+    if Path(path).suffix.lower() == ".json":
+        return read_scores(path)
+    if data is None:
+        raise AffectlabError(f"{path}: a checkpoint is evaluated on labelled data: give --data SOURCE")
+    return data.scores([path])
+
+
+def compare_runs(paths: Sequence[str | os.PathLike[str]], data: LabelledData | None = None) -> list[Run]:
+    """The runs named by ``paths``, each with its scores; every path and the need for ``data`` is checked
+    before the first model loads."""
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise DataError(missing[0], "no such file or folder")
+    checkpoints = [p for p in paths if Path(p).suffix.lower() != ".json" and not is_training_run(p)]
+    if checkpoints and data is None:
+        raise AffectlabError(f"{checkpoints[0]}: a checkpoint is evaluated on labelled data: give --data SOURCE")
+    return [Run(name, run_scores(path, data)) for name, path in zip(run_names(paths), paths)]
 
 def is_training_run(path: str | os.PathLike[str]) -> bool:
     """A run folder, or a JSON file holding the ``members`` of results.json."""

@@ -5,7 +5,7 @@ and one message space (``features["message"]``, (B, D)) shared by EXPR and VA; i
 has separate ``message_expr`` and ``message_va`` spaces. Other models expose their per-AU features
 (the streaming network's ``au_features``) and their heads' input (``expr_features``, ``va_features``,
 or the pooled ``embedding``): the penultimate layer stands in for the message space. Images reach
-the model exactly as in ``affectlab evaluate`` (:func:`affectlab.train.evaluate.collect_outputs`).
+the model exactly as in ``affectlab evaluate`` (:func:`affectlab.inference.batch.collect_outputs`).
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from affectlab.errors import AffectlabError
+from affectlab.inference.batch import collect_outputs, combine_outputs, predictions_table
 from affectlab.models import AffectModel
 from affectlab.models.meta import InputSpec
-from affectlab.train.evaluate import collect_outputs, combine_outputs, predictions_table
 
 #: The first of these a model outputs is its per-AU (sign-vehicle) space, (B, n_au, d).
 SIGN_FEATURES: tuple[str, ...] = ("sign", "au_features")

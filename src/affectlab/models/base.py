@@ -67,7 +67,7 @@ class AffectModel(nn.Module):
     input_layout: ClassVar[str] = "BCHW"
     checkpoint_meta: CheckpointMeta | None = None  # set by load_model
     #: Per task, the ``Prediction.features`` entry that the task's last layers read: what SMM eq. 9
-    #: smooths over a video (analyze.smoothing). Empty where no per-frame feature is read out (cnn-rnn).
+    #: smooths over a video (inference.smoothing). Empty where no per-frame feature is read out (cnn-rnn).
     readout_features: ClassVar[dict[str, str]] = {}
     #: The paper's settings of this model.
     paper: ClassVar[PaperSettings] = PaperSettings()

@@ -51,7 +51,7 @@ def _checked_meta(model: AffectModel, input_size: int, mean: Sequence[float], st
 
 def update_extra(model: AffectModel, path: str | PathLike[str], **extra: Any) -> None:
     """Save ``model`` to ``path`` with its checkpoint metadata and ``extra`` merged into its extras
-    (what smooth-search and tune-thresholds store)."""
+    (what ``affectlab calibrate`` stores)."""
     meta = model.checkpoint_meta or read_checkpoint_meta(path)
     save_checkpoint(model, path, input_size=meta.input_size, mean=meta.mean, std=meta.std,
                     align_template=meta.align_template, extra={**meta.extra, **extra})

@@ -2,7 +2,7 @@
 
 The metadata header of a checkpoint (a safetensors file) holds one JSON document under the key
 ``"affectlab"``. Reading it needs neither torch nor the weights, so inference on onnxruntime
-(:mod:`affectlab.analyze.predict`) starts without importing torch.
+(:mod:`affectlab.inference.backends`) starts without importing torch.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def align_template(input_size: int) -> list[list[float]]:
 
 
 #: Checkpoint extra: average each face's outputs with its mirror image's at inference (set where
-#: validation showed it pays: tools/model_report.py --choose-flip).
+#: validation showed it pays: affectlab calibrate flip).
 TEST_TIME_FLIP = "test_time_flip"
 
 

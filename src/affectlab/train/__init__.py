@@ -1,4 +1,4 @@
-"""Training from partially labelled, multi-database data: recipes, the trainer, distillation, evaluation.
+"""Training from partially labelled, multi-database data: recipes, the trainer, distillation, calibration.
 
     from affectlab.train import load_recipe, train
     recipe = load_recipe("configs/teacher-student.yaml", ["stages.student.repeat=2"])
@@ -9,7 +9,6 @@ directory.
 """
 from affectlab.train.config import ConfigError, Recipe, load_recipe
 from affectlab.models.meta import InputSpec
-from affectlab.train.evaluate import Evaluation, evaluate
 from affectlab.train.trainer import StepInfo, train
 
-__all__ = ["ConfigError", "Evaluation", "InputSpec", "Recipe", "StepInfo", "evaluate", "load_recipe", "train"]
+__all__ = ["ConfigError", "InputSpec", "Recipe", "StepInfo", "load_recipe", "train"]

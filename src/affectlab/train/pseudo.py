@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, softmax
 
+from affectlab.inference.outputs import au_probabilities, expr_probabilities
 from affectlab.labels import LabelSchema
 
 
@@ -57,13 +57,13 @@ def teacher_labels(samples: pd.DataFrame, schema: LabelSchema, au_logits: np.nda
     out = samples.copy()
     added = {}
     if "expr" in tasks:
-        probs = softmax(expr_logits, axis=1)
+        probs = expr_probabilities(expr_logits)
         take = (out["expr"].to_numpy() < 0) & (probs.max(axis=1) >= threshold)
         out.loc[take, "expr"] = probs.argmax(axis=1)[take]
         added["expr"] = int(take.sum())
     if "au" in tasks:
         aus = list(schema.au_names)
-        p = expit(au_logits)
+        p = au_probabilities(au_logits)
         values = out[aus].to_numpy(dtype=np.float64)
         confident = np.where(p >= threshold, 1.0, np.where(p <= 1 - threshold, 0.0, np.nan))
         fill = np.isnan(values) & ~np.isnan(confident)

@@ -17,17 +17,17 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import expit
 
-from affectlab.analyze.smoothing import MU_GRID, readout, smooth_videos, smoothing_inputs
 from affectlab.data.sampling import assign_folds
 from affectlab.errors import AffectlabError
+from affectlab.inference.batch import collect_outputs
+from affectlab.inference.outputs import au_probabilities
+from affectlab.inference.smoothing import MU_GRID, readout, smooth_videos, smoothing_inputs
 from affectlab.labels import LabelSchema
 from affectlab.metrics import p_au, p_expr, p_va
 from affectlab.models import AffectModel
 from affectlab.models.checkpoint import update_extra
 from affectlab.models.meta import InputSpec
-from affectlab.train.evaluate import collect_outputs
 
 
 @dataclass
@@ -42,7 +42,7 @@ class TaskSearch:
 def task_metric(task: str, truth: np.ndarray, output: np.ndarray, schema: LabelSchema) -> float:
     """The ABAW metric of a task (SMM eq. 8 terms) from labels and readout outputs."""
     if task == "au":
-        return p_au(truth, (expit(output) >= 0.5).astype(float))
+        return p_au(truth, (au_probabilities(output) >= 0.5).astype(float))
     if task == "expr":
         return p_expr(truth, output.argmax(axis=1), schema.n_expr)
     return p_va(truth, output)

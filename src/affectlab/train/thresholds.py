@@ -11,15 +11,15 @@ from os import PathLike
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from affectlab.data.sampling import assign_folds
 from affectlab.errors import AffectlabError
+from affectlab.inference.batch import collect_outputs
+from affectlab.inference.outputs import au_probabilities
 from affectlab.metrics import au_f1, tune_au_thresholds
 from affectlab.models import AffectModel
 from affectlab.models.checkpoint import update_extra
 from affectlab.models.meta import InputSpec
-from affectlab.train.evaluate import collect_outputs
 
 
 @dataclass
@@ -64,7 +64,7 @@ def search_thresholds(model: AffectModel, samples: pd.DataFrame, *, folds: int =
         raise AffectlabError(f"{len(rows)} AU-labelled rows: too few to tune thresholds with {folds} folds")
     out = collect_outputs(model, rows, InputSpec.of(model), batch_size=batch_size, workers=workers, device=device)
     readable = ~out["corrupt"]
-    truth, probs = rows[aus].to_numpy(dtype=np.float64)[readable], expit(out["au"][readable])
+    truth, probs = rows[aus].to_numpy(dtype=np.float64)[readable], au_probabilities(out["au"][readable])
     return ThresholdSearch(tuple(aus), tune_au_thresholds(truth, probs), au_f1(truth, probs >= 0.5),
                            cross_validated_f1(truth, probs, fold_keys(rows[readable]), folds), folds)
 

@@ -42,7 +42,6 @@ import safetensors.torch
 import torch
 import torch.distributed as dist
 import yaml
-from scipy.special import softmax
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -53,6 +52,8 @@ from affectlab.data.sampling import MultiSourceBatchSampler
 from affectlab.errors import AffectlabError, DataError
 from affectlab.labels import AU_SETS, LabelSchema, expression_names, schema as make_schema
 from affectlab.devices import resolve_device
+from affectlab.inference.batch import collect_outputs, evaluate, frame_features
+from affectlab.inference.outputs import expr_probabilities
 from affectlab.log import logger
 from affectlab.jsonfile import json_ready, write_atomic, write_json
 from affectlab.models import AffectModel, Prediction, create_model, load_model, save_checkpoint
@@ -61,7 +62,7 @@ from affectlab.scoring import score_tables
 from affectlab.train import data as tdata
 from affectlab.train.config import ConfigError, Confident, Distill, Recipe, Stage
 from affectlab.train.distill import CachedTeacher, ensemble_teacher, student_loss
-from affectlab.train.evaluate import collect_outputs, evaluate, frame_features, monitor_value
+from affectlab.train.monitor import monitor_value
 from affectlab.train.objective import Objective, flatten_time, label_masks
 from affectlab.train.pseudo import apply_rules, mine_au_expr_rules, teacher_labels
 
@@ -384,7 +385,7 @@ class Training:
         if len(rows) == 0:
             return tables
         sub = tables.samples.iloc[rows]
-        probs = softmax(self._outputs(self._single_model(spec.stage), sub, member.recipe)["expr"], axis=1)
+        probs = expr_probabilities(self._outputs(self._single_model(spec.stage), sub, member.recipe)["expr"])
         unsure = probs[np.arange(len(rows)), sub["expr"].to_numpy()] < spec.threshold
         samples = tables.samples.copy()
         samples.loc[samples.index[rows[unsure]], "expr"] = -1

@@ -1,4 +1,4 @@
-"""affectlab.analyze.writers: the OpenFace and py-feat formats against those tools' own files, and read back."""
+"""affectlab.analyze.formats: the OpenFace and py-feat formats against those tools' own files, and read back."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 
 from affectlab.analyze.media import video_info
 from affectlab.analyze.run import run_analysis
-from affectlab.analyze.writers import CsvRows, read_results
+from affectlab.analyze.formats import CsvRows, read_results
 from affectlab.cli import main
 
 
@@ -114,51 +114,6 @@ def test_landmark_pose_and_gaze_columns_take_the_tools_places(analyzer, media, t
             assert back.loc[0, column] == pytest.approx(value, abs=1e-4)
 
 
-def tied_table() -> pd.DataFrame:
-    """Faces 1 and 0 each seen in 3 of 4 frames (face 1's rows first), AU12 telling them apart."""
-    rows = [(1, 1, 0.9), (1, 0, 0.1), (2, 1, 0.9), (2, 0, 0.1), (3, 1, 0.9), (4, 0, 0.1)]
-    return pd.DataFrame({"input": "clip.mp4", "frame": [r[0] for r in rows], "face_id": [r[1] for r in rows],
-                         "success": 1, "AU12": [r[2] for r in rows]})
-
-
-def test_abaw_main_face_tie_goes_to_the_lowest_face_id():
-    """A tie in frames seen is broken by the lowest face_id, not by which face's rows come first; the plots
-    pick the same face (one function)."""
-    from affectlab.analyze import plots
-    from affectlab.analyze.writers import main_face, main_face_id
-
-    table = tied_table()
-    assert main_face_id(table) == 0 and plots.main_face_id is main_face_id
-    rows = main_face(table)
-    assert rows["frame"].tolist() == [1, 2, 3, 4] and rows["face_id"].tolist() == [0, 0, 0, 0]
-    assert rows["AU12"].tolist() == [0.1, 0.1, 0.1, 0.1]  # frame 3, where face 0 was missed, filled from it
-    assert main_face_id(table.iloc[::-1]) == 0  # whatever the order of the rows
-
-
-def test_abaw_two_people_get_left_and_right_files(analyzer, media, tmp_path):
-    """A real two-person clip (two faces of multi_face.jpg): one file per person and task, named by side,
-    one line per frame, each person's own predictions."""
-    import bad_inputs as bad
-    from affectlab.analyze.media import read_image
-
-    two = np.ascontiguousarray(read_image(media / "multi_face.jpg")[250:450, 500:800])  # faces at x 529 and 682
-    clip = bad.video(tmp_path / "pair.mp4", n=12, fps=10, picture=two)
-    report = run_analysis(analyzer, [clip], tmp_path / "out", abaw=True, progress=False)
-    assert not report.failures
-    table = pd.read_csv(tmp_path / "out" / "pair.csv")
-    assert table.groupby("frame")["success"].sum().eq(2).all()
-    abaw = tmp_path / "out" / "abaw"
-    assert not (abaw / "VA" / "pair.txt").exists()
-    faces = table[table["success"] == 1]
-    left_id = int(faces.loc[faces["x"].idxmin(), "face_id"])
-    for side, face_id in (("left", left_id), ("right", 1 - left_id)):
-        for task in ("AU", "EXPR", "VA"):
-            assert len((abaw / task / f"pair_{side}.txt").read_text().splitlines()) == 13  # header + 12 frames
-        va = pd.read_csv(abaw / "VA" / f"pair_{side}.txt")
-        own = faces[faces["face_id"] == face_id].sort_values("frame")
-        np.testing.assert_allclose(va["valence"], own["valence"], atol=1e-4)
-
-
 def test_score_reads_images_csv_in_every_format(analyzer, media, tmp_path, capsys):
     labels = tmp_path / "labels.csv"
     pd.DataFrame({"path": [str(media / "multi_face.jpg"), str(media / "single_face.jpg")], "AU12": [1, 1],
@@ -200,7 +155,7 @@ def test_feat_pose_is_py_feats_decomposition_of_the_same_rotation():
     (convert_to_euler: R transposed, extrinsic "xyz", reported as x, -z, -y), equal what --format feat writes."""
     from scipy.spatial.transform import Rotation
 
-    from affectlab.analyze.writers import to_format
+    from affectlab.analyze.formats import to_format
 
     rx, ry, rz = 0.3, -0.5, 0.7
     rot = Rotation.from_euler("XYZ", [rx, ry, rz]).as_matrix()  # intrinsic X-Y-Z: Rx @ Ry @ Rz, OpenFace's order

@@ -1,12 +1,10 @@
-"""Results to disk: CSV written row chunk by row chunk, in one of three formats, and the ABAW submission files.
+"""Results tables to disk and back: CSV written row chunk by row chunk, in one of three formats.
 
 CSV rows are appended and flushed as they are produced, so an interrupted run keeps what it did. A table
 is written in affectlab's own columns (``native``, see analyze.results), as OpenFace 2.2's
 FeatureExtraction writes it (``openface``) or with py-feat's Fex column names (``feat``); each format
-reads back to the native table (:func:`read_results`), so plots, ABAW files and ``--skip-existing`` work
-whatever was written. ABAW files need one prediction per frame of one person (:func:`main_face`, or
-with two people tracked the left and the right one); frames where that person was not found get the
-prediction of the nearest frame where it was.
+reads back to the native table (:func:`read_results`), so plots, ABAW files (analyze.abaw) and
+``--skip-existing`` work whatever was written.
 """
 from __future__ import annotations
 
@@ -19,9 +17,7 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from affectlab.analyze.results import au_columns
 from affectlab.errors import AffectlabError, DataError
-from affectlab.labels import LabelSchema
 
 FLOAT_FORMAT = "%.4f"
 FORMATS = ("native", "openface", "feat")
@@ -186,124 +182,3 @@ class CsvRows:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def main_face_id(faces: pd.DataFrame) -> int | None:
-    """The main face of a table's analysed rows: the face_id in most rows (frames); on a tie the lowest
-    face_id, whatever the rows' order. None without faces. ABAW files and plots both use it."""
-    if faces.empty:
-        return None
-    counts = faces["face_id"].astype(int).value_counts()
-    return int(counts[counts == counts.max()].index.min())
-
-
-def main_face(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per frame for the main face (:func:`main_face_id`), in frame order, with frames where it
-    was not found filled from the nearest frame where it was."""
-    faces = table[table["success"] == 1]
-    if faces.empty:
-        raise AffectlabError(f"no face was found in {table['input'].iloc[0]}; nothing to write for ABAW")
-    return _one_face(table, main_face_id(faces))
-
-
-def _one_face(table: pd.DataFrame, face_id: int) -> pd.DataFrame:
-    """Every frame of ``table`` holding face ``face_id``'s row, filled from the nearest frame it was in."""
-    faces = table[(table["success"] == 1) & (table["face_id"] == face_id)]
-    frames = pd.Index(sorted(table["frame"].unique()), name="frame")
-    one = faces.drop_duplicates("frame").set_index("frame").reindex(frames)
-    return one.ffill().bfill().reset_index()
-
-
-#: A track counts as a person of a two-person video when it is seen in at least this share of the frames
-#: (shorter tracks are passers-by or false detections).
-PERSON_SHARE = 0.25
-
-
-def people(table: pd.DataFrame) -> dict[str, int]:
-    """``{"left": id, "right": id}`` when two people are tracked in a video (the two face_ids seen most,
-    each in at least PERSON_SHARE of its frames), told apart by the mean horizontal centre of their
-    boxes as Aff-Wild2 names them; ``{}`` otherwise."""
-    faces = table[table["success"] == 1]
-    counts = faces["face_id"].astype(int).value_counts()
-    counts = counts[counts >= PERSON_SHARE * table["frame"].nunique()]
-    if len(counts) < 2:
-        return {}
-    two = sorted(counts.index, key=lambda i: (-counts[i], i))[:2]
-    centre = {i: float((faces.loc[faces["face_id"] == i, "x"] + faces.loc[faces["face_id"] == i, "width"] / 2).mean())
-              for i in two}
-    left, right = sorted(two, key=lambda i: (centre[i], i))
-    return {"left": left, "right": right}
-
-
-def write_abaw_task_files(table: pd.DataFrame, out_dir: str | os.PathLike[str], name: str,
-                          schema: LabelSchema) -> list[Path]:
-    """The uni-task submission files of one video: ``AU/<name>.txt``, ``EXPR/<name>.txt``,
-    ``VA/<name>.txt``, each a header line and one row per frame, in the ABAW annotation format. With two
-    people tracked (:func:`people`), ``<name>_left.txt`` and ``<name>_right.txt`` instead, each person's
-    file filled on every frame as the main face's is."""
-    two = people(table)
-    if not two:
-        return _write_task_files(main_face(table), Path(out_dir), name, schema)
-    return [path for side, face_id in two.items()
-            for path in _write_task_files(_one_face(table, face_id), Path(out_dir), f"{name}_{side}", schema)]
-
-
-def _write_task_files(rows: pd.DataFrame, out: Path, name: str, schema: LabelSchema) -> list[Path]:
-    """AU, EXPR and VA files of one person's rows (one per frame)."""
-    decisions = rows[[f"{a}_c" for a in au_columns(schema)]].astype(int)
-    expr = rows[list(schema.expr_names)].to_numpy(dtype=float).argmax(axis=1)
-    files = {
-        "AU": (",".join(schema.au_names), decisions.astype(str).agg(",".join, axis=1)),
-        "EXPR": (",".join(schema.expr_names), pd.Series(expr).astype(str)),
-        "VA": ("valence,arousal", rows["valence"].map(FLOAT_FORMAT.__mod__) + "," + rows["arousal"].map(FLOAT_FORMAT.__mod__)),
-    }
-    written = []
-    for task, (header, lines) in files.items():
-        path = out / task / f"{name}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join([header, *lines]) + "\n")
-        written.append(path)
-    return written
-
-
-def write_abaw_mtl(table: pd.DataFrame, path: str | os.PathLike[str], schema: LabelSchema,
-                   images_root: str | os.PathLike[str] | None = None) -> Path:
-    """The multi-task submission file: ``image,valence,arousal,expression,aus`` then one line per
-    image of its main face. ``image`` is the path relative to ``images_root`` (default: the last two
-    parts, ``<video>/<frame>.jpg``, as in ABAW's cropped_aligned layout)."""
-    faces = table[table["success"] == 1].sort_values(["input", "face_id"]).drop_duplicates("input")
-    if faces.empty:
-        raise AffectlabError("no face was analysed; nothing to write for ABAW")
-    if images_root is None:
-        images = faces["input"].map(lambda p: "/".join(Path(p).parts[-2:]))
-    else:
-        images = faces["input"].map(lambda p: Path(os.path.relpath(p, images_root)).as_posix())
-    expr = faces[list(schema.expr_names)].to_numpy(dtype=float).argmax(axis=1)
-    aus = faces[[f"{a}_c" for a in au_columns(schema)]].astype(int).astype(str).agg(",".join, axis=1)
-    lines = [f"{i},{v:.4f},{a:.4f},{e},{au}" for i, v, a, e, au in
-             zip(images, faces["valence"], faces["arousal"], expr, aus)]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(["image,valence,arousal,expression,aus", *lines]) + "\n")
-    return path
-
-
-def describe(table: pd.DataFrame, schema: LabelSchema, top_aus: int = 3) -> str:
-    """A short human summary: faces found, dominant expression, mean VA, most active AUs."""
-    faces = table[table["success"] == 1]
-    n_frames = table.drop_duplicates(["input", "frame"]).shape[0]
-    with_face = faces.drop_duplicates(["input", "frame"]).shape[0]
-    video = bool((table["frame"] > 0).any())
-    parts = [f"faces in {with_face}/{n_frames} frames" if video else
-             f"{len(faces)} face{'' if len(faces) == 1 else 's'} in {with_face}/{n_frames} images"]
-    if not faces.empty:
-        ids = faces.loc[faces["frame"] > 0, "face_id"].nunique()
-        if ids:
-            parts[0] += f" ({ids} {'person' if ids == 1 else 'people'} tracked)"
-        dominant = faces["expression"].value_counts()
-        parts.append(f"mostly {dominant.index[0]} ({dominant.iloc[0] / len(faces):.0%})")
-        parts.append(f"mean valence {faces['valence'].mean():+.2f}, arousal {faces['arousal'].mean():+.2f}")
-        rates = faces[[f"{a}_c" for a in au_columns(schema)]].astype(float).mean()
-        active = rates.sort_values(ascending=False).head(top_aus)
-        parts.append("most active " + ", ".join(f"{k[:-2]} {v:.0%}" for k, v in active.items()))
-    return "; ".join(parts)

@@ -1,13 +1,14 @@
 """From aligned face crops to probabilities, on onnxruntime or PyTorch: one path for results.
 
-A backend holds a model and its :class:`~affectlab.models.meta.CheckpointMeta` (input size,
-normalisation, alignment template, label schema) and turns a batch of crops (N, S, S, 3) uint8 RGB
-into AU and expression probabilities and VA; both backends share
-:func:`affectlab.data.transforms.normalise` and :func:`probabilities`, so they differ only in the network's arithmetic (within 1e-4). The bundled
-model runs on onnxruntime on the CPU, which imports in a fraction of torch's time: its graph
-(``assets/default.onnx``, written by ``make onnx-assets``) reads the weights from
-``assets/default.safetensors`` itself, and is refused if it was exported from another checkpoint.
-PyTorch runs checkpoints, GPUs, bf16 and temporal smoothing; torch is imported only then.
+A :class:`Backend` is a small explicit contract: it holds a model's
+:class:`~affectlab.models.meta.CheckpointMeta` (input size, normalisation, alignment template, label
+schema) and turns a batch of crops (N, S, S, 3) uint8 RGB into :class:`FaceOutputs`. Both backends
+share :func:`affectlab.data.transforms.normalise` and :func:`~affectlab.inference.outputs.probabilities`,
+so they differ only in the network's arithmetic (within 1e-4). :func:`open_backend` is the one place
+that chooses between them. The bundled model runs on onnxruntime on the CPU, which imports in a
+fraction of torch's time: its graph (``assets/default.onnx``, written by ``make onnx-assets``) reads
+the weights from ``assets/default.safetensors`` itself, and is refused if it was exported from another
+checkpoint. PyTorch runs checkpoints, GPUs, bf16 and temporal smoothing; torch is imported only then.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from affectlab.data.transforms import normalise
 from affectlab.errors import AffectlabError, DataError
+from affectlab.inference.outputs import FaceOutputs, probabilities
 from affectlab.models.meta import CheckpointMeta, header_digest, read_checkpoint_meta
 
 if TYPE_CHECKING:
@@ -33,29 +34,25 @@ ONNX_WEIGHTS_KEY = "affectlab_weights"  # the bundled graph: digest of the check
 OUTPUTS = ("au", "expr", "va")
 
 
-@dataclass(frozen=True)
-class FaceOutputs:
-    """Per-face outputs: AU probabilities (N, n_au), expression probabilities (N, n_expr), VA (N, 2),
-    and, when asked for, the model's named features (for temporal smoothing)."""
+class Backend:
+    """What runs a model on face crops (like httpx's ``BaseTransport``: a base to subclass, not a test).
 
-    au: np.ndarray
-    expr: np.ndarray
-    va: np.ndarray
-    features: dict[str, np.ndarray] | None = None
+    ``meta`` says how the model wants its faces and what it predicts; calling the backend on a batch
+    of crops gives their :class:`FaceOutputs`, with the model's named ``features`` where asked for.
+    ``model`` is the PyTorch model behind it, for what works on its layers (temporal smoothing), or
+    None where the backend cannot give features (onnxruntime)."""
 
+    meta: CheckpointMeta
+    model: AffectModel | None = None
 
-def probabilities(au_logits: np.ndarray, expr_logits: np.ndarray, va: np.ndarray,
-                  features: dict[str, np.ndarray] | None = None) -> FaceOutputs:
-    """Per-face outputs from logits: sigmoid for AUs, softmax for expressions, VA clipped to [-1, 1]."""
-    expr = np.exp(expr_logits - expr_logits.max(axis=1, keepdims=True))
-    return FaceOutputs(au=1 / (1 + np.exp(-au_logits)), expr=expr / expr.sum(axis=1, keepdims=True),
-                       va=np.clip(va, -1, 1), features=features)
+    def __call__(self, crops: np.ndarray, features: Sequence[str] = ()) -> FaceOutputs:
+        raise NotImplementedError
 
 
 PRECISIONS = ("fp32", "bf16")
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     """A checkpointed model on a torch device (``cpu``, ``cuda``, ``cuda:1``).
 
     ``precision="bf16"`` runs the forward pass under bf16 autocast: about twice the faces/s on GPUs
@@ -95,7 +92,7 @@ class TorchBackend:
                              kept or None)
 
 
-class OnnxBackend:
+class OnnxBackend(Backend):
     """An exported model on onnxruntime's CPU provider; ``meta`` for a graph that carries none (the bundled one)."""
 
     def __init__(self, path: str | os.PathLike[str], meta: CheckpointMeta | None = None):
@@ -112,7 +109,9 @@ class OnnxBackend:
             raise DataError(path, "an ONNX model without affectlab metadata (export it with `affectlab export`)")
         self.meta = meta or CheckpointMeta.from_dict(json.loads(stored[ONNX_META_KEY]))
 
-    def __call__(self, crops: np.ndarray) -> FaceOutputs:
+    def __call__(self, crops: np.ndarray, features: Sequence[str] = ()) -> FaceOutputs:
+        if features:
+            raise AffectlabError("an exported .onnx model gives no features; give the PyTorch checkpoint")
         au, expr, va = self.session.run(list(OUTPUTS), {"image": normalise(crops, self.meta.mean, self.meta.std)})
         return probabilities(au, expr, va)
 
@@ -123,21 +122,32 @@ DEFAULT_MODEL = ASSETS / "default.safetensors"
 DEFAULT_GRAPH = ASSETS / "default.onnx"
 
 
-def default_backend(device: str = "cpu", precision: str = "fp32", *, features: bool = False) -> TorchBackend | OnnxBackend:
-    """The bundled default model (MobileNetV2 at 112 px, trained on real faces: docs/model-card.md).
+def open_backend(model: str | os.PathLike[str] | None = None, device: str = "cpu", precision: str = "fp32", *,
+                 features: bool = False) -> Backend:
+    """The one place a backend is chosen: ``model`` a checkpoint (PyTorch, ``device`` and ``precision``),
+    an ``.onnx`` file (onnxruntime: CPU, fp32), or None for the bundled default model (MobileNetV2 at
+    112 px, trained on real faces: docs/model-card.md).
 
-    On onnxruntime where it can run there (CPU, fp32, no ``features`` for temporal smoothing): no torch
-    import, so a one-image run starts in a fraction of the time. Otherwise on PyTorch."""
-    if not DEFAULT_MODEL.is_file():
-        raise AffectlabError(f"the bundled default model is missing from this installation ({DEFAULT_MODEL}); "
-                             "reinstall affectlab, or pass --model CHECKPOINT")
-    if device == "cpu" and precision == "fp32" and not features:
-        backend = bundled_onnx()
-        if backend is not None:
-            return backend
+    The bundled model runs on onnxruntime where it can (CPU, fp32, no ``features`` for temporal
+    smoothing): no torch import, so a one-image run starts in a fraction of the time."""
+    if model is None:
+        if not DEFAULT_MODEL.is_file():
+            raise AffectlabError(f"the bundled default model is missing from this installation ({DEFAULT_MODEL}); "
+                                 "reinstall affectlab, or pass --model CHECKPOINT")
+        if device == "cpu" and precision == "fp32" and not features:
+            backend = bundled_onnx()
+            if backend is not None:
+                return backend
+        model = DEFAULT_MODEL
+    elif Path(model).suffix.lower() == ".onnx":
+        if device != "cpu":
+            raise AffectlabError("ONNX models run on the CPU here; use the .safetensors checkpoint with --device")
+        if precision != "fp32":
+            raise AffectlabError("ONNX models run in fp32; use the .safetensors checkpoint with --precision bf16")
+        return OnnxBackend(model)
     from affectlab.models.checkpoint import load_model
 
-    return TorchBackend(load_model(DEFAULT_MODEL), device, precision)
+    return TorchBackend(load_model(model), device, precision)
 
 
 def bundled_onnx() -> OnnxBackend | None:
@@ -155,17 +165,3 @@ def bundled_onnx() -> OnnxBackend | None:
     warnings.warn(f"the bundled ONNX graph {DEFAULT_GRAPH.name} {reason}; running the default model on PyTorch "
                   "(slower to start). `make onnx-assets` re-exports it.", stacklevel=3)
     return None
-
-
-def load_backend(path: str | os.PathLike[str], device: str = "cpu",
-                 precision: str = "fp32") -> TorchBackend | OnnxBackend:
-    """``.onnx`` files run on onnxruntime (CPU, fp32); checkpoints on PyTorch, ``device`` and ``precision``."""
-    if Path(path).suffix.lower() == ".onnx":
-        if device != "cpu":
-            raise AffectlabError("ONNX models run on the CPU here; use the .safetensors checkpoint with --device")
-        if precision != "fp32":
-            raise AffectlabError("ONNX models run in fp32; use the .safetensors checkpoint with --precision bf16")
-        return OnnxBackend(path)
-    from affectlab.models.checkpoint import load_model
-
-    return TorchBackend(load_model(path), device, precision)

@@ -1,4 +1,5 @@
-"""Run models over a sample table and score them: validation during training and ``affectlab evaluate``.
+"""Run models over a sample table and score them: validation during training, ``affectlab evaluate``,
+threshold and smoothing calibration, feature figures.
 
 Predictions become a table in the sample-table layout (AU probabilities, ``expr`` ids plus one
 probability column per class, ``valence``, ``arousal``), scored by :func:`affectlab.scoring.score_tables`,
@@ -10,18 +11,17 @@ most votes wins (ties to the higher mean probability), VA is averaged.
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import expit, softmax
 from torch.utils.data import DataLoader
 
 from affectlab.data.dataset import FaceDataset
 from affectlab.errors import AffectlabError
+from affectlab.inference.outputs import probabilities
 from affectlab.labels import LabelSchema
 from affectlab.models import AffectModel
 from affectlab.models.meta import InputSpec
@@ -93,9 +93,10 @@ def collect_outputs(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, 
 
 def combine_outputs(outputs: Sequence[dict[str, np.ndarray]], method: str = "mean") -> dict[str, np.ndarray]:
     """One set of probabilities from one or more models' outputs (see the module docstring)."""
-    au = np.stack([expit(o["au"]) for o in outputs])
-    expr = np.stack([softmax(o["expr"], axis=1) for o in outputs])
-    va = np.stack([o["va"] for o in outputs]).mean(0)
+    each = [probabilities(o["au"], o["expr"], o["va"]) for o in outputs]
+    au = np.stack([p.au for p in each])
+    expr = np.stack([p.expr for p in each])
+    va = np.stack([p.va for p in each]).mean(0)
     if method == "mean":
         return {"au": au.mean(0), "expr": expr.mean(0), "va": va}
     if method != "vote":
@@ -157,20 +158,3 @@ def evaluate(models: Sequence[AffectModel], samples: pd.DataFrame, *, method: st
     scores = score_tables(predictions[readable].reset_index(drop=True), samples[readable].reset_index(drop=True),
                           schema, au_thresholds=au_thresholds)
     return Evaluation(scores, predictions, readable, list(outputs[0]["errors"]))
-
-
-def monitor_value(scores: dict, monitor: str) -> float:
-    """The early-stopping number: a sum of terms (``abaw2.expr + P_VA``: multi-database §4's 0.67·F1 +
-    0.33·Acc and mean CCC), each ``P`` (the sum of the P scores present) or a dotted key of ``scores``."""
-    terms = [t.strip() for t in monitor.split("+")]
-    if len(terms) > 1:
-        return float(sum(monitor_value(scores, t) for t in terms))
-    if monitor == "P":
-        present = [scores[k] for k in ("P_AU", "P_EXPR", "P_VA") if k in scores and scores[k] == scores[k]]
-        return float(sum(present)) if present else float("nan")
-    value = scores
-    for part in monitor.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return float("nan")
-        value = value[part]
-    return float(value) if value is not None else float("nan")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from affectlab.analyze.smoothing import (TemporalSmoother, checkpoint_mu, readout, smooth, smooth_videos,
-                                         smoothing_inputs)
+from affectlab.inference.smoothing import (TemporalSmoother, checkpoint_mu, readout, smooth, smooth_videos,
+                                           smoothing_inputs)
 from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.errors import AffectlabError
 from affectlab.models import create_model, load_model, save_checkpoint

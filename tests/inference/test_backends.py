@@ -1,4 +1,4 @@
-"""affectlab.analyze.predict: crops to probabilities on PyTorch and onnxruntime, and the ONNX export."""
+"""affectlab.inference.backends: crops to probabilities on PyTorch and onnxruntime, chosen in one place."""
 from __future__ import annotations
 
 import warnings
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from affectlab.analyze.export import export_onnx
-from affectlab.analyze.predict import OnnxBackend, TorchBackend, load_backend
+from affectlab.inference.backends import Backend, OnnxBackend, TorchBackend, open_backend
 from affectlab.data.transforms import normalise
 from affectlab.errors import AffectlabError, DataError
 from affectlab.models import create_model, load_model, save_checkpoint
@@ -48,10 +48,10 @@ def test_torch_backend_matches_the_model(checkpoint):
 
 
 def test_onnx_export_agrees_with_pytorch(checkpoint, exported):
-    onnx_backend = load_backend(exported)
+    onnx_backend = open_backend(exported)
     assert isinstance(onnx_backend, OnnxBackend) and onnx_backend.meta.input_size == 64
     batch = crops(7)  # another batch size than the export's example
-    a, b = load_backend(checkpoint)(batch), onnx_backend(batch)
+    a, b = open_backend(checkpoint)(batch), onnx_backend(batch)
     for k in ("au", "expr", "va"):
         np.testing.assert_allclose(getattr(a, k), getattr(b, k), atol=1e-5)
 
@@ -63,24 +63,24 @@ def test_onnx_without_affectlab_metadata_is_refused(exported, tmp_path):
     del stripped.metadata_props[:]
     onnx.save(stripped, str(tmp_path / "plain.onnx"))
     with pytest.raises(DataError, match="without affectlab metadata"):
-        load_backend(tmp_path / "plain.onnx")
+        open_backend(tmp_path / "plain.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(DataError, match="junk.onnx: not a loadable ONNX model"):
-        load_backend(tmp_path / "junk.onnx")
+        open_backend(tmp_path / "junk.onnx")
     with pytest.raises(AffectlabError, match="CPU"):
-        load_backend(exported, device="cuda")
+        open_backend(exported, device="cuda")
 
 
 def test_sequence_models_are_refused_with_a_reason(tmp_path):
     model = create_model("cnn-rnn", backbone="mobilenet_v2")
     save_checkpoint(model, tmp_path / "seq.safetensors", input_size=64, mean=MEAN, std=STD)
     with pytest.raises(AffectlabError, match="BTCHW"):
-        load_backend(tmp_path / "seq.safetensors")
+        open_backend(tmp_path / "seq.safetensors")
 
 
 def test_bf16_stays_close_to_fp32_on_real_faces(media_faces):
     """bf16 autocast (``--precision bf16``) moves the default model's outputs only a little."""
-    from affectlab.analyze.predict import DEFAULT_MODEL
+    from affectlab.inference.backends import DEFAULT_MODEL
 
     model = load_model(DEFAULT_MODEL)
     fp32 = TorchBackend(model)(media_faces)
@@ -93,15 +93,15 @@ def test_bf16_stays_close_to_fp32_on_real_faces(media_faces):
 
 def test_unknown_precision_and_bf16_onnx_are_refused(checkpoint, exported):
     with pytest.raises(AffectlabError, match="unknown precision 'fp16'"):
-        load_backend(checkpoint, precision="fp16")
+        open_backend(checkpoint, precision="fp16")
     with pytest.raises(AffectlabError, match="fp32"):
-        load_backend(exported, precision="bf16")
+        open_backend(exported, precision="bf16")
 
 
 def test_shipped_onnx_graph_is_the_shipped_model(media_faces):
     """assets/default.onnx must be exported from assets/default.safetensors: after replacing the model,
     `make onnx-assets` (make default-model runs it). Same outputs as PyTorch on real faces within 1e-4."""
-    from affectlab.analyze.predict import DEFAULT_MODEL, bundled_onnx
+    from affectlab.inference.backends import DEFAULT_MODEL, bundled_onnx
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a stale graph warns: fail with its message
@@ -113,8 +113,25 @@ def test_shipped_onnx_graph_is_the_shipped_model(media_faces):
 
 
 def test_default_backend_runs_onnx_where_it_can():
-    from affectlab.analyze.predict import default_backend
+    assert isinstance(open_backend(), OnnxBackend)
+    assert isinstance(open_backend(precision="bf16"), TorchBackend)
+    assert isinstance(open_backend(features=True), TorchBackend)  # temporal smoothing needs the features
 
-    assert isinstance(default_backend(), OnnxBackend)
-    assert isinstance(default_backend(precision="bf16"), TorchBackend)
-    assert isinstance(default_backend(features=True), TorchBackend)  # temporal smoothing needs the features
+
+def test_precision_reaches_the_backend_on_every_path(checkpoint):
+    """Through open_backend and through the Analyzer alike: bf16 is not dropped on the way."""
+    from affectlab.analyze.analyzer import Analyzer
+
+    assert open_backend(checkpoint, precision="bf16").precision == "bf16"
+    assert Analyzer(checkpoint, faces="crops", precision="bf16").backend.precision == "bf16"
+    assert Analyzer(None, faces="crops", precision="bf16").backend.precision == "bf16"
+
+
+def test_both_backends_keep_the_contract(checkpoint, exported):
+    """One contract: meta, a call on crops, the PyTorch model or None; onnxruntime refuses features in one line."""
+    torch_backend, onnx_backend = open_backend(checkpoint), open_backend(exported)
+    assert isinstance(torch_backend, Backend) and isinstance(onnx_backend, Backend)
+    assert torch_backend.model is not None and onnx_backend.model is None
+    assert torch_backend.meta.input_size == onnx_backend.meta.input_size
+    with pytest.raises(AffectlabError, match="no features"):
+        onnx_backend(crops(2), ["message"])

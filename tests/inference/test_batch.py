@@ -3,7 +3,6 @@ and ensemble combination (mean and vote)."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from affectlab.cli import main
 from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 from affectlab.models import AffectModel, Prediction, registry, save_checkpoint
-from affectlab.train.evaluate import combine_outputs
+from affectlab.inference.batch import combine_outputs
 
 
 class ColourOracle(AffectModel):
@@ -129,20 +128,3 @@ def test_mean_and_vote_ensembles():
     # a real tie, one vote each for classes 0 and 1: the mean probability (0.4 against 0.5) decides
     even = combine_outputs(members[:2], "vote")
     assert even["expr"][0].tolist() == pytest.approx([0.5, 0.5, 0]) and even["expr_id"][0] == 1
-
-
-def test_early_stopping_monitor_is_a_sum_of_named_scores():
-    """Multi-database §4.2: EXPR by 0.67·F1 + 0.33·Acc (ABAW2) and VA by mean CCC."""
-    from affectlab.train.evaluate import monitor_value
-
-    scores = {"P_VA": 0.5, "P_EXPR": 0.25, "abaw2": {"expr": 0.4}}
-    assert monitor_value(scores, "abaw2.expr + P_VA") == pytest.approx(0.9)
-    assert monitor_value(scores, "P") == pytest.approx(0.75)
-    assert math.isnan(monitor_value(scores, "P_AU + P_VA"))
-
-
-def test_an_unknown_monitor_is_refused_at_load():
-    from affectlab.train.config import EarlyStopping
-
-    with pytest.raises(ValueError, match="unknown score 'abaw2x.expr'"):
-        EarlyStopping(monitor="abaw2x.expr + P_VA")

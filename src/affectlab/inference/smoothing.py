@@ -10,7 +10,7 @@ smoothing, these features were fed into the last FC layer"). The paper leaves Λ
 
 Each model says which feature feeds each task and which layers turn it into the output
 (``AffectModel.readout_features`` and ``readout``). μ is chosen per task (``affectlab
-smooth-search``, :mod:`affectlab.train.smooth_search`) and stored in the checkpoint under
+calibrate smoothing``, :mod:`affectlab.train.smooth_search`) and stored in the checkpoint under
 ``extra["smoothing"]`` (e.g. ``{"au": 7, "expr": 9, "va": 9}``, the values SMM reports), where
 :func:`checkpoint_mu` finds it for ``analyze --smooth``.
 """
@@ -94,7 +94,7 @@ def parse_mu(spec: str) -> dict[str, float]:
 
 
 def checkpoint_mu(model: AffectModel) -> dict[str, float]:
-    """The μ per task stored in a loaded checkpoint by ``affectlab smooth-search --write`` ({} if none)."""
+    """The μ per task stored in a loaded checkpoint by ``affectlab calibrate smoothing --write`` ({} if none)."""
     meta = model.checkpoint_meta
     return {k: float(v) for k, v in (meta.extra.get("smoothing", {}) if meta else {}).items()}
 
