@@ -5,7 +5,7 @@ with the step's achieved GFLOP/s as a fraction of the machine's matmul rate at t
                              [--device cuda] [--amp off bf16]
 
 The loader decodes, frames and augments real images (the recipe's sources); the step is
-``affectlab.train.trainer.training_step`` (forward, the recipe's masked losses, backward, the
+``affectlab.train.fitting.training_step`` (forward, the recipe's masked losses, backward, the
 optimiser), the trainer's own, on one real batch reused. A step's FLOPs are 3x the forward's, counted
 by affectlab.models.count_gflops (the forward, then the backward's two gradient passes). Targets: the
 loader delivers at least twice what the step consumes; on a GPU, the InceptionV3 models' step reaches
@@ -31,7 +31,8 @@ from affectlab.models.meta import InputSpec
 from affectlab.train import data as tdata
 from affectlab.train import load_recipe
 from affectlab.train.objective import Objective
-from affectlab.train.trainer import make_optimizer, recipe_schema, training_step
+from affectlab.train.fitting import make_optimizer, training_step
+from affectlab.train.trainer import recipe_schema
 from common import machine_limit, report, sync, table
 
 

@@ -183,7 +183,7 @@ def test_cached_teacher_outputs(world, tmp_path):
 @pytest.mark.parametrize("outputs", ["cached", "online"])
 def test_an_ensemble_of_stages_teaches_a_student(world, tmp_path, monkeypatch, outputs):
     """distill.teacher may name several stages: the student learns their averaged outputs."""
-    from affectlab.train import trainer as trainer_module
+    from affectlab.train import fitting
 
     path = mini_recipe(world, tmp_path, config="{backbone: mobilenet_v2, va_bins: 20}", stages=f"""
   - {{name: teacher, steps: 2}}
@@ -191,8 +191,8 @@ def test_an_ensemble_of_stages_teaches_a_student(world, tmp_path, monkeypatch, o
   - {{name: distilled, steps: 2, distill: {{teacher: [teacher, student], teacher_outputs: {outputs}}}}}
 """)
     taught = []
-    ensemble = trainer_module.ensemble_teacher
-    monkeypatch.setattr(trainer_module, "ensemble_teacher", lambda outs: taught.append(len(outs)) or ensemble(outs))
+    ensemble = fitting.ensemble_teacher
+    monkeypatch.setattr(fitting, "ensemble_teacher", lambda outs: taught.append(len(outs)) or ensemble(outs))
     seen = []
     results = train(load_recipe(path, ["loss.terms.va.fn=va_bins"]), tmp_path / "run",
                     hooks=[lambda i: seen.append((i.stage, set(i.losses)))])
@@ -201,15 +201,15 @@ def test_an_ensemble_of_stages_teaches_a_student(world, tmp_path, monkeypatch, o
 
 
 def test_task_weights_reach_the_students_loss(world, tmp_path, monkeypatch):
-    from affectlab.train import trainer as trainer_module
+    from affectlab.train import fitting
 
     path = mini_recipe(world, tmp_path, stages="""
   - {name: teacher, steps: 2}
   - {name: student, steps: 2, distill: {teacher: teacher, task_weights: true}}
 """)
     seen = []
-    loss = trainer_module.student_loss
-    monkeypatch.setattr(trainer_module, "student_loss", lambda *a: seen.append(a[-1]) or loss(*a))
+    loss = fitting.student_loss
+    monkeypatch.setattr(fitting, "student_loss", lambda *a: seen.append(a[-1]) or loss(*a))
     train(load_recipe(path, ["loss.terms.au.weight=8"]), tmp_path / "run")
     assert seen and all(w is not None and w["au"] == 8 for w in seen)
 
@@ -312,7 +312,7 @@ def _step_setup(seed: int = 0):
 
 @pytest.mark.parametrize("amp,channels_last", [(False, False), (True, True)])
 def test_training_step_lowers_the_loss_on_its_batch(amp, channels_last):
-    from affectlab.train.trainer import training_step
+    from affectlab.train.fitting import training_step
 
     model, objective, optimizer, batch = _step_setup()
     if channels_last:
@@ -324,7 +324,7 @@ def test_training_step_lowers_the_loss_on_its_batch(amp, channels_last):
 
 
 def test_training_step_clips_gradients_and_needs_distill_settings_for_a_teacher():
-    from affectlab.train.trainer import training_step
+    from affectlab.train.fitting import training_step
 
     model, objective, optimizer, batch = _step_setup()
     before = [p.detach().clone() for p in model.parameters()]

@@ -9,6 +9,7 @@ directory.
 """
 from affectlab.train.config import ConfigError, Recipe, load_recipe
 from affectlab.models.meta import InputSpec
-from affectlab.train.trainer import StepInfo, train
+from affectlab.train.fitting import StepInfo
+from affectlab.train.trainer import train
 
 __all__ = ["ConfigError", "InputSpec", "Recipe", "StepInfo", "load_recipe", "train"]

@@ -17,3 +17,10 @@ def monitor_value(scores: dict, monitor: str) -> float:
             return float("nan")
         value = value[part]
     return float(value) if value is not None else float("nan")
+
+
+def monitored(validation: dict, monitor: str) -> float:
+    """``monitor`` over a member's validation scores (per source): all sources together (``all``) where
+    there are several, else its one source; NaN without validation."""
+    key = "all" if "all" in validation else next(iter(validation), None)
+    return monitor_value(validation[key], monitor) if key else float("nan")
