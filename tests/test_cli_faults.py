@@ -305,6 +305,8 @@ TRAIN = [
     Case("train", "recipe not YAML", lambda e: e.train(recipe=_text(e, "r.yaml", "a: [1,\n")),
          2, ("r.yaml:2: not valid YAML",)),
     Case("train", "recipe with an unknown key", lambda e: e.train("data.sise=32"), 2, ("data: unknown key 'sise'",)),
+    Case("train", "recipe without a format version", lambda e: e.train(recipe=_text(e, "old.yaml", "name: old\n")),
+         2, ("old.yaml: no recipe format version; this affectlab reads version 1",)),
     Case("train", "override of the wrong type", lambda e: e.train("data.input_size=big"),
          2, ("data.input_size: expected a whole number, got 'big'",)),
     Case("train", "override: zero size", lambda e: e.train("data.input_size=0"),

@@ -6,12 +6,13 @@ import re
 import pytest
 
 from affectlab.cli import main
-from affectlab.train.config import ConfigError, apply_override, load_recipe
+from affectlab.train.config import RECIPE_VERSION, ConfigError, apply_override, build_recipe, load_recipe
 
 from train_world import CONFIGS, mini_recipe
 
 MINIMAL = """
 name: mini
+version: 1
 paper: "x §1"
 sources:
   a: {path: a.csv, tasks: [au]}
@@ -64,6 +65,31 @@ def test_one_data_root_moves_every_source(mini):
     assert student.sources["a"].path == "/datasets/a.csv"
 
 
+def test_data_root_leaves_the_recipe_as_written(mini):
+    """data_root is joined when the recipe is built, into new sources: the recipe as written (what a run
+    saves and compares on --resume) keeps its paths, and building it again joins them once."""
+    r = load_recipe(mini, ["data_root=/datasets"])
+    assert r.raw["sources"]["a"]["path"] == "a.csv" and r.raw["data_root"] == "/datasets"
+    again = build_recipe(r.raw)
+    assert again.sources == r.sources and again.sources["a"].path == "/datasets/a.csv"
+
+
+@pytest.mark.parametrize("version, message", [
+    (None, f"no recipe format version; this affectlab reads version {RECIPE_VERSION} recipes"),
+    (RECIPE_VERSION + 1, f"recipe format version {RECIPE_VERSION + 1}; this affectlab reads version {RECIPE_VERSION}"),
+])
+def test_a_recipe_of_another_format_is_one_line(tmp_path, capsys, version, message):
+    path = tmp_path / "old.yaml"
+    path.write_text(MINIMAL.replace("version: 1\n", "" if version is None else f"version: {version}\n"))
+    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: {message}" in err
+
+
+def test_every_paper_recipe_is_of_the_current_format():
+    assert all(load_recipe(path).version == RECIPE_VERSION for path in CONFIGS.glob("*.yaml"))
+
+
 def test_every_paper_recipe_takes_its_data_from_data_root():
     for path in CONFIGS.glob("*.yaml"):
         r = load_recipe(path, ["data_root=/d"])
@@ -106,7 +132,7 @@ def test_file_errors_are_one_line(tmp_path):
     bad.write_text("name: x\nsources: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
         load_recipe(bad)
-    bad.write_text("name: x\n")
+    bad.write_text("name: x\nversion: 1\n")
     with pytest.raises(ConfigError, match="missing key 'paper'"):
         load_recipe(bad)
 

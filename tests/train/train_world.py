@@ -157,6 +157,7 @@ def mini_recipe(world: World, folder: Path, *, model: str = "mtl-baseline", conf
     path = folder / "mini.yaml"
     path.write_text(f"""
 name: mini
+version: 1
 paper: "test recipe §0"
 seed: 1
 sources:

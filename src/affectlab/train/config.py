@@ -13,15 +13,16 @@ of a named section removes it (``sources.disfa=null``, ``validation.aff-wild2=nu
 whole section that is empty by default empties it (``validation=null``: no validation). A stage's
 ``overrides`` are merged into the recipe for that stage only (e.g. a student sampler that uses the
 shared annotations of multi-database eq. 10). Sizes and counts are checked for the impossible (zero
-or negative) here, naming the key. Dataset paths are used as written: relative to the working directory.
+or negative) here, naming the key. Dataset paths are relative to ``data_root`` where the recipe gives
+one (joined when the recipe is built, into new sources: nothing is rewritten later), else to the
+working directory. A recipe states its format ``version``; one of another version (or none) is
+refused in one line naming the version this affectlab reads. The checking engine (YAML into typed
+dataclasses, overrides) is :mod:`affectlab.train.typed_yaml`.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -32,15 +33,15 @@ import yaml
 from affectlab.data.sampling import BALANCE_METHODS
 from affectlab.data.transforms import Augmentation
 from affectlab.devices import DEFAULT_DEVICE
-from affectlab.errors import AffectlabError
 from affectlab.models.meta import DEFAULT_MARGIN
+from affectlab.train.typed_yaml import ConfigError, apply_override, build, merge
+
+__all__ = ["ConfigError", "RECIPE_VERSION", "Recipe", "apply_override", "build_recipe", "load_recipe"]
 
 TASKS: tuple[str, ...] = ("au", "expr", "va")
 MIN_INPUT_SIZE = 16  # pixels: below this the backbones' strided layers leave nothing to look at
-
-
-class ConfigError(AffectlabError):
-    """A recipe or override that cannot be used; names the file and the key."""
+#: The recipe format this affectlab reads (a recipe's ``version:``).
+RECIPE_VERSION = 1
 
 
 def _choice(value: str, options: tuple[str, ...], what: str) -> None:
@@ -462,15 +463,11 @@ class Recipe:
     final: str | None = None
     #: Where the sources' relative paths (and images) live; None = the working directory.
     data_root: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The recipe format (:data:`RECIPE_VERSION`).
+    version: int = RECIPE_VERSION
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, metadata={"yaml": False})
 
     def __post_init__(self) -> None:
-        if self.data_root is not None:
-            for source in [*self.sources.values(), *self.validation.values()]:
-                source.path = os.path.join(self.data_root, source.path)
-                source.images = source.images and os.path.join(self.data_root, source.images)
-                if source.subset is not None and source.subset.like is not None:
-                    source.subset.like = os.path.join(self.data_root, source.subset.like)
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
@@ -513,17 +510,7 @@ class Recipe:
         """This recipe with the stage's ``overrides`` merged in."""
         if not stage.overrides:
             return self
-        return build_recipe(_merge(copy.deepcopy(self.raw), stage.overrides), where=f"stage {stage.name}")
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    """Deep-merge ``extra`` into ``base`` (dicts merge, anything else replaces)."""
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
+        return build_recipe(merge(copy.deepcopy(self.raw), stage.overrides), where=f"stage {stage.name}")
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -549,147 +536,39 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] = ()) -> Reci
     return build_recipe(raw, where=str(path))
 
 
-def apply_override(raw: dict, item: str) -> None:
-    """Set ``a.b.c=value`` in a raw recipe dict (the value parsed as YAML)."""
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {item!r} is not key=value")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        value = text
-    parts = key.strip().split(".")
-    node: Any = raw
-    for i, part in enumerate(parts[:-1]):
-        node = _child(node, part, ".".join(parts[: i + 1]), create=True)
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_list_index(node, last, key)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise ConfigError(f"override {key}: {'.'.join(parts[:-1])} is a value, not a section")
-
-
-def _list_index(items: list, part: str, where: str) -> int:
-    """A list item by index or by its ``name``."""
-    if part.lstrip("-").isdigit() and -len(items) <= int(part) < len(items):
-        return int(part)
-    for i, item in enumerate(items):
-        if isinstance(item, dict) and item.get("name") == part:
-            return i
-    names = [item.get("name") for item in items if isinstance(item, dict)]
-    raise ConfigError(f"override {where}: no item {part!r}; items: {names or list(range(len(items)))}")
-
-
-def _child(node: Any, part: str, where: str, create: bool) -> Any:
-    if isinstance(node, list):
-        return node[_list_index(node, part, where)]
-    if not isinstance(node, dict):
-        raise ConfigError(f"override {where}: not a section")
-    if node.get(part) is None and create:
-        node[part] = {}
-    return node[part]
-
-
 def build_recipe(raw: dict, where: str = "recipe") -> Recipe:
-    """A checked :class:`Recipe` from a raw dict."""
-    recipe = _build(Recipe, {k: v for k, v in raw.items() if k != "raw"}, where, "")
+    """A checked :class:`Recipe` from a raw dict (kept as given in ``recipe.raw``)."""
+    check_version(raw, where)
+    recipe = build(Recipe, with_data_root({k: v for k, v in raw.items() if k != "raw"}), where, "")
     recipe.raw = copy.deepcopy(raw)
     return recipe
 
 
-def _build(tp: Any, value: Any, where: str, key: str) -> Any:
-    """Convert ``value`` to type ``tp`` (dataclasses, unions, lists, dicts, scalars) or raise ConfigError."""
-    here = key or "(top level)"
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in (o for o in options if o is not type(None)):
-            try:
-                return _build(option, value, where, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[-1])
-    if value is None:
-        raise ConfigError(f"{where}: {here}: a value is required")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{where}: {here}: must be one of {', '.join(map(str, choices))}, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {here}: expected a section (mapping), got {value!r}")
-        hints = typing.get_type_hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "raw"}
-        unknown = [k for k in value if k not in fields]
-        if unknown:
-            raise ConfigError(f"{where}: {here}: unknown key {unknown[0]!r}; known: {', '.join(fields)}")
-        required = [n for n, f in fields.items()
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        missing = [n for n in required if n not in value]
-        if missing:
-            raise ConfigError(f"{where}: {here}: missing key {missing[0]!r}")
-        kwargs = {k: _build(hints[k], _none_is_empty(fields[k], v), where, f"{key}.{k}" if key else k)
-                  for k, v in value.items()}
-        try:
-            return tp(**kwargs)
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"{where}: {here}: {e}") from None
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: {here}: expected a list, got {value!r}")
-        (item,) = typing.get_args(tp)
-        if dataclasses.is_dataclass(item):  # a section set to null is left out (stages.prior=null)
-            value = [v for v in value if v is not None]
-        return [_build(item, v, where, f"{key}.{i}") for i, v in enumerate(value)]
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{where}: {here}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(_build(a, v, where, f"{key}.{i}") for i, (a, v) in enumerate(zip(args, value)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {here}: expected a mapping, got {value!r}")
-        _, item = typing.get_args(tp)
-        if item is Any:
-            return dict(value)
-        return {str(k): _build(item, v, where, f"{key}.{k}") for k, v in value.items() if v is not None}
-    return _scalar(tp, value, where, here)
+def check_version(raw: dict, where: str) -> None:
+    """A recipe of another format version, or of none (written before recipes had one), is refused in one line."""
+    version = raw.get("version")
+    if version is None:
+        raise ConfigError(f"{where}: no recipe format version; this affectlab reads version {RECIPE_VERSION} "
+                          f"recipes: check it against the README's Training section and add 'version: {RECIPE_VERSION}'")
+    if version != RECIPE_VERSION:
+        raise ConfigError(f"{where}: recipe format version {version!r}; this affectlab reads version {RECIPE_VERSION}")
 
 
-def _none_is_empty(f: dataclasses.Field, value: Any) -> Any:
-    """null for a section that is empty by default (``validation=null``, ``ensembles=null``) turns it off."""
-    if value is None and f.default_factory is dict:
-        return {}
-    return value
-
-
-def _scalar(tp: Any, value: Any, where: str, key: str) -> Any:
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    else:
-        raise TypeError(f"unsupported recipe field type {tp}")
-    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
-    raise ConfigError(f"{where}: {key}: expected {names[tp]}, got {value!r}")
+def with_data_root(raw: dict) -> dict:
+    """A copy of a raw recipe whose sources' ``path``, ``images`` and ``subset.like`` are joined to its
+    ``data_root`` (the raw recipe as given is untouched, so ``recipe.yaml`` and overrides keep it)."""
+    root = raw.get("data_root")
+    if root is None:
+        return raw
+    out = copy.deepcopy(raw)
+    for section in ("sources", "validation"):
+        for source in (out.get(section) or {}).values():
+            if not isinstance(source, dict):
+                continue  # a removed source (null), or a wrong one the checks name
+            for key in ("path", "images"):
+                if isinstance(source.get(key), str):
+                    source[key] = os.path.join(str(root), source[key])
+            subset = source.get("subset")
+            if isinstance(subset, dict) and isinstance(subset.get("like"), str):
+                subset["like"] = os.path.join(str(root), subset["like"])
+    return out
