@@ -118,6 +118,20 @@ def test_ccc_hand_computation() -> None:
     assert M.ccc(x, y) == pytest.approx(2 * 1.25 / (1.25 + 1.5 + 0.25), abs=1e-12)  # cov 1.25, var 1.25, 1.5
 
 
+def test_ccc_matches_lins_two_independent_forms(rng: np.random.Generator) -> None:
+    """Lin (1989): CCC = 2 r s_x s_y / (s_x² + s_y² + (m_x - m_y)²) with Pearson's r (scipy), and
+    equally 1 - E[(x - y)²] / (s_x² + s_y² + (m_x - m_y)²): neither is the code's covariance formula."""
+    from scipy.stats import pearsonr
+
+    for shift, scale in ((0.0, 1.0), (0.3, 0.5), (-0.2, 2.0)):
+        x = rng.uniform(-1, 1, 500)
+        y = scale * (0.7 * x + 0.3 * rng.normal(size=500)) + shift
+        sx, sy, gap = x.std(), y.std(), x.mean() - y.mean()
+        lin = 2 * pearsonr(x, y)[0] * sx * sy / (sx ** 2 + sy ** 2 + gap ** 2)
+        msd = 1 - np.mean((x - y) ** 2) / (sx ** 2 + sy ** 2 + gap ** 2)
+        assert M.ccc(x, y) == pytest.approx(lin, abs=1e-10) and M.ccc(x, y) == pytest.approx(msd, abs=1e-10)
+
+
 def test_ccc_known_cases(rng: np.random.Generator) -> None:
     x = rng.uniform(-1, 1, 500)
     assert M.ccc(x, x) == pytest.approx(1.0)

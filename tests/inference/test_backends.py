@@ -78,16 +78,22 @@ def test_sequence_models_are_refused_with_a_reason(tmp_path):
         open_backend(tmp_path / "seq.safetensors")
 
 
-def test_bf16_stays_close_to_fp32_on_real_faces(media_faces):
-    """bf16 autocast (``--precision bf16``) moves the default model's outputs only a little."""
+def test_bf16_stays_within_the_documented_tolerance_on_real_faces(media_faces):
+    """bf16 autocast (``--precision bf16``) moves the default model's outputs only a little: on the sample
+    faces, the mean |bf16 - fp32| over every output is within the tolerance ``--help`` and the README state."""
+    import re
+    from pathlib import Path
+
+    from affectlab.cli.analyze import BF16_TOLERANCE
     from affectlab.inference.backends import DEFAULT_MODEL
 
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (written,) = re.findall(r"outputs within ([0-9.]+) of fp32 on average", readme)
     model = load_model(DEFAULT_MODEL)
     fp32 = TorchBackend(model)(media_faces)
     bf16 = TorchBackend(model, precision="bf16")(media_faces)
-    for k in ("au", "expr", "va"):
-        diff = np.abs(getattr(fp32, k) - getattr(bf16, k))
-        assert 0 < diff.mean() < 0.02 and diff.max() < 0.2, k  # > 0: bf16 really ran
+    diff = np.concatenate([np.abs(getattr(fp32, k) - getattr(bf16, k)).ravel() for k in ("au", "expr", "va")])
+    assert 0 < diff.mean() <= BF16_TOLERANCE == float(written) and diff.max() < 0.2  # > 0: bf16 really ran
     assert (fp32.expr.argmax(1) == bf16.expr.argmax(1)).mean() >= 0.75
 
 
