@@ -3,23 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from affectlab.analyze.abaw import main_face, write_abaw_mtl
 from affectlab.analyze.results import main_face_id, prediction_frame
 from affectlab.analyze.run import run_analysis
 from affectlab.data.abaw import read_abaw_mtl
 from affectlab.labels import DEFAULT_SCHEMA
-
-
-@pytest.fixture(scope="module")
-def analyzer(sample_analyzer):
-    return sample_analyzer
-
-
-@pytest.fixture(scope="module")
-def media(sample_media):
-    return sample_media
 
 
 def tied_table() -> pd.DataFrame:
@@ -42,15 +31,15 @@ def test_abaw_main_face_tie_goes_to_the_lowest_face_id():
     assert main_face_id(table.iloc[::-1]) == 0  # whatever the order of the rows
 
 
-def test_abaw_two_people_get_left_and_right_files(analyzer, media, tmp_path):
+def test_abaw_two_people_get_left_and_right_files(sample_analyzer, sample_media, tmp_path):
     """A real two-person clip (two faces of multi_face.jpg): one file per person and task, named by side,
     one line per frame, each person's own predictions."""
     import bad_inputs as bad
     from affectlab.analyze.media import read_image
 
-    two = np.ascontiguousarray(read_image(media / "multi_face.jpg")[250:450, 500:800])  # faces at x 529 and 682
+    two = np.ascontiguousarray(read_image(sample_media / "multi_face.jpg")[250:450, 500:800])  # faces at x 529 and 682
     clip = bad.video(tmp_path / "pair.mp4", n=12, fps=10, picture=two)
-    report = run_analysis(analyzer, [clip], tmp_path / "out", abaw=True, progress=False)
+    report = run_analysis(sample_analyzer, [clip], tmp_path / "out", abaw=True, progress=False)
     assert not report.failures
     table = pd.read_csv(tmp_path / "out" / "pair.csv")
     assert table.groupby("frame")["success"].sum().eq(2).all()

@@ -112,6 +112,15 @@ def _mu_grid(value: str) -> list[float]:
     return grid
 
 
+
+def _model_on_data(family: argparse._SubParsersAction, name: str, summary: str, description: str,
+                   data: str) -> argparse.ArgumentParser:
+    """A decision made by running --model CKPT on --data SOURCE."""
+    parser = family.add_parser(name, help=summary, description=description)
+    options.add_checkpoint(parser)
+    options.add_data(parser, data)
+    return parser
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     calibrate = sub.add_parser("calibrate", help="choose what a checkpoint stores for analyze: AU thresholds, "
                                                  "temporal smoothing, flip averaging",
@@ -119,16 +128,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                            "reads from the checkpoint, and with --write store it there.")
     family = calibrate.add_subparsers(dest="calibrate_command", required=True, metavar="DECISION")
 
-    thresholds = family.add_parser("thresholds", help="per-AU decision thresholds (analyze's AUxx_c columns)",
-                                   description="Per-AU thresholds maximising F1 on the AU labels of DATA, with the F1 "
-                                               "they give cross-validated over subjects/films/videos; --write stores "
-                                               "them in the checkpoint, where analyze's AUxx_c columns use them.")
-    options.add_checkpoint(thresholds)
-    options.add_data(thresholds, "AU-labelled faces (any source), or with --recipe the name of one of its sources")
+    thresholds = _model_on_data(
+        family, "thresholds", "per-AU decision thresholds (analyze's AUxx_c columns)",
+        "Per-AU thresholds maximising F1 on the AU labels of DATA, with the F1 they give cross-validated over "
+        "subjects/films/videos; --write stores them in the checkpoint, where analyze's AUxx_c columns use them.",
+        "AU-labelled faces (any source), or with --recipe the name of one of its sources")
     thresholds.add_argument("--recipe", metavar="YAML", help="read --data as this recipe's validation (or training) "
                                                              "source of that name: its subset and framing")
-    thresholds.add_argument("--folds", type=options.whole(2), default=3,
-                            help="cross-validation folds for the reported F1 (default 3)")
+    options.add_folds(thresholds, "for the reported F1")
     options.add_stored(thresholds, "the thresholds", "thresholds and F1")
     thresholds.add_argument("--if-better", action="store_true",
                             help="with --write/--output: store the thresholds only if, cross-validated, their mean "
@@ -136,16 +143,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add_loading(thresholds)
     thresholds.set_defaults(func=cmd_thresholds)
 
-    smoothing = family.add_parser("smoothing", help="the temporal smoothing (SMM eq. 9) of a model per task",
-                                  description="Grid search of mu (SMM eq. 9) per task with k-fold cross-validation "
-                                              "over the videos of DATA (SMM §5.2); --write stores the chosen mu in "
-                                              "the checkpoint for 'analyze --smooth'.")
-    options.add_checkpoint(smoothing)
-    options.add_data(smoothing, "labelled video frames (e.g. an ABAW root)")
+    smoothing = _model_on_data(
+        family, "smoothing", "the temporal smoothing (SMM eq. 9) of a model per task",
+        "Grid search of mu (SMM eq. 9) per task with k-fold cross-validation over the videos of DATA (SMM §5.2); "
+        "--write stores the chosen mu in the checkpoint for 'analyze --smooth'.",
+        "labelled video frames (e.g. an ABAW root)")
     smoothing.add_argument("--mu", type=_mu_grid, default=list(range(11)), metavar="LIST",
                            help="mu values to try (default 0,1,...,10)")
-    smoothing.add_argument("--folds", type=options.whole(2), default=3,
-                           help="cross-validation folds over videos (default 3)")
+    options.add_folds(smoothing, "over videos")
     options.add_stored(smoothing, "the chosen mu", "the search results")
     options.add_loading(smoothing)
     smoothing.set_defaults(func=cmd_smoothing)

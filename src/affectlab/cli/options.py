@@ -56,6 +56,11 @@ def add_checkpoint(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (.safetensors)")
 
 
+
+def add_folds(parser: argparse.ArgumentParser, over: str) -> None:
+    """--folds K of a command that cross-validates what it chooses."""
+    parser.add_argument("--folds", type=whole(2), default=3, help=f"cross-validation folds {over} (default 3)")
+
 def add_stored(parser: argparse.ArgumentParser, what: str, report: str) -> None:
     """--write / --output CKPT / --json FILE of a command that stores what it finds in the checkpoint."""
     parser.add_argument("--write", action="store_true", help=f"store {what} in the checkpoint itself")

@@ -32,12 +32,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``affectlab train --help``'s description.
+DESCRIPTION = ("Run a YAML recipe's stages (teacher, students, folds, ...) into a run directory. Any recipe value can "
+               "be changed with key=value, e.g. sources.au.path=/data/abaw stages.student.repeat=3 data.workers=8. "
+               "Several GPUs: torchrun --nproc_per_node=N -m affectlab.cli train ...")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a recipe (configs/*.yaml) from partially labelled, multi-database data",
-                           description="Run a YAML recipe's stages (teacher, students, folds, ...) into a run "
-                                       "directory. Any recipe value can be changed with key=value, e.g. "
-                                       "sources.au.path=/data/abaw stages.student.repeat=3 data.workers=8. "
-                                       "Several GPUs: torchrun --nproc_per_node=N -m affectlab.cli train ...")
+                           description=DESCRIPTION)
     train.add_argument("recipe", help="YAML recipe, e.g. configs/teacher-student.yaml")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides (values parsed as YAML)")
     train.add_argument("--out", help="run directory (default: runs/<recipe name>)")
