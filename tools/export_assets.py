@@ -3,7 +3,7 @@
     python tools/export_assets.py        (make onnx-assets; make default-model runs it too)
 
 - ``assets/default.onnx``: the bundled model's graph, its weights read from ``assets/default.safetensors``
-  (so re-run this whenever that file changes: tests/analyze/test_predict.py fails until then, and
+  (so re-run this whenever that file changes: tests/inference/test_backends.py fails until then, and
   analyze falls back to PyTorch with a warning);
 - ``assets/mtcnn/{pnet,rnet,onet}.onnx``: the face detector's nets, from ``assets/mtcnn/*.pt``.
 

@@ -46,7 +46,7 @@ _FEAT_NAMES = {"x": "FaceRectX", "y": "FaceRectY", "width": "FaceRectWidth", "he
 #: py-feat's head pose (degrees) from OpenFace's angles (radians), with the sign that turns one into the
 #: other: py-feat (feat.utils.image_operations.convert_to_euler, from img2pose) decomposes the transposed
 #: rotation matrix as extrinsic x-y-z and reports (x, -z, -y); for OpenFace's R = Rx Ry Rz that is
-#: Pitch = -Rx, Roll = Rz, Yaw = Ry (tests/analyze/test_writers.py checks it on rotation matrices).
+#: Pitch = -Rx, Roll = Rz, Yaw = Ry (tests/analyze/test_formats.py checks it on rotation matrices).
 _FEAT_POSE = {"pose_Rx": ("Pitch", -1.0), "pose_Rz": ("Roll", 1.0), "pose_Ry": ("Yaw", 1.0)}
 FEAT_EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 _AU = re.compile(r"^AU\d+$")
