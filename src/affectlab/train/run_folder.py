@@ -109,7 +109,7 @@ class RunFolder:
             check_resumable(self.out)
         if resume and recipe_file.exists():
             saved = _read_recipe_file(recipe_file)
-            if _without_train(saved) != _without_train(self.recipe.raw):
+            if not same_run(saved, self.recipe.raw):
                 raise ConfigError(f"{recipe_file}: the recipe differs from the one this run started with "
                                   "(only train.* settings may change on --resume)")
         self.dist.barrier()
@@ -254,5 +254,10 @@ def read_state(path: Path) -> dict:
     return saved
 
 
-def _without_train(raw: dict) -> dict:
-    return {k: v for k, v in raw.items() if k != "train"}
+def same_run(saved: dict, raw: dict) -> bool:
+    """Whether ``--resume`` may continue a run saved with recipe ``saved`` under recipe ``raw``: the same
+    recipe but for ``train.*`` settings and the format ``version`` (a run saved before recipes had one
+    resumes under the same recipe with ``version: 1``)."""
+    def content(recipe: dict) -> dict:
+        return {k: v for k, v in recipe.items() if k not in ("train", "version")}
+    return content(saved) == content(raw)
