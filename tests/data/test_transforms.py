@@ -7,7 +7,7 @@ from PIL import Image
 
 from affectlab.data.transforms import (Augmentation, UnreadableImage, augment, center_crop, decode_rgb, frame_face,
                                        load_size, normalise, sample_params)
-from affectlab.faces.align import ARCFACE_112
+from affectlab.faces.align import ARCFACE_112, DLIB_150
 from affectlab.models import align_template
 from affectlab.models.meta import IMAGENET_MEAN, IMAGENET_STD
 
@@ -71,6 +71,26 @@ def test_landmarks_align_the_face_to_the_model_template():
         patch = crop[int(round(y)) - 3 : int(round(y)) + 4, int(round(x)) - 3 : int(round(x)) + 4, k % 3]
         assert patch.max() > 100, f"landmark {k} not at its template point"
     assert np.allclose(template, ARCFACE_112, atol=0.01), "the models' and faces' 112 px templates agree"
+
+
+def test_the_dlib_template_puts_the_landmarks_where_dlibs_face_chips_have_them():
+    """``template="dlib"``: dlib's 150 px chip layout (eyes at 31 % of the height), scaled to the input."""
+    size = 150
+    points = np.array([[70, 80], [130, 85], [100, 120], [75, 150], [125, 152]], dtype=float)
+    image = np.zeros((220, 200, 3), dtype=np.uint8)
+    for k, (x, y) in enumerate(points):
+        image[int(y) - 1 : int(y) + 2, int(x) - 1 : int(x) + 2, k % 3] = 255
+    crop = center_crop(frame_face(image, points, size, 0.07, template="dlib"), size)
+    for k, (x, y) in enumerate(DLIB_150):  # a similarity fit of 5 points: within a few pixels of each
+        patch = crop[int(round(y)) - 4 : int(round(y)) + 5, int(round(x)) - 4 : int(round(x)) + 5, k % 3]
+        assert patch.max() > 100, f"landmark {k} not at dlib's point"
+    assert np.allclose(align_template(size, "dlib"), DLIB_150, atol=0.01)
+    assert align_template(112, "dlib")[0][1] < align_template(112)[0][1] - 10, "dlib's eyes sit higher"
+
+
+def test_an_unknown_template_is_refused():
+    with pytest.raises(ValueError, match="template must be one of arcface, dlib"):
+        frame_face(np.zeros((50, 50, 3), np.uint8), np.ones((5, 2)) * 25, 32, 0.0, template="openface")
 
 
 def test_more_context_shrinks_an_aligned_face():

@@ -47,6 +47,18 @@ def test_input_spec_reads_what_training_recorded(tmp_path):
     assert InputSpec.from_meta(read_checkpoint_meta(path)) == spec
 
 
+def test_a_dlib_framed_model_records_its_template_and_the_analyzer_aligns_to_it(tmp_path):
+    """``data.template: dlib``: the checkpoint carries the layout, so analyze aligns faces as training did."""
+    from affectlab.analyze.analyzer import Analyzer
+    from affectlab.models import align_template
+
+    spec = InputSpec(64, template="dlib")
+    path = saved(tmp_path / "m.safetensors", extra={"crop": spec.to_extra()}, align_template=align_template(64, "dlib"))
+    assert InputSpec.from_meta(read_checkpoint_meta(path)).template == "dlib"
+    assert np.allclose(Analyzer(path).template, align_template(64, "dlib"))
+    assert InputSpec.from_meta(read_checkpoint_meta(saved(tmp_path / "old.safetensors"))).template == "arcface"
+
+
 def test_input_spec_of_an_unrecorded_checkpoint_uses_training_defaults(tmp_path):
     """A checkpoint without a crop record is read with the margin training uses by default, not 0."""
     meta = read_checkpoint_meta(saved(tmp_path / "m.safetensors"))

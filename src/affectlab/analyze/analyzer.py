@@ -254,7 +254,8 @@ class Analyzer:
 
             framing = self.spec.crop_framing
             points = None if framing is None else framing_points(framing, image)
-            return center_crop(frame_face(image, points, self.size, self.spec.margin), self.size)
+            return center_crop(frame_face(image, points, self.size, self.spec.margin, template=self.spec.template),
+                               self.size)
         return align_face(image, landmarks, self.template, self.size)
 
     # --- rows -------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ class FaceDataset(Dataset):
             lnd = framing_points(framing, image)
         out = []
         for context in self.views:
-            face = frame_face(image, lnd, self.size, self.margin, context, self.spec.image_context)
+            face = frame_face(image, lnd, self.size, self.margin, context, self.spec.image_context, self.spec.template)
             face = augment(face, params, self.size) if params is not None else center_crop(face, self.size)
             out.append(torch.from_numpy(normalise(face, self.spec.mean, self.spec.std)))
         return torch.stack(out)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from affectlab.faces.align import ARCFACE_112, align_face, landmarks68_to_5, scale_template
+from affectlab.faces.align import align_face, landmarks68_to_5, named_template
 
 
 class UnreadableImage(Exception):
@@ -100,18 +100,19 @@ def framing_points(framing: np.ndarray | Sequence[Sequence[float]], image: np.nd
 
 
 def frame_face(image: np.ndarray, landmarks: np.ndarray | None, size: int, margin: float, context: float = 0.0,
-               image_context: float = 0.0) -> np.ndarray:
+               image_context: float = 0.0, template: str = "arcface") -> np.ndarray:
     """The face at load size (see the module docstring): aligned when there are landmarks (68 or the
     5 alignment points, in pixels), else resized.
 
-    ``context``: this view's context; ``image_context``: the context an unaligned image carries.
+    ``context``: this view's context; ``image_context``: the context an unaligned image carries;
+    ``template``: the named face layout (:data:`affectlab.faces.align.TEMPLATES`).
     """
     side = load_size(size, margin)
     if landmarks is not None:
         face_side = size / (1 + 2 * context)  # the template square, in load-size pixels
-        template = scale_template(ARCFACE_112, side, margin=(1 - face_side / side) / 2)
+        target = named_template(template, side, margin=(1 - face_side / side) / 2)
         points = landmarks68_to_5(landmarks) if len(landmarks) == 68 else landmarks
-        return align_face(image, points, template, side)
+        return align_face(image, points, target, side)
     if context < image_context:
         h, w = image.shape[:2]
         keep = (1 + 2 * context) / (1 + 2 * image_context)

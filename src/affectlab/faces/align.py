@@ -31,6 +31,19 @@ backbone was trained with: about the face size of :data:`ARCFACE_112`, but highe
 31 % of its height, not 46 %), so more forehead and less chin."""
 
 
+#: The named face layouts a model can be trained in: (the 5 points, the side of the square they are given in).
+#: ``arcface`` is the default; ``dlib`` is the framing of dlib's face-recognition network.
+TEMPLATES: dict[str, tuple[np.ndarray, int]] = {"arcface": (ARCFACE_112, 112), "dlib": (DLIB_150, 150)}
+
+
+def named_template(name: str, size: int, margin: float = 0.0) -> np.ndarray:
+    """The layout ``name`` (:data:`TEMPLATES`) for a ``size`` crop with ``margin`` (see :func:`scale_template`)."""
+    if name not in TEMPLATES:
+        raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {name!r}")
+    points, ref_size = TEMPLATES[name]
+    return scale_template(points, size, margin, ref_size)
+
+
 def scale_template(template: np.ndarray, size: int, margin: float = 0.0, ref_size: int = 112) -> np.ndarray:
     """The template for a ``size`` crop; ``margin`` (fraction of the crop on each side) shrinks the face.
 

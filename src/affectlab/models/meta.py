@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from affectlab.errors import AffectlabError, DataError
-from affectlab.faces.align import ARCFACE_112, scale_template
+from affectlab.faces.align import named_template
 from affectlab.labels import LabelSchema
 
 FORMAT_VERSION = 1
@@ -30,10 +30,10 @@ DEFAULT_MARGIN = 0.07
 DEFAULT_CONTEXT = 0.25
 
 
-def align_template(input_size: int) -> list[list[float]]:
-    """The default face-alignment target of a crop of ``input_size`` pixels: where the 5 landmarks
-    land (:data:`affectlab.faces.align.ARCFACE_112`, scaled)."""
-    return scale_template(ARCFACE_112, input_size).tolist()
+def align_template(input_size: int, template: str = "arcface") -> list[list[float]]:
+    """The face-alignment target of a crop of ``input_size`` pixels: where the 5 landmarks land
+    (the named layout of :data:`affectlab.faces.align.TEMPLATES`, scaled; ArcFace's by default)."""
+    return named_template(template, input_size).tolist()
 
 
 #: Checkpoint extra: average each face's outputs with its mirror image's at inference (set where
@@ -83,6 +83,8 @@ class InputSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     #: How a given face crop without landmarks is framed (``data.crop_framing``): 5 [x, y] fractions.
     crop_framing: tuple[tuple[float, float], ...] | None = None
+    #: The face layout faces are aligned to (``data.template``: a name of :data:`affectlab.faces.align.TEMPLATES`).
+    template: str = "arcface"
 
     def __post_init__(self) -> None:
         if self.crop_framing is not None:  # from a recipe or a checkpoint's JSON: lists of numbers
@@ -100,7 +102,7 @@ class InputSpec:
             views = (0.0, DEFAULT_CONTEXT)
         return cls(meta.input_size, float(crop.get("margin", DEFAULT_MARGIN)), views,
                    float(crop.get("image_context", 0.0)), int(crop.get("clip_len", 0)),
-                   tuple(meta.mean), tuple(meta.std), crop.get("framing"))
+                   tuple(meta.mean), tuple(meta.std), crop.get("framing"), crop.get("template", "arcface"))
 
     @classmethod
     def of(cls, model: Any) -> "InputSpec":
@@ -115,7 +117,7 @@ class InputSpec:
     def to_extra(self) -> dict[str, Any]:
         """What a checkpoint records (``extra["crop"]``) so evaluation and analysis crop alike."""
         return {"margin": self.margin, "views": list(self.views), "image_context": self.image_context,
-                "clip_len": self.clip_len,
+                "clip_len": self.clip_len, "template": self.template,
                 "framing": None if self.crop_framing is None else [list(p) for p in self.crop_framing]}
 
 

@@ -172,6 +172,9 @@ class Data:
     #: padded out as training padded them; None: resized with the margin, as crops that carry their
     #: own margin (Aff-Wild2's ``cropped_aligned``) are.
     crop_framing: list[list[float]] | None = None
+    #: The face layout faces are aligned to: ``arcface`` (the default) or ``dlib`` (dlib's face chips, the
+    #: framing its face-recognition network was trained in); stored in the checkpoint for analyze.
+    template: Literal["arcface", "dlib"] = "arcface"
 
     def __post_init__(self) -> None:
         _check_framing(self.crop_framing, "crop_framing")

@@ -109,7 +109,7 @@ def input_spec(member: Member, model: AffectModel) -> InputSpec:
                           f"data.views has {len(data.views)}")
     clip = int(model.config["seq_len"]) if model.input_layout == "BTCHW" else 0
     return InputSpec(data.input_size, data.margin, tuple(data.views), data.image_context, clip,
-                     model.paper.mean, model.paper.std, data.crop_framing)
+                     model.paper.mean, model.paper.std, data.crop_framing, data.template)
 
 
 class Fitter:

@@ -29,7 +29,7 @@ from affectlab.errors import AffectlabError, DataError
 from affectlab.jsonfile import write_atomic, write_json
 from affectlab.labels import LabelSchema
 from affectlab.models import AffectModel, load_model, save_checkpoint
-from affectlab.models.meta import InputSpec
+from affectlab.models.meta import InputSpec, align_template
 from affectlab.train.config import ConfigError, Recipe
 from affectlab.train.dist import Dist
 from affectlab.train.members import Member, members_of
@@ -150,7 +150,7 @@ class RunFolder:
         """The member's checkpoint, with its input, recipe, stage and ``extra`` (rank 0 writes)."""
         if self.dist.main:
             save_checkpoint(model, self.member_path(member.name), input_size=spec.size, mean=spec.mean,
-                            std=spec.std, extra={"recipe": self.recipe.name, "paper": self.recipe.paper,
+                            std=spec.std, align_template=align_template(spec.size, spec.template), extra={"recipe": self.recipe.name, "paper": self.recipe.paper,
                                                      "stage": member.stage.name, "member": member.name,
                                                      "crop": spec.to_extra(), **extra})
         self.dist.barrier()
