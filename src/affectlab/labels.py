@@ -35,6 +35,10 @@ FERPLUS_TO_ABAW: tuple[int, ...] = (0, 4, 6, 5, 1, 2, 3, OTHER)
 CKPLUS_TO_ABAW: dict[str, int] = {
     "neutral": 0, "anger": 1, "contempt": OTHER, "disgust": 2, "fear": 3, "happy": 4, "sadness": 5, "surprise": 6,
 }
+#: The expression names of ``lfw_expressions/labels.csv`` (students' labels of LFW and film faces).
+LFW_EXPRESSIONS_TO_ABAW: dict[str, int] = {
+    "neutral": 0, "anger": 1, "disgust": 2, "fear": 3, "happiness": 4, "sadness": 5, "surprise": 6, "contempt": OTHER,
+}
 #: JAFFE's three-letter codes.
 JAFFE_TO_ABAW: dict[str, int] = {"NEU": 0, "ANG": 1, "DIS": 2, "FEA": 3, "HAP": 4, "SAD": 5, "SUR": 6}
 

@@ -6,10 +6,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from affectlab.data.public import LANDMARKS, read_affectnet, read_ckplus, read_ferplus
+from affectlab.data.public import LANDMARKS, read_affectnet, read_ckplus, read_ferplus, read_lfw_expressions
 from affectlab.data.table import soft_columns
 from affectlab.errors import DataError
-from affectlab.labels import AFFECTNET_TO_ABAW, AU_ABAW, CKPLUS_TO_ABAW, FERPLUS_TO_ABAW, schema
+from affectlab.labels import AFFECTNET_TO_ABAW, AU_ABAW, CKPLUS_TO_ABAW, FERPLUS_TO_ABAW, OTHER, schema
 
 FER_EMOTIONS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
 FER_HEADER = "path,split," + ",".join(f"votes_{e}" for e in FER_EMOTIONS) + ",votes_unknown,votes_NF,majority_idx"
@@ -114,6 +114,8 @@ def test_schema_au_absent_from_ckplus_file_is_missing(tmp_path, image, lines):
     (read_affectnet, ["path,expression_idx,valence,arousal," + ",".join(LANDMARKS),
                       "a.png,1,0,-1.2," + ",".join(["1"] * len(LANDMARKS))], "arousal: '-1.2' is not in [-1, 1]", 2),
     (read_ferplus, [FER_HEADER, "a.png,train,1,2,0,0,0,0,0,0,0,0,x"], "majority_idx: 'x' is not a number", 2),
+    (read_lfw_expressions, ["path,expression,person,labeller,kind", "a.png,happy,A_B,1,lfw"],
+     "expression: 'happy' is not an expression name (neutral, anger", 2),
 ])
 def test_bad_public_rows_name_file_and_line(tmp_path, lines, reader, rows, message, line):
     path = lines(tmp_path / "labels.csv", rows)
@@ -138,3 +140,28 @@ def test_ferplus_skips_by_reason(tmp_path, image, lines):
     df = table.samples
     assert df["expr"].tolist() == [-1, 7]
     assert df["expr_soft_Neutral"].tolist() == [1.0, 0.0] and df["expr_soft_Other"].tolist() == [0.0, 1.0]
+
+
+def test_lfw_expressions_real_set(shared_data):
+    """The students' labels: 13,682 faces, the README's class counts, persons never split, kind as split."""
+    path = shared_data / "lfw_expressions" / "labels.csv"
+    rows = csv_rows(path)
+    df = read_lfw_expressions(path).samples
+    assert len(df) == len(rows) == 13682
+    names = ["neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise"]
+    assert [int((df["expr"] == i).sum()) for i in range(7)] == [sum(r["expression"] == n for r in rows) for n in names]
+    assert int((df["expr"] == OTHER).sum()) == sum(r["expression"] == "contempt" for r in rows)
+    lfw = df[df["split"] == "lfw"]
+    assert lfw["subject"].tolist() == [r["person"] for r in rows if r["kind"] == "lfw"]
+    assert len(read_lfw_expressions(path, split="film").samples) == sum(r["kind"] == "film" for r in rows)
+
+
+def test_lfw_expressions_unnamed_person_is_its_own_subject(tmp_path, image, lines):
+    for name in ("a.png", "b.png", "c.png"):
+        image(tmp_path / name)
+    path = lines(tmp_path / "labels.csv", ["path,expression,person,labeller,kind", "a.png,contempt,,7,film",
+                                           "b.png,Happiness,Ann_Lee,7,lfw", "c.png,neutral,Ann_Lee,8,lfw"])
+    df = read_lfw_expressions(path).samples
+    assert df["expr"].tolist() == [OTHER, 4, 0]
+    assert df["subject"].tolist() == ["image:a.png", "Ann_Lee", "Ann_Lee"]
+    assert df["split"].tolist() == ["film", "lfw", "lfw"]

@@ -8,7 +8,7 @@ AU_ZERO = ",".join(["0"] * 12)
 
 @pytest.mark.parametrize("folder, kind, n_rows", [
     ("ferplus", "ferplus", 32134), ("affectnet", "affectnet", 2399),
-    ("ckplus", "ckplus", 732), ("ckplus_second_crop", "ckplus", 648),
+    ("ckplus", "ckplus", 732), ("ckplus_second_crop", "ckplus", 648), ("lfw_expressions", "lfw_expressions", 13682),
 ])
 def test_public_sets_by_folder_or_file(shared_data, folder, kind, n_rows):
     assert source_kind(shared_data / folder) == kind == source_kind(shared_data / folder / "labels.csv")

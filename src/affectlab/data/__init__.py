@@ -13,7 +13,8 @@ from pathlib import Path
 from affectlab.data.abaw import MTL_HEADER, TASK_FOLDERS, read_abaw, read_abaw_mtl
 from affectlab.data.images import holds_images, read_images
 from affectlab.data.manifest import read_manifest
-from affectlab.data.public import FERPLUS_VOTES, read_affectnet, read_ckplus, read_ferplus
+from affectlab.data.public import (FERPLUS_VOTES, LFW_EXPRESSIONS_COLUMNS, read_affectnet, read_ckplus, read_ferplus,
+                                   read_lfw_expressions)
 from affectlab.data.summary import format_summary, summarize
 from affectlab.data.table import SampleTable, build_table, concat_tables, validate_table
 from affectlab.errors import DataError
@@ -21,8 +22,8 @@ from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 
 __all__ = [
     "SampleTable", "build_table", "validate_table", "concat_tables",
-    "read_abaw", "read_abaw_mtl", "read_manifest", "read_ferplus", "read_affectnet", "read_ckplus", "read_images",
-    "read_labelled", "read_source", "source_kind", "summarize", "format_summary",
+    "read_abaw", "read_abaw_mtl", "read_manifest", "read_ferplus", "read_affectnet", "read_ckplus",
+    "read_lfw_expressions", "read_images", "read_labelled", "read_source", "source_kind", "summarize", "format_summary",
 ]
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ READERS: tuple[Reader, ...] = (
            checks_images=True),
     # a saved sample table has `expr` instead of CK+'s `expression`
     Reader("ckplus", "a CK+ labels.csv", lambda p, c: {"subject", "au_source", "expression"} <= set(c), read_ckplus,
+           checks_images=True),
+    Reader("lfw_expressions", "an lfw_expressions labels.csv (header " + ",".join(LFW_EXPRESSIONS_COLUMNS) + ")",
+           lambda p, c: set(LFW_EXPRESSIONS_COLUMNS) <= set(c), read_lfw_expressions, accepts=("split",),
            checks_images=True),
     Reader("manifest", "a CSV manifest with a 'path' column", lambda p, c: "path" in c, read_manifest,
            accepts=("split",), checks_images=True),

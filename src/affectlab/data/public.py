@@ -1,4 +1,5 @@
-"""The public sets beside the checkout: FER+, AffectNet (validation subset with VA) and CK+.
+"""The public sets beside the checkout: FER+, AffectNet (validation subset with VA), CK+ and the
+students' labels of LFW and film faces (``lfw_expressions``).
 
 Each ``labels.csv`` names its images relative to its own folder. Dataset label orders are translated
 to ABAW ids by the tables in :mod:`affectlab.labels`. Columns not translated into contract columns
@@ -15,7 +16,7 @@ from affectlab.data._parse import (drop_missing_images, drop_rows, existing_file
                                    resolve_paths, to_float, to_int, typed_extras)
 from affectlab.data.table import AU_COLUMN, SOFT_COLUMNS, SampleTable, build_table, select_split
 from affectlab.labels import (AFFECTNET_ORDER, AFFECTNET_TO_ABAW, CKPLUS_TO_ABAW, DEFAULT_SCHEMA, FERPLUS_ORDER,
-                              FERPLUS_TO_ABAW, LabelSchema, canonical_au)
+                              FERPLUS_TO_ABAW, LFW_EXPRESSIONS_TO_ABAW, LabelSchema, canonical_au)
 
 FERPLUS_VOTES: tuple[str, ...] = tuple(f"votes_{name}" for name in FERPLUS_ORDER)
 NO_EMOTION_VOTES = "no emotion votes"
@@ -99,5 +100,31 @@ def read_ckplus(labels_csv: str | os.PathLike[str], *, schema: LabelSchema = DEF
                           "expr": names.map(CKPLUS_TO_ABAW).to_numpy(dtype=np.int64), **aus})
     translated = ["path", "sequence", "frame", "expression", *au_columns]
     frame = frame.join(typed_extras(raw.drop(columns=translated)))
+    skipped: dict[str, int] = {}
+    return build_table(drop_missing_images(frame, skipped) if check_images else frame, schema, skipped)
+
+
+#: The columns that make a labels.csv the ``lfw_expressions`` set.
+LFW_EXPRESSIONS_COLUMNS: tuple[str, ...] = ("path", "expression", "person", "labeller", "kind")
+
+
+def read_lfw_expressions(labels_csv: str | os.PathLike[str], *, split: str | None = None,
+                         schema: LabelSchema = DEFAULT_SCHEMA, check_images: bool = True) -> SampleTable:
+    """LFW and film faces labelled by students (noisy; mostly neutral and happy): expression names
+    (contempt -> Other), ``kind`` (``lfw`` or ``film``) as the ``split`` to select, and ``subject``:
+    the LFW person, or the image itself for a film face whose person is not named, so that a split by
+    subject never puts one person's photos on both sides.
+    """
+    path = existing_file(labels_csv)
+    raw = select_split(read_csv_text(path, list(LFW_EXPRESSIONS_COLUMNS)).rename(columns={"kind": "split"}),
+                       split, path)
+    names = raw["expression"].str.strip().str.lower()
+    require(names.isin(list(LFW_EXPRESSIONS_TO_ABAW)).to_numpy(), path, "expression", raw["expression"],
+            f"an expression name ({', '.join(LFW_EXPRESSIONS_TO_ABAW)})")
+    person = raw["person"].str.strip()
+    frame = pd.DataFrame({"path": resolve_paths(path.parent, raw["path"]), "source": "lfw_expressions",
+                          "expr": names.map(LFW_EXPRESSIONS_TO_ABAW).to_numpy(dtype=np.int64),
+                          "subject": person.where(person != "", "image:" + raw["path"]).to_numpy()})
+    frame = frame.join(typed_extras(raw.drop(columns=["path", "expression", "person"])))
     skipped: dict[str, int] = {}
     return build_table(drop_missing_images(frame, skipped) if check_images else frame, schema, skipped)
