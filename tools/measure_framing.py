@@ -7,6 +7,7 @@ at least 160 px and padded by half its side on every side (edge pixels repeated)
 detector sees the whole face with context; the most confident face's points are mapped back.
 
     python tools/measure_framing.py ../shared/data/ferplus --n 400
+    python tools/measure_framing.py ../shared/data/lfw_expressions --split lfw
 
 prints the points in the form a recipe's ``sources.<name>.framing`` takes.
 """
@@ -40,8 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source")
     parser.add_argument("--n", type=int, default=400, help="images sampled (seed 0)")
+    parser.add_argument("--split", help="one split of the source (e.g. lfw_expressions' lfw or film)")
     args = parser.parse_args()
-    table = read_source(args.source).samples
+    table = read_source(args.source, split=args.split).samples
     paths = table["path"].sample(min(args.n, len(table)), random_state=0).tolist()
     detector = MTCNN()
     points = [p for p in (face_points(detector, decode_rgb(path)) for path in paths) if p is not None]
