@@ -9,7 +9,11 @@ import pytest
 from affectlab.cli import main
 from affectlab.models import read_checkpoint_meta
 from affectlab.models.meta import TEST_TIME_FLIP
-from affectlab.train.report import headline_gain
+import numpy as np
+import pandas as pd
+
+from affectlab.labels import EXPR_NAMES
+from affectlab.train.report import confusion, format_confusion, headline_gain
 
 BUNDLED = "src/affectlab/assets/default.safetensors"
 
@@ -18,6 +22,24 @@ def test_headline_gain_is_the_mean_change_of_the_numbers_both_reports_have():
     plain = {"ckplus": {"au_f1_mean": 0.5}, "ferplus": {"expr_accuracy": 0.7}, "sfew": {}}
     flipped = {"ckplus": {"au_f1_mean": 0.56}, "ferplus": {"expr_accuracy": 0.68}, "affectnet": {"ccc_valence": 0.9}}
     assert headline_gain(plain, flipped) == pytest.approx((0.06 - 0.02) / 2)
+
+
+def predictions(expr: np.ndarray) -> pd.DataFrame:
+    table = pd.DataFrame({"expr": expr})
+    table[list(EXPR_NAMES)] = np.eye(len(EXPR_NAMES))[expr]
+    return table
+
+
+def test_confusion_matrix_counts_true_rows_against_predicted_columns():
+    truth = pd.DataFrame({"expr": [0, 0, 4, 4, 4, -1]})
+    pred = predictions(np.array([0, 1, 4, 4, 6, 2]))
+    c = confusion(pred, truth)
+    matrix = np.array(c["matrix"])
+    assert matrix.sum() == 5 and matrix[0, 0] == 1 and matrix[0, 1] == 1 and matrix[4, 4] == 2 and matrix[4, 6] == 1
+    assert c["f1"]["Happiness"] == pytest.approx(0.8) and c["f1"]["Neutral"] == pytest.approx(2 / 3)
+    assert c["f1"]["Fear"] is None and c["f1"]["Anger"] == 0.0
+    text = format_confusion(c)
+    assert text.splitlines()[5].split()[:6] == ["Happiness", "0", "0", "0", "0", "2"] and "0.800" in text
 
 
 def test_calibrate_flip_stores_the_choice_its_numbers_make(shared_data, tmp_path, capsys):

@@ -18,7 +18,7 @@ import pandas as pd
 
 from affectlab.inference.batch import Evaluation, evaluate
 from affectlab.labels import EXPR_NAMES, OTHER
-from affectlab.metrics import accuracy, macro_f1
+from affectlab.metrics import accuracy, expr_f1, macro_f1
 from affectlab.models import load_model
 from affectlab.models.checkpoint import update_extra
 from affectlab.models.meta import TEST_TIME_FLIP
@@ -72,7 +72,30 @@ def report(sets: dict[str, pd.DataFrame], evals: dict[str, Evaluation]) -> dict:
         out[name] = {"n": ev.scores["n"], **row(ev.scores)}
         if "expr" in ev.scores:
             out[name]["seven_class"] = seven_class(ev.predictions[ev.readable], samples[ev.readable])
+            out[name]["confusion"] = confusion(ev.predictions[ev.readable], samples[ev.readable])
     return out
+
+
+def confusion(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict:
+    """The expression confusion matrix over labelled rows (rows: true class, columns: the argmax over
+    all 8 classes, in EXPR_NAMES order) and each class's one-vs-rest F1 (None where undefined)."""
+    truth = labels["expr"].to_numpy()
+    pred = predictions[list(EXPR_NAMES)].to_numpy().argmax(1)
+    keep = truth >= 0
+    n = len(EXPR_NAMES)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (truth[keep], pred[keep]), 1)
+    f1 = [None if np.isnan(v) else float(v) for v in expr_f1(truth, pred, n)]
+    return {"classes": list(EXPR_NAMES), "matrix": matrix.tolist(), "f1": dict(zip(EXPR_NAMES, f1))}
+
+
+def format_confusion(confusion: dict) -> str:
+    """A confusion matrix as text: a row per true class, a column per predicted class, then its F1."""
+    lines = ["  true\\pred " + " ".join(f"{n[:4]:>5}" for n in confusion["classes"]) + "     F1"]
+    for name, counts in zip(confusion["classes"], confusion["matrix"]):
+        f1 = confusion["f1"][name]
+        lines.append(f"  {name[:9]:<9} " + " ".join(f"{v:>5}" for v in counts) + ("      -" if f1 is None else f" {f1:6.3f}"))
+    return "\n".join(lines)
 
 
 def row(s: dict) -> dict:
@@ -94,14 +117,17 @@ def headline_gain(plain: dict, flipped: dict) -> float:
 
 
 
-def format_report(result: dict) -> str:
-    """One line per source: its reported numbers (3 decimals) and, where it has them, 7-class accuracy."""
+def format_report(result: dict, confusions: bool = False) -> str:
+    """One line per source: its reported numbers (3 decimals) and, where it has them, 7-class accuracy;
+    with ``confusions``, each expression source's confusion matrix below its line."""
     lines = []
     for name, numbers in result.items():
         parts = [f"{k} {v:.3f}" for k, v in numbers.items() if isinstance(v, float)]
         if "seven_class" in numbers:
             parts.append(f"7-class accuracy {numbers['seven_class']['accuracy']:.3f}")
         lines.append(f"{name:<10} " + "  ".join(parts))
+        if confusions and "confusion" in numbers:
+            lines.append(format_confusion(numbers["confusion"]))
     return "\n".join(lines)
 
 @dataclass
