@@ -1,8 +1,9 @@
-"""``affectlab calibrate thresholds|smoothing|flip``: the three decisions a checkpoint stores for analyze.
+"""``affectlab calibrate thresholds|smoothing|flip|va``: the decisions a checkpoint stores for analyze.
 
 Each runs the model on labelled data, prints what it found and, with ``--write`` (or ``--output``),
 stores its choice in the checkpoint: per-AU thresholds (``AUxx_c``), the μ of SMM eq. 9 per task
-(``analyze --smooth``), and whether to average each face with its mirror image (``analyze --flip``)."""
+(``analyze --smooth``), whether to average each face with its mirror image (``analyze --flip``), and
+an affine map of valence and arousal (applied wherever the model runs)."""
 from __future__ import annotations
 
 import argparse
@@ -102,6 +103,36 @@ def cmd_flip(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_va(args: argparse.Namespace) -> int:
+    from affectlab.data import read_source
+    from affectlab.models import load_model
+    from affectlab.train.va_calibration import format_calibration, search_va_calibration, write_va_calibration
+
+    device = options.device(args.device)
+    model = load_model(args.model, device=device)
+    if args.recipe:
+        samples = _recipe_source(args.recipe, args.data, model.schema)
+    else:
+        samples = read_source(args.data, images=args.images, split=args.split, schema=model.schema).samples
+    try:
+        result = search_va_calibration(model, samples, folds=args.folds, batch_size=args.batch_size,
+                                       workers=args.workers, device=device)
+    except ValueError as e:
+        raise DataError(args.data, str(e)) from None
+    print(format_calibration(result))
+    paying = result.paying()
+    print(f"calibration pays cross-validated for: {', '.join(paying) or 'neither dimension'}")
+    if args.write or args.output:
+        target = args.output or args.model
+        write_va_calibration(model, target, result)
+        print(f"VA calibration {paying or 'none'} stored in {target}")
+    if args.json:
+        write_json(args.json, {"maps": {k: list(v) for k, v in result.maps.items()}, "folds": result.folds,
+                               "ccc": result.ccc_plain, "ccc_calibrated_cross_validated": result.ccc_cross_validated,
+                               "stored": paying})
+    return 0
+
+
 def _mu_grid(value: str) -> list[float]:
     try:
         grid = [float(v) for v in value.split(",") if v.strip()]
@@ -170,3 +201,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add_stored(flip, "the choice", "both reports and the gain")
     options.add_loading(flip)
     flip.set_defaults(func=cmd_flip)
+
+    va = family.add_parser("va", help="an affine map of valence and arousal per dimension (matching the labels' "
+                                      "mean and spread)",
+                           description="Fit per dimension the affine map of the model's valence and arousal that "
+                                       "maximises CCC on the VA labels of DATA (the labels' mean and spread), and "
+                                       "score it cross-validated over subjects/films/images beside the plain CCC; "
+                                       "--write stores the maps of the dimensions where it pays, which every "
+                                       "backend then applies.")
+    options.add_checkpoint(va)
+    options.add_data(va, "VA-labelled faces (any source), or with --recipe the name of one of its sources")
+    va.add_argument("--recipe", metavar="YAML", help="read --data as this recipe's validation (or training) "
+                                                     "source of that name: its subset and framing")
+    va.add_argument("--folds", type=options.whole(2), default=5,
+                    help="cross-validation folds for the reported CCC (default 5)")
+    options.add_stored(va, "the maps that pay", "maps and CCCs")
+    options.add_loading(va)
+    va.set_defaults(func=cmd_va)

@@ -24,7 +24,7 @@ import numpy as np
 from affectlab.data.transforms import normalise
 from affectlab.errors import AffectlabError, DataError
 from affectlab.inference.outputs import FaceOutputs, probabilities
-from affectlab.models.meta import CheckpointMeta, header_digest, read_checkpoint_meta
+from affectlab.models.meta import VA_CALIBRATION, CheckpointMeta, header_digest, read_checkpoint_meta
 
 if TYPE_CHECKING:
     from affectlab.models.base import AffectModel
@@ -89,7 +89,7 @@ class TorchBackend(Backend):
             p = self.model(x)
         kept = {name: p.features[name].float().cpu().numpy() for name in features}
         return probabilities(p.au.float().cpu().numpy(), p.expr.float().cpu().numpy(), p.va.float().cpu().numpy(),
-                             kept or None)
+                             kept or None, self.meta.extra.get(VA_CALIBRATION))
 
 
 class OnnxBackend(Backend):
@@ -113,7 +113,7 @@ class OnnxBackend(Backend):
         if features:
             raise AffectlabError("an exported .onnx model gives no features; give the PyTorch checkpoint")
         au, expr, va = self.session.run(list(OUTPUTS), {"image": normalise(crops, self.meta.mean, self.meta.std)})
-        return probabilities(au, expr, va)
+        return probabilities(au, expr, va, va_calibration=self.meta.extra.get(VA_CALIBRATION))
 
 
 #: The bundled default model, trained by ``configs/default.yaml`` (see docs/model-card.md), and its ONNX graph.

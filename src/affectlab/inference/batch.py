@@ -24,7 +24,7 @@ from affectlab.errors import AffectlabError
 from affectlab.inference.outputs import probabilities
 from affectlab.labels import LabelSchema
 from affectlab.models import AffectModel
-from affectlab.models.meta import InputSpec
+from affectlab.models.meta import VA_CALIBRATION, InputSpec
 from affectlab.scoring import score_tables
 
 
@@ -91,9 +91,12 @@ def collect_outputs(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, 
     return out
 
 
-def combine_outputs(outputs: Sequence[dict[str, np.ndarray]], method: str = "mean") -> dict[str, np.ndarray]:
-    """One set of probabilities from one or more models' outputs (see the module docstring)."""
-    each = [probabilities(o["au"], o["expr"], o["va"]) for o in outputs]
+def combine_outputs(outputs: Sequence[dict[str, np.ndarray]], method: str = "mean",
+                    va_calibrations: Sequence[dict | None] | None = None) -> dict[str, np.ndarray]:
+    """One set of probabilities from one or more models' outputs (see the module docstring), each
+    model's VA mapped by its own stored calibration (``va_calibrations``, one per output) if any."""
+    calibrations = va_calibrations or [None] * len(outputs)
+    each = [probabilities(o["au"], o["expr"], o["va"], va_calibration=c) for o, c in zip(outputs, calibrations)]
     au = np.stack([p.au for p in each])
     expr = np.stack([p.expr for p in each])
     va = np.stack([p.va for p in each]).mean(0)
@@ -153,7 +156,8 @@ def evaluate(models: Sequence[AffectModel], samples: pd.DataFrame, *, method: st
             raise AffectlabError("ensemble members must share labels and input (size, margin, views)")
     outputs = [collect_outputs(m, samples, specs[0], batch_size=batch_size, workers=workers, device=device,
                                autocast=autocast, frames=frames) for m in models]
-    predictions = predictions_table(samples, combine_outputs(outputs, method), schema)
+    calibrations = [(m.checkpoint_meta.extra if m.checkpoint_meta else {}).get(VA_CALIBRATION) for m in models]
+    predictions = predictions_table(samples, combine_outputs(outputs, method, calibrations), schema)
     readable = ~outputs[0]["corrupt"]
     scores = score_tables(predictions[readable].reset_index(drop=True), samples[readable].reset_index(drop=True),
                           schema, au_thresholds=au_thresholds)

@@ -39,6 +39,9 @@ def align_template(input_size: int, template: str = "arcface") -> list[list[floa
 #: Checkpoint extra: average each face's outputs with its mirror image's at inference (set where
 #: validation showed it pays: affectlab calibrate flip).
 TEST_TIME_FLIP = "test_time_flip"
+#: Checkpoint extra: per-dimension affine maps of valence and arousal, ``{"valence": [a, b], ...}``,
+#: applied by inference where validation showed they pay (``affectlab calibrate va``).
+VA_CALIBRATION = "va_calibration"
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from affectlab.data.sampling import assign_folds
+from affectlab.inference.batch import collect_outputs
 from affectlab.labels import VA_NAMES
 from affectlab.metrics import ccc
-
-#: The checkpoint extra that holds the calibration: {"valence": [a, b], "arousal": [a, b]}.
-VA_CALIBRATION = "va_calibration"
-
+from affectlab.models import AffectModel
+from affectlab.models.checkpoint import update_extra
+from affectlab.models.meta import VA_CALIBRATION, InputSpec
+from affectlab.train.thresholds import fold_keys
 
 def fit_affine(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """``(a, b)`` maximising CCC(a·pred + b, truth): the labels' spread over the predictions' and the
@@ -32,15 +33,6 @@ def fit_affine(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
         return 1.0, 0.0
     a = float(np.std(truth)) / spread
     return a, float(np.mean(truth) - a * np.mean(pred))
-
-
-def apply_va_calibration(va: np.ndarray, calibration: dict[str, list[float]] | None) -> np.ndarray:
-    """(N, 2) valence and arousal mapped by a stored calibration and kept in [-1, 1]; unchanged without one."""
-    if not calibration:
-        return va
-    a = np.array([calibration.get(name, (1.0, 0.0))[0] for name in VA_NAMES], dtype=va.dtype)
-    b = np.array([calibration.get(name, (1.0, 0.0))[1] for name in VA_NAMES], dtype=va.dtype)
-    return np.clip(va * a + b, -1, 1)
 
 
 @dataclass
@@ -73,6 +65,26 @@ def cross_validated_calibration(pred: np.ndarray, truth: np.ndarray, keys: pd.Se
             held_out[held] = np.clip(a * x[held] + b, -1, 1)
         maps[name], plain[name], crossed[name] = fit_affine(x, y), ccc(x, y), ccc(held_out, y)
     return VACalibration(maps, plain, crossed, folds)
+
+
+def search_va_calibration(model: AffectModel, samples: pd.DataFrame, *, folds: int = 5, batch_size: int = 128,
+                          workers: int = 0, device: str = "cpu") -> VACalibration:
+    """Fit ``model``'s VA calibration on the VA-labelled rows of ``samples`` (module docstring); the
+    model's raw VA, before any calibration it already stores."""
+    labelled = samples[list(VA_NAMES)].notna().any(axis=1).to_numpy()
+    rows = samples[labelled].reset_index(drop=True)
+    if len(rows) < 2 * folds:
+        raise ValueError(f"{len(rows)} VA-labelled rows: too few to calibrate with {folds} folds")
+    out = collect_outputs(model, rows, InputSpec.of(model), batch_size=batch_size, workers=workers, device=device)
+    readable = ~out["corrupt"]
+    truth = rows[list(VA_NAMES)].to_numpy(dtype=np.float64)[readable]
+    pred = np.clip(out["va"][readable].astype(np.float64), -1, 1)
+    return cross_validated_calibration(pred, truth, fold_keys(rows[readable]).reset_index(drop=True), folds)
+
+
+def write_va_calibration(model: AffectModel, path, result: VACalibration) -> None:
+    """Store the paying maps in the checkpoint (``extra["va_calibration"]``; none: the stored one removed)."""
+    update_extra(model, path, **{VA_CALIBRATION: result.paying() or None})
 
 
 def format_calibration(result: VACalibration) -> str:
