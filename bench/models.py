@@ -2,7 +2,7 @@
 compiled) and onnxruntime, with the achieved GFLOP/s as a fraction of this machine's matmul rate.
 
     python bench/models.py [--models default smm ...] [--checkpoints run/model.safetensors ...]
-                           [--device cuda] [--compile] [--seconds 3]
+                           [--device cuda] [--compile] [--seconds 3] [--flip]
 
 ``default`` is the bundled model (mtl-baseline, MobileNetV2 at 112 px); every registered model runs at
 its paper's input size (each model's ``paper`` settings); ``--checkpoints`` adds trained ones (a
@@ -11,7 +11,10 @@ recipe's candidate backbone, say) at their own input size. Image models run thro
 autocast with ``--precision bf16``). The sequence model (cnn-rnn) takes a batch of B faces as one clip of
 B frames; the two-view context ensemble takes each crop as both of its views. FLOPs are 2 x the
 multiply-adds counted by affectlab.models.count_gflops, the unit of the matmul rate, and each row is a
-fraction of the limit measured at its own precision.
+fraction of the limit measured at its own precision. ``--flip`` adds, for each image model whose
+checkpoint turns flip averaging on (``test_time_flip``), the rows "+ flip (as analyze)": the analyzer's
+own model step on the onnxruntime and PyTorch backends, each face and its mirror image, outputs
+averaged: two passes measured, not one pass halved.
 """
 from __future__ import annotations
 
@@ -31,10 +34,10 @@ import torch  # noqa: E402
 
 import affectlab  # noqa: F401  (torchvision compatibility before the models import it)
 from affectlab.analyze.export import export_onnx
-from affectlab.inference.backends import DEFAULT_MODEL, OnnxBackend, TorchBackend
+from affectlab.inference.backends import DEFAULT_MODEL, Backend, OnnxBackend, TorchBackend
 from affectlab.data.transforms import normalise
 from affectlab.models import AffectModel, create_model, list_models, load_model, save_checkpoint
-from affectlab.models.meta import CheckpointMeta
+from affectlab.models.meta import TEST_TIME_FLIP, CheckpointMeta
 from affectlab.models.registry import get_model_class
 from affectlab.models.table import model_row
 from common import machine_limit, report, sync, table
@@ -74,6 +77,14 @@ def torch_runner(model: AffectModel, device: str, precision: str, compiled: bool
     return run
 
 
+def analyzer_runner(backend) -> Callable[[np.ndarray], object]:
+    """uint8 crops -> outputs through the Analyzer's model step with flip averaging (both views, averaged)."""
+    from affectlab.analyze.analyzer import Analyzer
+
+    analyzer = Analyzer(backend, faces="crops", batch_size=1 << 16, flip=True)
+    return lambda crops: analyzer._predict(crops, list(range(len(crops))), smooth=False)
+
+
 def checkpoints(names: list[str], folder: Path) -> list[tuple[str, Path]]:
     """(label, checkpoint) of each name: ``default`` is the bundled model; a registered model is saved at its
     paper's input size (random weights: the speed is the same)."""
@@ -105,6 +116,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd PyTorch models")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per measurement")
     parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--flip", action="store_true", help="also time flip averaging as analyze runs it, for "
+                                                           "checkpoints that turn it on")
     args = parser.parse_args()
     limits = {p: machine_limit(args.device, p) for p in args.precisions}
     onnx = not args.no_onnx and args.device == "cpu"
@@ -120,6 +133,9 @@ def main() -> None:
                         for c in ([False, True] if args.compile else [False]) for p in args.precisions]
             if onnx and model.input_layout == "BCHW" and "fp32" in args.precisions:
                 variants.append(("onnxruntime fp32", "fp32", OnnxBackend(export_onnx(path, Path(tmp) / "m.onnx"))))
+            if args.flip and model.input_layout == "BCHW" and model.checkpoint_meta.extra.get(TEST_TIME_FLIP):
+                variants += [(f"{name} + flip (as analyze)", precision, analyzer_runner(backend))
+                             for name, precision, backend in list(variants) if isinstance(backend, Backend)]
             for batch in (1, 32):
                 crops = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
                 for backend_name, precision, run in variants:
