@@ -25,17 +25,22 @@ def _recipe_source(recipe_path: str, name: str, schema) -> object:
     return tdata.read_one(named[name], schema, {}).samples
 
 
-def cmd_thresholds(args: argparse.Namespace) -> int:
+def _labelled_rows(args: argparse.Namespace, schema) -> object:
+    """The rows --data names: a source read as any other, or with --recipe that recipe's source of that name."""
     from affectlab.data import read_source
+
+    if args.recipe:
+        return _recipe_source(args.recipe, args.data, schema)
+    return read_source(args.data, images=args.images, split=args.split, schema=schema).samples
+
+
+def cmd_thresholds(args: argparse.Namespace) -> int:
     from affectlab.models import load_model
     from affectlab.train.thresholds import format_thresholds, search_thresholds, write_thresholds
 
     device = options.device(args.device)
     model = load_model(args.model, device=device)
-    if args.recipe:
-        samples = _recipe_source(args.recipe, args.data, model.schema)
-    else:
-        samples = read_source(args.data, images=args.images, split=args.split, schema=model.schema).samples
+    samples = _labelled_rows(args, model.schema)
     try:
         result = search_thresholds(model, samples, folds=args.folds, batch_size=args.batch_size,
                                    workers=args.workers, device=device)
@@ -104,16 +109,12 @@ def cmd_flip(args: argparse.Namespace) -> int:
 
 
 def cmd_va(args: argparse.Namespace) -> int:
-    from affectlab.data import read_source
     from affectlab.models import load_model
     from affectlab.train.va_calibration import format_calibration, search_va_calibration, write_va_calibration
 
     device = options.device(args.device)
     model = load_model(args.model, device=device)
-    if args.recipe:
-        samples = _recipe_source(args.recipe, args.data, model.schema)
-    else:
-        samples = read_source(args.data, images=args.images, split=args.split, schema=model.schema).samples
+    samples = _labelled_rows(args, model.schema)
     try:
         result = search_va_calibration(model, samples, folds=args.folds, batch_size=args.batch_size,
                                        workers=args.workers, device=device)
@@ -152,9 +153,14 @@ def _model_on_data(family: argparse._SubParsersAction, name: str, summary: str, 
     options.add_data(parser, data)
     return parser
 
+
+def _add_recipe_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", metavar="YAML", help="read --data as this recipe's validation (or training) "
+                                                         "source of that name: its subset and framing")
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     calibrate = sub.add_parser("calibrate", help="choose what a checkpoint stores for analyze: AU thresholds, "
-                                                 "temporal smoothing, flip averaging",
+                                                 "temporal smoothing, flip averaging, VA calibration",
                                description="Run a model on labelled data, choose one of the decisions analyze "
                                            "reads from the checkpoint, and with --write store it there.")
     family = calibrate.add_subparsers(dest="calibrate_command", required=True, metavar="DECISION")
@@ -164,8 +170,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "Per-AU thresholds maximising F1 on the AU labels of DATA, with the F1 they give cross-validated over "
         "subjects/films/videos; --write stores them in the checkpoint, where analyze's AUxx_c columns use them.",
         "AU-labelled faces (any source), or with --recipe the name of one of its sources")
-    thresholds.add_argument("--recipe", metavar="YAML", help="read --data as this recipe's validation (or training) "
-                                                             "source of that name: its subset and framing")
+    _add_recipe_source(thresholds)
     options.add_folds(thresholds, "for the reported F1")
     options.add_stored(thresholds, "the thresholds", "thresholds and F1")
     thresholds.add_argument("--if-better", action="store_true",
@@ -202,19 +207,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     options.add_loading(flip)
     flip.set_defaults(func=cmd_flip)
 
-    va = family.add_parser("va", help="an affine map of valence and arousal per dimension (matching the labels' "
-                                      "mean and spread)",
-                           description="Fit per dimension the affine map of the model's valence and arousal that "
-                                       "maximises CCC on the VA labels of DATA (the labels' mean and spread), and "
-                                       "score it cross-validated over subjects/films/images beside the plain CCC; "
-                                       "--write stores the maps of the dimensions where it pays, which every "
-                                       "backend then applies.")
-    options.add_checkpoint(va)
-    options.add_data(va, "VA-labelled faces (any source), or with --recipe the name of one of its sources")
-    va.add_argument("--recipe", metavar="YAML", help="read --data as this recipe's validation (or training) "
-                                                     "source of that name: its subset and framing")
-    va.add_argument("--folds", type=options.whole(2), default=5,
-                    help="cross-validation folds for the reported CCC (default 5)")
+    va = _model_on_data(
+        family, "va", "an affine map of valence and arousal per dimension (matching the labels' mean and spread)",
+        "Fit per dimension the affine map of the model's valence and arousal that maximises CCC on the VA labels of "
+        "DATA (the labels' mean and spread), and score it cross-validated over subjects/films/images beside the plain "
+        "CCC; --write stores the maps of the dimensions where it pays, which every backend then applies.",
+        "VA-labelled faces (any source), or with --recipe the name of one of its sources")
+    _add_recipe_source(va)
+    options.add_folds(va, "for the reported CCC", default=5)
     options.add_stored(va, "the maps that pay", "maps and CCCs")
     options.add_loading(va)
     va.set_defaults(func=cmd_va)

@@ -57,9 +57,9 @@ def add_checkpoint(parser: argparse.ArgumentParser) -> None:
 
 
 
-def add_folds(parser: argparse.ArgumentParser, over: str) -> None:
+def add_folds(parser: argparse.ArgumentParser, over: str, default: int = 3) -> None:
     """--folds K of a command that cross-validates what it chooses."""
-    parser.add_argument("--folds", type=whole(2), default=3, help=f"cross-validation folds {over} (default 3)")
+    parser.add_argument("--folds", type=whole(2), default=default, help=f"cross-validation folds {over} (default {default})")
 
 def add_stored(parser: argparse.ArgumentParser, what: str, report: str) -> None:
     """--write / --output CKPT / --json FILE of a command that stores what it finds in the checkpoint."""
