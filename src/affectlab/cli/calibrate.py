@@ -25,27 +25,29 @@ def _recipe_source(recipe_path: str, name: str, schema) -> object:
     return tdata.read_one(named[name], schema, {}).samples
 
 
-def _labelled_rows(args: argparse.Namespace, schema) -> object:
-    """The rows --data names: a source read as any other, or with --recipe that recipe's source of that name."""
+def _search_labelled(args: argparse.Namespace, search) -> tuple[object, object]:
+    """The model and what ``search(model, rows, ...)`` finds on the rows --data names (a source read as any
+    other, or with --recipe that recipe's source of that name); a search that cannot run names --data."""
     from affectlab.data import read_source
-
-    if args.recipe:
-        return _recipe_source(args.recipe, args.data, schema)
-    return read_source(args.data, images=args.images, split=args.split, schema=schema).samples
-
-
-def cmd_thresholds(args: argparse.Namespace) -> int:
     from affectlab.models import load_model
-    from affectlab.train.thresholds import format_thresholds, search_thresholds, write_thresholds
 
     device = options.device(args.device)
     model = load_model(args.model, device=device)
-    samples = _labelled_rows(args, model.schema)
+    if args.recipe:
+        samples = _recipe_source(args.recipe, args.data, model.schema)
+    else:
+        samples = read_source(args.data, images=args.images, split=args.split, schema=model.schema).samples
     try:
-        result = search_thresholds(model, samples, folds=args.folds, batch_size=args.batch_size,
-                                   workers=args.workers, device=device)
+        return model, search(model, samples, folds=args.folds, batch_size=args.batch_size, workers=args.workers,
+                             device=device)
     except AffectlabError as e:
         raise DataError(args.data, str(e)) from None
+
+
+def cmd_thresholds(args: argparse.Namespace) -> int:
+    from affectlab.train.thresholds import format_thresholds, search_thresholds, write_thresholds
+
+    model, result = _search_labelled(args, search_thresholds)
     print(format_thresholds(result))
     tuned, untuned = float(result.f1_cross_validated.mean()), float(result.f1_default.mean())
     if (args.write or args.output) and args.if_better and tuned <= untuned:
@@ -109,17 +111,9 @@ def cmd_flip(args: argparse.Namespace) -> int:
 
 
 def cmd_va(args: argparse.Namespace) -> int:
-    from affectlab.models import load_model
     from affectlab.train.va_calibration import format_calibration, search_va_calibration, write_va_calibration
 
-    device = options.device(args.device)
-    model = load_model(args.model, device=device)
-    samples = _labelled_rows(args, model.schema)
-    try:
-        result = search_va_calibration(model, samples, folds=args.folds, batch_size=args.batch_size,
-                                       workers=args.workers, device=device)
-    except ValueError as e:
-        raise DataError(args.data, str(e)) from None
+    model, result = _search_labelled(args, search_va_calibration)
     print(format_calibration(result))
     paying = result.paying()
     print(f"calibration pays cross-validated for: {', '.join(paying) or 'neither dimension'}")

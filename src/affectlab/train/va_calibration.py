@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from affectlab.data.sampling import assign_folds
+from affectlab.errors import AffectlabError
 from affectlab.inference.batch import collect_outputs
 from affectlab.labels import VA_NAMES
 from affectlab.metrics import ccc
@@ -74,7 +75,7 @@ def search_va_calibration(model: AffectModel, samples: pd.DataFrame, *, folds: i
     labelled = samples[list(VA_NAMES)].notna().any(axis=1).to_numpy()
     rows = samples[labelled].reset_index(drop=True)
     if len(rows) < 2 * folds:
-        raise ValueError(f"{len(rows)} VA-labelled rows: too few to calibrate with {folds} folds")
+        raise AffectlabError(f"{len(rows)} VA-labelled rows: too few to calibrate with {folds} folds")
     out = collect_outputs(model, rows, InputSpec.of(model), batch_size=batch_size, workers=workers, device=device)
     readable = ~out["corrupt"]
     truth = rows[list(VA_NAMES)].to_numpy(dtype=np.float64)[readable]
