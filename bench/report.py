@@ -11,6 +11,7 @@ frames at 320x180, so the page plays a real file of the full length. Each open i
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -70,7 +71,8 @@ def synthetic_table(video: Path, frames: int, seed: int = 0) -> pd.DataFrame:
 
 
 def open_page(browser, page_path: Path) -> dict[str, float]:
-    """Seconds to open the page until its charts are drawn, to switch to face 1 and back, to seek by a click."""
+    """Seconds to open the page until its charts are drawn (and of that, the page's own work after plotly.js
+    has loaded), to switch to face 1, to seek."""
     page = browser.new_page(viewport={"width": 1360, "height": 1000})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -79,6 +81,7 @@ def open_page(browser, page_path: Path) -> dict[str, float]:
     page.goto(page_path.as_uri())
     page.wait_for_selector("body[data-ready='1']", timeout=60_000)
     opened = time.perf_counter() - start
+    own = page.evaluate("performance.measure('own', 'affectlab-start', 'affectlab-ready').duration / 1000")
     faces = page.evaluate("JSON.parse(document.getElementById('affectlab-data').textContent).faces.length")
     switch = page.evaluate("""async (k) => { const t = performance.now(); await window.affectlab.chooseFace(k);
         return (performance.now() - t) / 1000; }""", 1 if faces > 1 else 0)
@@ -88,7 +91,7 @@ def open_page(browser, page_path: Path) -> dict[str, float]:
     page.close()
     if errors:
         raise SystemExit(f"{page_path}: console errors: {errors}")
-    return {"open": opened, "switch": switch, "seek": seek}
+    return {"open": opened, "own": own, "switch": switch, "seek": seek}
 
 
 def main() -> None:
@@ -121,15 +124,18 @@ def main() -> None:
                     timings[name].append(open_page(browser, out / f"{name}.html"))
                     browser.close()
     rows = [[label, f"{frames:,}", f"{sizes[name]:.2f}",
-             *(f"{statistics.median(t[k] for t in timings[name]):.2f}" for k in ("open", "switch", "seek")),
+             *(f"{statistics.median(t[k] for t in timings[name]):.2f}" for k in ("open", "own", "switch", "seek")),
              f"{max(t['open'] for t in timings[name]):.2f}"]
             for name, label, frames in (("long", "synthetic, 2 faces", args.frames),
                                         ("single_face", "single_face.mp4's length, 1 face", 72))]
+    load = os.getloadavg()[0]
     body = (f"Pages written for both tables in {generate:.1f} s (`write_reports`). Median of {args.repeats} cold opens "
-            "(a fresh headless Chromium each), interleaved: open = navigation until every chart is drawn; switch = "
+            "(a fresh headless Chromium each), interleaved: open = navigation until every chart is drawn; page's own "
+            "work = of that, the time after plotly.js has loaded (reading the data, drawing the charts); switch = "
             "choosing the other face until its charts are redrawn; seek = a timeline position until the video has "
-            "seeked there.\n\n" + table(["video", "frames", "page (MB)", "open (s)", "switch face (s)", "seek (s)",
-                                        "slowest open (s)"], rows))
+            f"seeked there. Load average at the end: {load:.1f} on {os.cpu_count()} cores.\n\n"
+            + table(["video", "frames", "page (MB)", "open (s)", "page's own work (s)", "switch face (s)", "seek (s)",
+                     "slowest open (s)"], rows))
     report("Result pages in Chromium (analyze --report)", body, append=not args.no_report)
 
 

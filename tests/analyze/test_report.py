@@ -162,6 +162,33 @@ def test_a_folder_without_tables_is_one_line(tmp_path):
                           "affectlab analyze)\n")
 
 
+def test_analyze_report_option_writes_the_pages_with_the_runs_failures(tmp_path, capsys):
+    from affectlab.cli import main
+
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG broken")
+    out = tmp_path / "out"
+    assert main(["analyze", str(MEDIA / "single_face.jpg"), str(tmp_path / "corrupt.png"), "--out", str(out),
+                 "--report"]) == 1
+    failures = page_data(out / "index.html")["failures"]
+    assert len(failures) == 1 and failures[0].startswith(f"{tmp_path / 'corrupt.png'}: cannot decode image")
+    assert [c["expression"] for c in page_data(out / "images.html")["cards"]] == ["Happiness"]
+
+
+def test_unreadable_tables_are_one_line_each_and_the_others_get_pages(tmp_path):
+    write_table(tmp_path / "good.csv", two_faces(MEDIA / "single_face.mp4", 6))
+    (tmp_path / "empty.csv").write_text("")
+    two_faces(MEDIA / "single_face.mp4", 6).iloc[:0].to_csv(tmp_path / "header.csv", index=False)
+    (tmp_path / "cut.csv.partial").write_text("input,frame\n")
+    pages = write_reports(tmp_path)
+    assert pages.shown == 1 and (tmp_path / "good.html").is_file()
+    assert pages.problems == [
+        f"{tmp_path / 'empty.csv'}: not a results table of affectlab analyze (No columns to parse from file)",
+        f"{tmp_path / 'header.csv'}: results table without rows: nothing to show",
+        f"{tmp_path / 'cut.csv.partial'}: an unfinished video's table (analyze was interrupted): run analyze again "
+        "with --skip-existing to finish it"]
+    assert page_data(tmp_path / "index.html")["failures"] == pages.problems
+
+
 def test_missing_result_columns_and_a_moved_video_are_said_on_the_page(tmp_path):
     table = two_faces(tmp_path / "gone.mp4", 10).drop(columns=["valence"]).rename(columns={"AU01": "au_one"})
     write_table(tmp_path / "gone.csv", table)

@@ -32,7 +32,7 @@ from PIL import Image
 
 from affectlab.analyze.formats import read_results, results_format
 from affectlab.analyze.media import read_image
-from affectlab.analyze.plots import EXPR_COLOURS, FACE_COLOURS, FACS_NAMES
+from affectlab.analyze.plots import EXPR_COLOURS, FACS_NAMES
 from affectlab.analyze.results import META_COLUMNS, main_face_id
 from affectlab.errors import DataError
 from affectlab.labels import EXPR_NAMES
@@ -56,6 +56,7 @@ class Pages:
 
     written: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    shown: int = 0  # tables that got a page
 
 
 def write_reports(out_dir: PathLike, failures: Sequence[str] | None = None) -> Pages:
@@ -84,6 +85,7 @@ def write_reports(out_dir: PathLike, failures: Sequence[str] | None = None) -> P
             pages.problems.append(str(e))
             continue
         pages.written.append(page)
+        pages.shown += 1
         entries.append(entry)
     pages.problems += [f"{p}: an unfinished video's table (analyze was interrupted): run analyze again with "
                        "--skip-existing to finish it" for p in unfinished]
@@ -108,6 +110,8 @@ def load_table(path: PathLike) -> pd.DataFrame:
     if missing:
         raise DataError(path, f"not a results table of affectlab analyze: no {', '.join(map(repr, missing))} "
                               f"column{'s' if len(missing) > 1 else ''}")
+    if table.empty:
+        raise DataError(path, "results table without rows: nothing to show")
     return table
 
 
@@ -125,7 +129,7 @@ def _video_page(table: pd.DataFrame, path: Path, out: Path, pages: Pages) -> tup
     data = {
         "kind": "video", "title": _input_name(table), "name": name, "video": video, "notices": notices,
         "times": _rounded(slots["time"], 3), "frames": slots["frame"].astype(int).tolist(),
-        "expressions": _expr_columns(table), "colours": EXPR_COLOURS, "face_colours": FACE_COLOURS,
+        "expressions": _expr_columns(table), "colours": EXPR_COLOURS,
         "aus": [f"{a} {FACS_NAMES.get(a, '')}".rstrip() for a in _au_columns(table)],
         "main": main, "faces": [_face_data(table, faces, slots, i) for i in ids],
         "summary": _summary(faces, table),
