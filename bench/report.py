@@ -11,6 +11,7 @@ frames at 320x180, so the page plays a real file of the full length. Each open i
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -32,6 +33,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--autoplay-policy=no-user-gesture-required"]
 FPS = 25
+#: The floor: a page that only loads plotly.js (what every result page pays before its own work).
+FLOOR = ('<!DOCTYPE html><html><body><script src="report_files/plotly-cartesian.min.js"></script><script>'
+         'performance.mark("affectlab-start"); performance.mark("affectlab-ready"); document.body.dataset.ready = "1";'
+         '</script></body></html>')
 
 
 def synthetic_video(path: Path, frames: int, size: tuple[int, int] = (320, 180)) -> Path:
@@ -70,7 +75,7 @@ def synthetic_table(video: Path, frames: int, seed: int = 0) -> pd.DataFrame:
     return finalize(rows, schema)
 
 
-def open_page(browser, page_path: Path) -> dict[str, float]:
+def open_page(browser, page_path: Path, interactive: bool = True) -> dict[str, float]:
     """Seconds to open the page until its charts are drawn (and of that, the page's own work after plotly.js
     has loaded), to switch to face 1, to seek."""
     page = browser.new_page(viewport={"width": 1360, "height": 1000})
@@ -79,9 +84,12 @@ def open_page(browser, page_path: Path) -> dict[str, float]:
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     start = time.perf_counter()
     page.goto(page_path.as_uri())
-    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    page.wait_for_selector("body[data-ready='1']", state="attached", timeout=60_000)
     opened = time.perf_counter() - start
     own = page.evaluate("performance.measure('own', 'affectlab-start', 'affectlab-ready').duration / 1000")
+    if not interactive:
+        page.close()
+        return {"open": opened, "own": own, "switch": math.nan, "seek": math.nan}
     faces = page.evaluate("JSON.parse(document.getElementById('affectlab-data').textContent).faces.length")
     switch = page.evaluate("""async (k) => { const t = performance.now(); await window.affectlab.chooseFace(k);
         return (performance.now() - t) / 1000; }""", 1 if faces > 1 else 0)
@@ -92,6 +100,10 @@ def open_page(browser, page_path: Path) -> dict[str, float]:
     if errors:
         raise SystemExit(f"{page_path}: console errors: {errors}")
     return {"open": opened, "own": own, "switch": switch, "seek": seek}
+
+
+def _seconds(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}"
 
 
 def main() -> None:
@@ -115,19 +127,21 @@ def main() -> None:
         start = time.perf_counter()
         write_reports(out)
         generate = time.perf_counter() - start
-        sizes = {name: (out / f"{name}.html").stat().st_size / 1e6 for name in ("long", "single_face")}
-        timings: dict[str, list[dict[str, float]]] = {"long": [], "single_face": []}
+        (out / "floor.html").write_text(FLOOR)
+        sizes = {name: (out / f"{name}.html").stat().st_size / 1e6 for name in ("long", "single_face", "floor")}
+        timings: dict[str, list[dict[str, float]]] = {"long": [], "single_face": [], "floor": []}
         with sync_playwright() as p:
             for _ in range(args.repeats):
                 for name in timings:  # interleaved, so a busy machine slows both alike
                     browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
-                    timings[name].append(open_page(browser, out / f"{name}.html"))
+                    timings[name].append(open_page(browser, out / f"{name}.html", interactive=name != "floor"))
                     browser.close()
     rows = [[label, f"{frames:,}", f"{sizes[name]:.2f}",
-             *(f"{statistics.median(t[k] for t in timings[name]):.2f}" for k in ("open", "own", "switch", "seek")),
+             *(_seconds(statistics.median(t[k] for t in timings[name])) for k in ("open", "own", "switch", "seek")),
              f"{max(t['open'] for t in timings[name]):.2f}"]
             for name, label, frames in (("long", "synthetic, 2 faces", args.frames),
-                                        ("single_face", "single_face.mp4's length, 1 face", 72))]
+                                        ("single_face", "single_face.mp4's length, 1 face", 72),
+                                        ("floor", "none: a blank page loading plotly.js only", 0))]
     load = os.getloadavg()[0]
     body = (f"Pages written for both tables in {generate:.1f} s (`write_reports`). Median of {args.repeats} cold opens "
             "(a fresh headless Chromium each), interleaved: open = navigation until every chart is drawn; page's own "

@@ -41,8 +41,9 @@ PathLike = str | os.PathLike[str]
 
 FILES = "report_files"  # the folder beside the pages holding their script, style and Plotly
 FAILURES = "failures.txt"  # in FILES: the analyze run's one-line failures, so `affectlab report` lists them again
-MAX_POINTS = 1500  # samples per series a timeline or the circumplex draws (bin means above that)
+MAX_POINTS = 1000  # samples per series a timeline draws (bin means above that): about one per pixel
 MAX_COLUMNS = 600  # time columns of the AU heatmap
+MAX_TRAIL = 300  # points of the circumplex's trail (each an SVG element: more would slow the page)
 CROP_SIDE = 144  # pixels: the longer side of a face crop on the images' page
 _BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})  # what Chromium decodes in MP4/WebM
 #: Copied beside the pages. plotly.js's cartesian bundle (scatter, heatmap, ...; MIT licence) is a third
@@ -212,22 +213,32 @@ def _face_data(table: pd.DataFrame, faces: pd.DataFrame, slots: pd.DataFrame, fa
             per_frame[c] = _rounded(aligned[c], 3)
     bins = _bins(len(slots), MAX_POINTS)
     t = _bin_means(slots[["time"]].to_numpy(float), bins)[:, 0]
-    chart: dict[str, object] = {"t": _rounded(pd.Series(t), 3)}
+    chart: dict[str, object] = {"t": _rounded(t, 3)}
     if {"valence", "arousal"} <= set(aligned.columns):
         va = _bin_means(aligned[["valence", "arousal"]].to_numpy(float), bins)
-        chart["valence"], chart["arousal"] = _rounded(pd.Series(va[:, 0]), 3), _rounded(pd.Series(va[:, 1]), 3)
+        chart["valence"], chart["arousal"] = _rounded(va[:, 0], 3), _rounded(va[:, 1], 3)
+        chart["trail"] = _trail(aligned, expr, _bins(len(slots), MAX_TRAIL))
     if expr:
         means = _bin_means(aligned[expr].to_numpy(float), bins)
-        chart["expr"] = {name: _rounded(pd.Series(means[:, k]), 3) for k, name in enumerate(expr)}
-        top = np.where(np.isfinite(means).all(axis=1), np.nan_to_num(means).argmax(axis=1), -1)
-        chart["top"] = [int(k) if k >= 0 else None for k in top]
+        chart["expr"] = {name: _rounded(means[:, k], 3) for k, name in enumerate(expr)}
     if aus:
         columns = _bins(len(slots), MAX_COLUMNS)
-        chart["heat_t"] = _rounded(pd.Series(_bin_means(slots[["time"]].to_numpy(float), columns)[:, 0]), 3)
-        heat = _bin_means(aligned[aus].to_numpy(float), columns).T
-        chart["heat"] = [_rounded(pd.Series(r), 3) for r in heat]
+        chart["heat_t"] = _rounded(_bin_means(slots[["time"]].to_numpy(float), columns)[:, 0], 3)
+        chart["heat"] = [_rounded(r, 3) for r in _bin_means(aligned[aus].to_numpy(float), columns).T]
     return {"id": face_id, "frames": int(seen.sum()), "share": float(seen.mean()) if len(seen) else 0.0,
             "per_frame": per_frame, "chart": chart, "summary": _summary(faces[faces["face_id"] == face_id], table)}
+
+
+def _trail(aligned: pd.DataFrame, expr: list[str], bins: np.ndarray) -> dict:
+    """The face's path on the circumplex: bin means of valence and arousal, each point's colour the bin's
+    most probable expression (an index into ``expr``; None without one)."""
+    va = _bin_means(aligned[["valence", "arousal"]].to_numpy(float), bins)
+    trail: dict[str, object] = {"valence": _rounded(va[:, 0], 3), "arousal": _rounded(va[:, 1], 3)}
+    if expr:
+        means = _bin_means(aligned[expr].to_numpy(float), bins)
+        top = np.where(np.isfinite(means).all(axis=1), np.nan_to_num(means).argmax(axis=1), -1)
+        trail["top"] = [int(k) if k >= 0 else None for k in top]
+    return trail
 
 
 def _write_page(path: Path, data: dict, *, plotly: bool) -> Path:
@@ -376,7 +387,7 @@ def _bin_means(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, sums / counts, np.nan)
 
 
-def _rounded(values: pd.Series | Sequence[float], digits: int) -> list[float | int | None]:
+def _rounded(values: pd.Series | np.ndarray | Sequence[float], digits: int) -> list[float | int | None]:
     """JSON-ready numbers (None for NaN), rounded: a 15,000-frame page stays a few hundred kB."""
     array = np.round(np.asarray(values, dtype=float), digits)
     out = array.astype(object)

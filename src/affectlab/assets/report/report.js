@@ -143,8 +143,8 @@
         hovertemplate: "%{y}<br>%{x:.1f} s: %{z:.0%}<extra></extra>"}];
     }
     function circTraces(c) {
-      const colours = (c.top || []).map((k) => k === null ? "#bbb" : colourOf(d.expressions[k]));
-      return [{type: "scatter", mode: "markers", x: c.valence, y: c.arousal,
+      const colours = (c.trail.top || []).map((k) => k === null ? "#bbb" : colourOf(d.expressions[k]));
+      return [{type: "scatter", mode: "markers", x: c.trail.valence, y: c.trail.arousal,
         marker: {size: 5, color: colours, opacity: 0.45}, hovertemplate: "valence %{x:+.2f}<br>arousal %{y:+.2f}<extra></extra>",
         showlegend: false}];
     }
@@ -182,7 +182,7 @@
         yaxis: {range: [0, 1], fixedrange: true, tickformat: ".0%", gridcolor: "#eee"}}), PLOT_CONFIG));
       if (auChart) jobs.push(Plotly.react(auChart, auTraces(c), Object.assign(base(40 + 20 * d.aus.length), {
         showlegend: false, hovermode: "closest", yaxis: {autorange: "reversed", fixedrange: true}}), PLOT_CONFIG));
-      if (c.valence) jobs.push(Plotly.react(circ, circTraces(c), circLayout, Object.assign({}, PLOT_CONFIG, {displayModeBar: false})));
+      if (c.trail) jobs.push(Plotly.react(circ, circTraces(c), circLayout, Object.assign({}, PLOT_CONFIG, {displayModeBar: false})));
       faceSummary.replaceChildren(el("h3", {}, `face ${faces[chosen].id}`),
         el("p", {}, summaryLine(faces[chosen].summary)));
       return Promise.all(jobs);
