@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -18,6 +16,7 @@ from affectlab.analyze.formats import CsvRows
 from affectlab.analyze.report import _bin_means, _bins, write_reports
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.analyze.run import run_analysis
+from affectlab.cli import main
 from affectlab.errors import DataError
 from affectlab.labels import DEFAULT_SCHEMA
 
@@ -141,30 +140,25 @@ def test_the_index_lists_every_page_and_what_failed(pages):
     assert data["failures"] == [f"{pages / 'broken.csv'}: not a results table of affectlab analyze: no 'frame' column"]
 
 
-def test_report_command_remakes_the_pages_and_keeps_the_runs_failures(pages, tmp_path):
+def test_report_command_remakes_the_pages_and_keeps_the_runs_failures(pages, tmp_path, capsys):
     copy = shutil.copytree(pages, tmp_path / "copy")
     (copy / "report_files" / "failures.txt").write_text("photo.jpg: cannot decode image (truncated)\n")
     (copy / "index.html").unlink()
-    run = subprocess.run([sys.executable, "-m", "affectlab.cli", "report", str(copy)], capture_output=True, text=True)
-    assert run.returncode == 1, run.stderr
-    assert run.stderr.strip() == (f"affectlab: error: {copy / 'broken.csv'}: not a results table of affectlab analyze: "
-                                  "no 'frame' column")
+    assert main(["report", str(copy)]) == 1
+    assert capsys.readouterr().err.strip() == (f"affectlab: error: {copy / 'broken.csv'}: not a results table of "
+                                               "affectlab analyze: no 'frame' column")
     assert page_data(copy / "index.html")["failures"][0] == "photo.jpg: cannot decode image (truncated)"
 
 
-def test_a_folder_without_tables_is_one_line(tmp_path):
+def test_a_folder_without_tables_is_one_line(tmp_path, capsys):
     with pytest.raises(DataError, match=r"holds no results tables \(<video>.csv, images.csv\): run affectlab analyze"):
         write_reports(tmp_path)
-    run = subprocess.run([sys.executable, "-m", "affectlab.cli", "report", str(tmp_path / "nowhere")],
-                         capture_output=True, text=True)
-    assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr == (f"affectlab: error: {tmp_path / 'nowhere'}: no such folder (give the --out folder of "
-                          "affectlab analyze)\n")
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr() == ("", f"affectlab: error: {tmp_path / 'nowhere'}: no such folder (give the --out "
+                                       "folder of affectlab analyze)\n")
 
 
 def test_analyze_report_option_writes_the_pages_with_the_runs_failures(tmp_path, capsys):
-    from affectlab.cli import main
-
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG broken")
     out = tmp_path / "out"
     assert main(["analyze", str(MEDIA / "single_face.jpg"), str(tmp_path / "corrupt.png"), "--out", str(out),

@@ -197,7 +197,7 @@ def _face_data(table: pd.DataFrame, faces: pd.DataFrame, slots: pd.DataFrame, fa
     and the binned series the charts draw."""
     expr, aus = _expr_columns(table), _au_columns(table)
     rows = faces[faces["face_id"] == face_id].drop_duplicates("frame")
-    numeric = ["x", "y", "width", "height", "valence", "arousal", *expr, *aus, *(f"{a}_c" for a in aus)]
+    numeric = ["x", "y", "width", "height", "valence", "arousal", *expr, *aus]
     numeric = [c for c in numeric if c in rows.columns]
     rows = rows[["frame", *numeric, *(["expression"] if "expression" in rows.columns else [])]]
     rows = rows.astype({c: float for c in numeric} | {"frame": int})
@@ -285,7 +285,8 @@ def _playable_video(table: pd.DataFrame, name: str, out: Path, pages: Pages) -> 
     original = Path(str(table["input"].iloc[0]))
     candidates = [(p, p == annotated) for p in (annotated, original) if p.is_file()]
     if not candidates:
-        return None, [f"the video {original} is not there any more (moved or deleted after the analysis): "
+        where = "" if original.is_absolute() else " (the table's path is relative: run from the folder analyze ran in)"
+        return None, [f"the video {original} is not there any more (moved or deleted after the analysis){where}: "
                       "the charts are shown without it"]
     for candidate, is_annotated in candidates:
         if _plays_in_browsers(candidate):
