@@ -67,6 +67,8 @@ def write_reports(out_dir: PathLike, failures: Sequence[str] | None = None) -> P
     None (``affectlab report``) shows those the last ``analyze --report`` kept. Raises DataError when
     the folder holds no results table at all."""
     out = Path(out_dir)
+    if out.is_file():
+        raise DataError(out, "is a file, not a folder (give the --out folder of affectlab analyze)")
     if not out.is_dir():
         raise DataError(out, "no such folder (give the --out folder of affectlab analyze)")
     tables = sorted(p for p in out.glob("*.csv") if p.is_file())
