@@ -99,7 +99,9 @@
     if (faces.length < 2) picker.disabled = true;
     const circ = el("div", {id: "circumplex", class: "chart"});
     const dot = el("div", {class: "dot", hidden: true});
-    const circWrap = el("div", {class: "chart-wrap square"}, circ, dot);
+    const hasVA = faces.length > 0 && Boolean(faces[0].chart.trail);
+    const circWrap = hasVA ? el("div", {class: "chart-wrap square"}, circ, dot)
+      : el("p", {class: "muted"}, "No valence and arousal to place.");
     app.append(el("section", {class: "top"},
       el("div", {class: "player"}, stage, controls, now),
       el("div", {class: "side"}, el("h2", {}, "Now on the circumplex"), circWrap, faceSummary)));
