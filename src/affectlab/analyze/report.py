@@ -33,7 +33,7 @@ from PIL import Image
 from affectlab.analyze.formats import read_results, results_format
 from affectlab.analyze.media import read_image
 from affectlab.analyze.plots import EXPR_COLOURS, FACS_NAMES
-from affectlab.analyze.results import META_COLUMNS, main_face_id
+from affectlab.analyze.results import META_COLUMNS, main_face_id, summary
 from affectlab.errors import DataError
 from affectlab.labels import EXPR_NAMES
 
@@ -410,24 +410,16 @@ def _input_name(table: pd.DataFrame) -> str:
     return Path(str(table["input"].iloc[0])).name
 
 
-def _summary(faces: pd.DataFrame, table: pd.DataFrame, top_aus: int = 3) -> dict:
-    """The numbers the pages and the index show: faces, dominant expression, mean VA, most active AUs."""
-    frames = table.drop_duplicates(["input", "frame"]).shape[0]
-    with_face = faces.drop_duplicates(["input", "frame"]).shape[0]
-    summary: dict[str, object] = {"frames": frames, "with_face": with_face, "faces": len(faces),
-                                  "people": int(faces.loc[faces["frame"] > 0, "face_id"].nunique())}
-    if "expression" in faces and faces["expression"].notna().any():
-        counts = faces["expression"].value_counts()
-        summary["dominant"], summary["dominant_share"] = str(counts.index[0]), float(counts.iloc[0] / len(faces))
-    for c in ("valence", "arousal"):
-        if c in faces and len(faces):
-            summary[c] = _num(pd.to_numeric(faces[c], errors="coerce").mean())
-    decided = [c for c in (f"{a}_c" for a in _au_columns(table)) if c in faces]
-    if decided and len(faces):
-        rates = faces[decided].apply(pd.to_numeric, errors="coerce").mean().sort_values(ascending=False)
-        summary["top_aus"] = [{"au": k[:-2], "name": FACS_NAMES.get(k[:-2], ""), "rate": _num(v)}
-                              for k, v in rates.head(top_aus).items()]
-    return summary
+def _summary(faces: pd.DataFrame, table: pd.DataFrame) -> dict:
+    """results.summary's numbers as the pages show them (AUs with their FACS names; NaN as null)."""
+    numbers = summary(faces, table.drop_duplicates(["input", "frame"]).shape[0])
+    for column in ("valence", "arousal"):
+        if column in numbers:
+            numbers[column] = _num(numbers[column])
+    if "top_aus" in numbers:
+        numbers["top_aus"] = [{"au": au, "name": FACS_NAMES.get(au, ""), "rate": _num(rate)}
+                              for au, rate in numbers["top_aus"]]
+    return numbers
 
 
 def _entry(name: str, kind: str, table: pd.DataFrame, faces: pd.DataFrame) -> dict:
