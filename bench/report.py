@@ -33,6 +33,23 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--autoplay-policy=no-user-gesture-required"]
 FPS = 25
+#: Three seconds of playback from the start: the share of the video's frames the page presented (each one
+#: redraws the boxes, the playheads and the readout) and the longest main-thread task (ms).
+PLAYBACK = """() => new Promise((done) => {
+    const v = document.getElementById('video'), longest = [0];
+    const observer = new PerformanceObserver((list) => list.getEntries().forEach((e) => longest.push(e.duration)));
+    observer.observe({type: 'longtask'});
+    let shown = 0, first = null, last = null, step = Infinity;  // step: one frame's duration, the least gap seen
+    const tick = (now, meta) => { shown++; if (last !== null && meta.mediaTime > last) step = Math.min(step, meta.mediaTime - last);
+                                  first = first ?? meta.mediaTime; last = meta.mediaTime; v.requestVideoFrameCallback(tick); };
+    v.muted = true;
+    v.addEventListener('seeked', () => {
+        v.requestVideoFrameCallback(tick);
+        v.play().then(() => setTimeout(() => { v.pause(); observer.disconnect();
+            done({shown: shown / ((last - first) / step + 1), longest: Math.max(...longest)}); }, 3000));
+    }, {once: true});
+    v.currentTime = 0;
+})"""
 #: The floor: a page that only loads plotly.js (what every result page pays before its own work).
 FLOOR = ('<!DOCTYPE html><html><body><script src="report_files/plotly-cartesian.min.js"></script><script>'
          'performance.mark("affectlab-start"); performance.mark("affectlab-ready"); document.body.dataset.ready = "1";'
@@ -89,17 +106,24 @@ def open_page(browser, page_path: Path, interactive: bool = True) -> dict[str, f
     own = page.evaluate("performance.measure('own', 'affectlab-start', 'affectlab-ready').duration / 1000")
     if not interactive:
         page.close()
-        return {"open": opened, "own": own, "switch": math.nan, "seek": math.nan}
+        return {"open": opened, "own": own, "switch": math.nan, "seek": math.nan, "shown": math.nan,
+                "longest": math.nan}
     faces = page.evaluate("JSON.parse(document.getElementById('affectlab-data').textContent).faces.length")
     switch = page.evaluate("""async (k) => { const t = performance.now(); await window.affectlab.chooseFace(k);
         return (performance.now() - t) / 1000; }""", 1 if faces > 1 else 0)
     seek = page.evaluate("""() => new Promise((done) => { const v = document.getElementById('video'), t = performance.now();
         v.addEventListener('seeked', () => done((performance.now() - t) / 1000), {once: true});
         window.affectlab.seek(v.duration / 2); })""")
+    playback = page.evaluate(PLAYBACK)
     page.close()
     if errors:
         raise SystemExit(f"{page_path}: console errors: {errors}")
-    return {"open": opened, "own": own, "switch": switch, "seek": seek}
+    return {"open": opened, "own": own, "switch": switch, "seek": seek, "shown": playback["shown"],
+            "longest": playback["longest"]}
+
+
+def _share(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.0%}"
 
 
 def _seconds(value: float) -> str:
@@ -138,6 +162,8 @@ def main() -> None:
                     browser.close()
     rows = [[label, f"{frames:,}", f"{sizes[name]:.2f}",
              *(_seconds(statistics.median(t[k] for t in timings[name])) for k in ("open", "own", "switch", "seek")),
+             _share(statistics.median(t["shown"] for t in timings[name])),
+             _seconds(statistics.median(t["longest"] for t in timings[name]) / 1000),
              f"{max(t['open'] for t in timings[name]):.2f}"]
             for name, label, frames in (("long", "synthetic, 2 faces", args.frames),
                                         ("single_face", "single_face.mp4's length, 1 face", 72),
@@ -147,9 +173,11 @@ def main() -> None:
             "(a fresh headless Chromium each), interleaved: open = navigation until every chart is drawn; page's own "
             "work = of that, the time after plotly.js has loaded (reading the data, drawing the charts); switch = "
             "choosing the other face until its charts are redrawn; seek = a timeline position until the video has "
-            f"seeked there. Load average at the end: {load:.1f} on {os.cpu_count()} cores.\n\n"
+            "seeked there; playback = 3 s from the start: the share of the frames the page presented (each "
+            "redrawing the boxes, playheads and readout) and the longest main-thread task (the browser reports "
+            f"tasks over 50 ms; 0: none). Load average at the end: {load:.1f} on {os.cpu_count()} cores.\n\n"
             + table(["video", "frames", "page (MB)", "open (s)", "page's own work (s)", "switch face (s)", "seek (s)",
-                     "slowest open (s)"], rows))
+                     "frames shown in playback", "longest task in playback (s)", "slowest open (s)"], rows))
     report("Result pages in Chromium (analyze --report)", body, append=not args.no_report)
 
 
