@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from affectlab.analyze.formats import CsvRows
-from affectlab.analyze.report import write_reports
+from affectlab.analyze.pages import write_pages
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.labels import DEFAULT_SCHEMA
 from common import MEDIA, report, table
@@ -149,7 +149,7 @@ def main() -> None:
         with CsvRows(out / "single_face.csv") as writer:
             writer.write(synthetic_table(MEDIA / "single_face.mp4", 72))
         start = time.perf_counter()
-        write_reports(out)
+        write_pages(out)
         generate = time.perf_counter() - start
         (out / "floor.html").write_text(FLOOR)
         sizes = {name: (out / f"{name}.html").stat().st_size / 1e6 for name in ("long", "single_face", "floor")}
@@ -169,7 +169,7 @@ def main() -> None:
                                         ("single_face", "single_face.mp4's length, 1 face", 72),
                                         ("floor", "none: a blank page loading plotly.js only", 0))]
     load = os.getloadavg()[0]
-    body = (f"Pages written for both tables in {generate:.1f} s (`write_reports`). Median of {args.repeats} cold opens "
+    body = (f"Pages written for both tables in {generate:.1f} s (`write_pages`). Median of {args.repeats} cold opens "
             "(a fresh headless Chromium each), interleaved: open = navigation until every chart is drawn; page's own "
             "work = of that, the time after plotly.js has loaded (reading the data, drawing the charts); switch = "
             "choosing the other face until its charts are redrawn; seek = a timeline position until the video has "

@@ -119,12 +119,12 @@ def run_analysis(analyzer: Analyzer, inputs: Sequence[str | os.PathLike[str]], o
 
 
 def _pages(out: Path, report: RunReport) -> None:
-    """The result pages of ``out`` (analyze.report), listing this run's failures; a table that cannot
+    """The result pages of ``out`` (analyze.pages), listing this run's failures; a table that cannot
     be shown is a warning."""
-    from affectlab.analyze.report import write_reports
+    from affectlab.analyze.pages import write_pages
 
     try:
-        made = write_reports(out, failures=report.failures)
+        made = write_pages(out, failures=report.failures)
     except DataError as e:  # nothing analysed: no table to show
         report.warnings.append(f"no result pages: {e}")
         return

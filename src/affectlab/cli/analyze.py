@@ -50,9 +50,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from affectlab.analyze.report import write_reports
+    from affectlab.analyze.pages import write_pages
 
-    pages = write_reports(args.out)
+    pages = write_pages(args.out)
     print(f"wrote {options.plural(len(pages.written), 'file')} to {args.out}; open {Path(args.out) / 'index.html'}")
     for line in pages.problems:
         options.error(line)

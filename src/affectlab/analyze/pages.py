@@ -1,7 +1,7 @@
 """HTML pages of an output folder's results tables: a page per video, one for the images, an index.
 
-    from affectlab.analyze.report import write_reports
-    pages = write_reports("out")  # out/<stem>.html per video, out/images.html, out/index.html
+    from affectlab.analyze.pages import write_pages
+    pages = write_pages("out")  # out/<stem>.html per video, out/images.html, out/index.html
 
 The pages read only the tables already written (any of analyze's formats), so ``affectlab report OUT``
 and ``analyze --report`` make the same pages. They open from disk (file://) with no server and no
@@ -53,14 +53,14 @@ _STATIC = ("report.js", "report.css", "plotly-cartesian.min.js", "plotly-LICENSE
 
 @dataclass
 class Pages:
-    """What :func:`write_reports` wrote, and one line per table it could not make a page of."""
+    """What :func:`write_pages` wrote, and one line per table it could not make a page of."""
 
     written: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     shown: int = 0  # tables that got a page
 
 
-def write_reports(out_dir: PathLike, failures: Sequence[str] | None = None) -> Pages:
+def write_pages(out_dir: PathLike, failures: Sequence[str] | None = None) -> Pages:
     """A page for each results table in ``out_dir`` and ``index.html`` listing them all.
 
     ``failures``: the analyze run's one-line failures, shown on the index and kept for a later call;

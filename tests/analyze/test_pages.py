@@ -1,4 +1,4 @@
-"""affectlab.analyze.report: the result pages, checked as data and in a real browser (Debian's headless
+"""affectlab.analyze.pages: the result pages, checked as data and in a real browser (Debian's headless
 chromium driven by Playwright; those tests skip, saying why, where either is missing)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from affectlab.analyze.formats import CsvRows
-from affectlab.analyze.report import _bin_means, _bins, write_reports
+from affectlab.analyze.pages import _bin_means, _bins, write_pages
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.analyze.run import run_analysis
 from affectlab.cli import main
@@ -152,7 +152,7 @@ def test_report_command_remakes_the_pages_and_keeps_the_runs_failures(pages, tmp
 
 def test_a_folder_without_tables_is_one_line(tmp_path, capsys):
     with pytest.raises(DataError, match=r"holds no results tables \(<video>.csv, images.csv\): run affectlab analyze"):
-        write_reports(tmp_path)
+        write_pages(tmp_path)
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr() == ("", f"affectlab: error: {tmp_path / 'nowhere'}: no such folder (give the --out "
                                        "folder of affectlab analyze)\n")
@@ -173,7 +173,7 @@ def test_unreadable_tables_are_one_line_each_and_the_others_get_pages(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     two_faces(MEDIA / "single_face.mp4", 6).iloc[:0].to_csv(tmp_path / "header.csv", index=False)
     (tmp_path / "cut.csv.partial").write_text("input,frame\n")
-    pages = write_reports(tmp_path)
+    pages = write_pages(tmp_path)
     assert pages.shown == 1 and (tmp_path / "good.html").is_file()
     assert pages.problems == [
         f"{tmp_path / 'empty.csv'}: not a results table of affectlab analyze (No columns to parse from file)",
@@ -186,7 +186,7 @@ def test_unreadable_tables_are_one_line_each_and_the_others_get_pages(tmp_path):
 def test_missing_result_columns_and_a_moved_video_are_said_on_the_page(tmp_path):
     table = two_faces(tmp_path / "gone.mp4", 10).drop(columns=["valence"]).rename(columns={"AU01": "au_one"})
     write_table(tmp_path / "gone.csv", table)
-    pages = write_reports(tmp_path)
+    pages = write_pages(tmp_path)
     assert pages.problems == []
     data = page_data(tmp_path / "gone.html")
     assert data["video"] is None
@@ -203,7 +203,7 @@ def test_tables_in_the_other_formats_make_the_same_page(tmp_path):
         folder = tmp_path / fmt
         folder.mkdir()
         write_table(folder / "clip.csv", table, fmt)
-        write_reports(folder)
+        write_pages(folder)
     native = page_data(tmp_path / "native" / "clip.html")
     for fmt in ("openface", "feat"):
         other = page_data(tmp_path / fmt / "clip.html")
