@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Analyse the example media with the bundled model: tables, plots and an annotated video in demo_out/.
+# Analyse the example media with the bundled model: tables, plots, an annotated video and result pages in demo_out/.
 demo: $(STAMP)
-	$(VENV)/bin/affectlab analyze examples/media --out demo_out --plots --video-out
+	$(VENV)/bin/affectlab analyze examples/media --out demo_out --plots --video-out --report
 
 # Retrain the default model from ../shared/data (about 2 hours on 2 CPU cores; docs/model-card.md): train,
 # calibrate its AU thresholds on the held-out CK+ subjects, its valence/arousal on the held-out AffectNet

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -336,7 +337,45 @@ TRAIN = [
          2, ("run/recipe.yaml: damaged recipe of this run",), lambda e: e("run/recipe.yaml").exists()),
 ]
 
-CASES = ANALYZE + SCORE + DATA + MODELS + TRAIN
+
+
+def _folder(env: Env, name: str) -> Path:
+    env(name).mkdir()
+    return env(name)
+
+
+def _results(env: Env, *, renamed: bool = False) -> Path:
+    """An analyze output folder with one video's table, and with ``renamed`` a second table whose
+    ``frame`` column was renamed."""
+    from affectlab.analyze.results import finalize, prediction_frame
+    from affectlab.labels import DEFAULT_SCHEMA as schema
+
+    out = env("results")
+    out.mkdir()
+    meta = pd.DataFrame({"input": str(env("clip.mp4")), "frame": [1, 2], "timestamp": [0.0, 0.1], "face_id": 0,
+                         "x": 1.0, "y": 1.0, "width": 9.0, "height": 9.0, "confidence": 0.9, "success": 1})
+    preds = prediction_frame(schema, np.full((2, schema.n_au), 0.6), np.full((2, schema.n_expr), 1 / schema.n_expr),
+                             np.zeros((2, 2)), np.full(schema.n_au, 0.5))
+    table = finalize(pd.concat([meta, preds], axis=1), schema)
+    table.to_csv(out / "clip.csv", index=False)
+    if renamed:
+        table.rename(columns={"frame": "frame_no"}).to_csv(out / "other.csv", index=False)
+    return out
+
+
+REPORT = [
+    Case("report", "folder without tables", lambda e: ["report", str(_folder(e, "empty"))],
+         2, ("empty: holds no results tables",)),
+    Case("report", "no such folder", lambda e: ["report", str(e("none"))], 2, ("none: no such folder",)),
+    Case("report", "a file for the folder", lambda e: ["report", str(e.world.labelled)], 2, ("is a file, not a folder",)),
+    Case("report", "a table with a renamed column", lambda e: ["report", str(_results(e, renamed=True))],
+         1, ("other.csv: not a results table of affectlab analyze: no 'frame' column",),
+         lambda e: e("results/clip.html").is_file() and e("results/index.html").is_file()),
+    Case("report", "the video moved away", lambda e: ["report", str(_results(e))], 0, (),
+         lambda e: "is not there any more" in e("results/clip.html").read_text()),
+]
+
+CASES = ANALYZE + SCORE + DATA + MODELS + TRAIN + REPORT
 
 
 @pytest.fixture(scope="module")

@@ -98,11 +98,20 @@ def test_overlay_with_stride_keeps_the_duration(clip, tmp_path):
         assert len(list(container.decode(stream))) == 7  # frames 1, 4, ..., 19
 
 
-def test_odd_sized_video_falls_back_to_mpeg4(tmp_path):
+def test_odd_sized_video_is_padded_to_h264s_even_size(tmp_path):
+    """Browsers play H.264 (not MPEG-4 part 2), whose 4:2:0 needs even sides: one black column and row more."""
     video = write_video(tmp_path / "odd.mp4", n=5, size=(65, 47))
     table = results(video, {2: [(0, (5, 5, 20, 20))]}, 5)
-    drawn = decode(write_overlay_video(video, table, tmp_path / "odd_overlay.mp4"))
-    assert len(drawn) == 5 and drawn[0].shape == (47, 65, 3)
+    out = write_overlay_video(video, table, tmp_path / "odd_overlay.mp4")
+    drawn, original = decode(out), decode(video)
+    if "libx264" not in av.codecs_available:
+        assert len(drawn) == 5 and drawn[0].shape == (47, 65, 3)
+        return
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    assert len(drawn) == 5 and drawn[0].shape == (48, 66, 3)
+    assert diff(drawn[4], original[4], 0, 0, 64, 46) < UNCHANGED  # the picture where it was
+    assert drawn[4][47, :64].mean() < 20 and drawn[4][:46, 65].mean() < 20  # black padding (level 76 inside)
 
 
 def test_only_the_videos_own_rows_are_drawn(clip, tmp_path):

@@ -5,7 +5,8 @@
 
 The video is decoded again frame by frame (``media.iter_video``) and encoded as it goes, so memory
 stays flat whatever its length; frames without rows in the table are written unchanged. Encoded with
-H.264 (libx264) where PyAV has it and the frame size is even, else MPEG-4 part 2. No audio.
+H.264 (libx264, which browsers play) where PyAV has it, an odd width or height padded by one black
+column or row; else MPEG-4 part 2. No audio.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def write_overlay_video(video_path: PathLike, table: pd.DataFrame, out_path: Pat
                     image = image.copy()  # contiguous and writable for cv2
                     for face in faces[frame.frame]:
                         _draw_face(image, face)
+                image = _padded(image, stream.width, stream.height)
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         finally:
             container.mux(stream.encode())
@@ -167,16 +169,24 @@ def _faces_by_frame(rows: pd.DataFrame) -> dict[int, list[_Face]]:
 
 
 def _add_stream(container, width: int, height: int, rate: Fraction):
-    """A video stream for ``container``: H.264 where available and the size allows it, else MPEG-4."""
+    """A video stream for ``container``: H.264 where available (4:2:0 needs even sides: an odd one grows by
+    a pixel, see _padded), else MPEG-4."""
     import av
 
-    if "libx264" in av.codecs_available and width % 2 == 0 and height % 2 == 0:
+    if "libx264" in av.codecs_available:
         stream = container.add_stream("libx264", rate=rate, options={"crf": "20", "preset": "veryfast"})
+        width, height = width + width % 2, height + height % 2
     else:
         stream = container.add_stream("mpeg4", rate=rate)
         stream.bit_rate = max(1_000_000, int(width * height * float(rate) * 0.2))
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     return stream
+
+
+def _padded(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` with black columns and rows added at the right and bottom up to the stream's size."""
+    grow_y, grow_x = height - image.shape[0], width - image.shape[1]
+    return np.pad(image, ((0, grow_y), (0, grow_x), (0, 0))) if grow_x or grow_y else image
 
 
 def _rate(fps: float) -> Fraction:

@@ -15,6 +15,8 @@ Columns, in order (OpenFace-style AU names, so other tools read them):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -66,22 +68,43 @@ def main_face_id(faces: pd.DataFrame) -> int | None:
     return int(counts[counts == counts.max()].index.min())
 
 
+def summary(faces: pd.DataFrame, frames: int, aus: Sequence[str] | None = None, top_aus: int = 3) -> dict:
+    """The numbers that sum up analysed rows ``faces`` out of ``frames`` frames or images, each where the
+    table has its columns: ``frames``, ``with_face`` (frames with a face), ``faces`` (rows), ``people``
+    (face_ids tracked in a video), ``dominant`` expression and its ``dominant_share``, mean ``valence``
+    and ``arousal``, and ``top_aus``: of ``aus`` (default: the table's), those decided present most often,
+    as (AU, share of rows)."""
+    numbers: dict = {"frames": frames, "with_face": faces.drop_duplicates(["input", "frame"]).shape[0],
+                     "faces": len(faces), "people": int(faces.loc[faces["frame"] > 0, "face_id"].nunique())}
+    if faces.empty:
+        return numbers
+    if "expression" in faces and faces["expression"].notna().any():
+        dominant = faces["expression"].value_counts()
+        numbers["dominant"], numbers["dominant_share"] = str(dominant.index[0]), float(dominant.iloc[0] / len(faces))
+    for column in ("valence", "arousal"):
+        if column in faces:
+            numbers[column] = float(pd.to_numeric(faces[column], errors="coerce").mean())
+    aus = [c[:-2] for c in faces.columns if c.startswith("AU") and c.endswith("_c")] if aus is None else aus
+    decided = [f"{a}_c" for a in aus if f"{a}_c" in faces]
+    if decided:
+        rates = faces[decided].apply(pd.to_numeric, errors="coerce").mean().sort_values(ascending=False)
+        numbers["top_aus"] = [(k[:-2], float(v)) for k, v in rates.head(top_aus).items()]
+    return numbers
+
+
 def describe(table: pd.DataFrame, schema: LabelSchema, top_aus: int = 3) -> str:
     """A short human summary: faces found, dominant expression, mean VA, most active AUs."""
-    faces = table[table["success"] == 1]
-    n_frames = table.drop_duplicates(["input", "frame"]).shape[0]
-    with_face = faces.drop_duplicates(["input", "frame"]).shape[0]
+    faces = table[pd.to_numeric(table["success"], errors="coerce") == 1]
+    s = summary(faces, table.drop_duplicates(["input", "frame"]).shape[0], au_columns(schema), top_aus)
     video = bool((table["frame"] > 0).any())
-    parts = [f"faces in {with_face}/{n_frames} frames" if video else
-             f"{len(faces)} face{'' if len(faces) == 1 else 's'} in {with_face}/{n_frames} images"]
-    if not faces.empty:
-        ids = faces.loc[faces["frame"] > 0, "face_id"].nunique()
-        if ids:
-            parts[0] += f" ({ids} {'person' if ids == 1 else 'people'} tracked)"
-        dominant = faces["expression"].value_counts()
-        parts.append(f"mostly {dominant.index[0]} ({dominant.iloc[0] / len(faces):.0%})")
-        parts.append(f"mean valence {faces['valence'].mean():+.2f}, arousal {faces['arousal'].mean():+.2f}")
-        rates = faces[[f"{a}_c" for a in au_columns(schema)]].astype(float).mean()
-        active = rates.sort_values(ascending=False).head(top_aus)
-        parts.append("most active " + ", ".join(f"{k[:-2]} {v:.0%}" for k, v in active.items()))
+    parts = [f"faces in {s['with_face']}/{s['frames']} frames" if video else
+             f"{s['faces']} face{'' if s['faces'] == 1 else 's'} in {s['with_face']}/{s['frames']} images"]
+    if s["people"]:
+        parts[0] += f" ({s['people']} {'person' if s['people'] == 1 else 'people'} tracked)"
+    if "dominant" in s:
+        parts.append(f"mostly {s['dominant']} ({s['dominant_share']:.0%})")
+    if "valence" in s and "arousal" in s:
+        parts.append(f"mean valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}")
+    if s.get("top_aus"):
+        parts.append("most active " + ", ".join(f"{au} {rate:.0%}" for au, rate in s["top_aus"]))
     return "; ".join(parts)

@@ -93,9 +93,9 @@ def output_names(paths: Sequence[Path]) -> dict[Path, str]:
 
 def run_analysis(analyzer: Analyzer, inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
                  skip_existing: bool = False, plots: bool = False, video_out: bool = False, abaw: bool = False,
-                 fmt: str = "native", progress: bool = True) -> RunReport:
+                 fmt: str = "native", progress: bool = True, pages: bool = False) -> RunReport:
     """Analyse every input into ``out_dir``, the tables in ``fmt`` (native, openface, feat); never raises
-    for one bad input (see RunReport)."""
+    for one bad input (see RunReport). ``pages``: then the HTML pages of everything in ``out_dir``."""
     found = prepare(inputs, out_dir)
     out, extras = Path(out_dir), Extras(plots, video_out, abaw)
     report = RunReport(failures=[str(e) for e in found.errors])
@@ -113,7 +113,23 @@ def run_analysis(analyzer: Analyzer, inputs: Sequence[str | os.PathLike[str]], o
             report.summaries.append(f"images: {describe(table, analyzer.schema)}")
             wanted = extras if fresh else _missing(extras, out, "images", images)
             _extras(analyzer, table, "images", out, report, wanted, None)
+    if pages:
+        _pages(out, report)
     return report
+
+
+def _pages(out: Path, report: RunReport) -> None:
+    """The result pages of ``out`` (analyze.pages), listing this run's failures; a table that cannot
+    be shown is a warning."""
+    from affectlab.analyze.pages import write_pages
+
+    try:
+        made = write_pages(out, failures=report.failures)
+    except DataError as e:  # nothing analysed: no table to show
+        report.warnings.append(f"no result pages: {e}")
+        return
+    report.written += made.written
+    report.warnings += made.problems
 
 
 def _read_table(path: Path, fmt: str = "native") -> pd.DataFrame | None:

@@ -1,4 +1,5 @@
-"""``affectlab analyze`` and ``affectlab export``: faces in images and videos, and the model for onnxruntime.
+"""``affectlab analyze``, ``affectlab report`` and ``affectlab export``: faces in images and videos, the result
+pages of an output folder, and the model for onnxruntime.
 
 The parser must not import the analysis stack (torch, the detector): a mistake in the arguments ends
 at once, checked before the model loads."""
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from affectlab.cli import options
@@ -29,7 +31,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     try:
         report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
                               video_out=args.video_out, abaw=args.abaw, fmt=args.format,
-                              progress=not args.quiet and sys.stderr.isatty())
+                              progress=not args.quiet and sys.stderr.isatty(), pages=args.report)
     except KeyboardInterrupt:
         options.note(f"rows analysed so far are kept in {args.out} (an unfinished video's in <stem>.csv.partial); "
                      "run again with --skip-existing to finish")
@@ -45,6 +47,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for line in report.failures:
         options.error(line)
     return report.exit_status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from affectlab.analyze.pages import write_pages
+
+    pages = write_pages(args.out)
+    print(f"wrote {options.plural(len(pages.written), 'file')} to {args.out}; open {Path(args.out) / 'index.html'}")
+    for line in pages.problems:
+        options.error(line)
+    return 0 if not pages.problems else 1 if pages.shown else 2
 
 
 def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -> Any:
@@ -123,9 +135,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          help="the tables' columns: affectlab's own, OpenFace 2.2 FeatureExtraction's, or py-feat's "
                               "Fex names (default: native)")
     analyze.add_argument("--abaw", action="store_true", help="also write ABAW submission files under OUT/abaw")
+    analyze.add_argument("--report", action="store_true",
+                         help="also write HTML pages of everything in OUT (OUT/index.html, a page per video)")
     analyze.add_argument("--skip-existing", action="store_true", help="skip videos and images already analysed in OUT")
     options.add_quiet(analyze)
     analyze.set_defaults(func=cmd_analyze)
+
+    report = sub.add_parser("report", help="HTML pages of the results tables in an analyze output folder",
+                            description="A page per video, one for the images and OUT/index.html, from the "
+                                        "tables affectlab analyze wrote in OUT (as analyze --report writes them).")
+    report.add_argument("out", metavar="OUT", help="the --out folder of affectlab analyze")
+    report.set_defaults(func=cmd_report)
 
     export = sub.add_parser("export", help="export a checkpoint for onnxruntime",
                             description="Export a checkpoint to ONNX with its metadata, checked to agree with PyTorch.")
