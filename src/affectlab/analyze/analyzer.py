@@ -14,6 +14,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from itertools import islice
 from typing import NamedTuple
 
@@ -24,8 +25,10 @@ from affectlab.analyze.media import Frame, is_video, iter_frames, iter_video
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.errors import AffectlabError, DataError
 from affectlab.faces import MTCNN, FaceTracker, align_face, follow
+from affectlab.faces.descriptor import SAME_PERSON, FaceDescriptor
 from affectlab.faces.geometry import face_geometry
 from affectlab.faces.mtcnn import SECOND_LOOKS
+from affectlab.faces.reid import REID_MODES, People, ReIdentifier, check_threshold
 from affectlab.inference.backends import Backend, open_backend
 from affectlab.inference.outputs import FaceOutputs, probabilities
 from affectlab.models.meta import TEST_TIME_FLIP, InputSpec
@@ -103,15 +106,24 @@ class Analyzer:
     ``{"au": 7, "expr": 9, "va": 9}``) smooths each face track's features over a video's frames with
     SMM eq. 9 before the model's last layers (see inference.smoothing); it needs a PyTorch checkpoint.
     ``precision`` (fp32, bf16) is the PyTorch backend's (inference.backends.open_backend).
+    ``reid`` (affectlab.faces.reid): ``video`` (default) gives a face that leaves a video and comes back
+    its earlier ``face_id`` when its descriptor lies within ``reid_threshold`` of that face's;
+    ``across`` also gives every face a ``person_id``, one per person across all inputs of this
+    Analyzer; ``off``: ids by box tracking alone.
     """
 
     def __init__(self, model: str | os.PathLike[str] | Backend | None = None, *,
                  device: str = "cpu", precision: str = "fp32", faces: str = "detect", stride: int = 1,
                  detect_every: int = DETECT_EVERY, batch_size: int = 32, min_face_size: float = 40,
                  chunk_frames: int = 64, smooth: Mapping[str, float] | None = None,
-                 landmarks: bool = False, mesh: bool = False, flip: bool | None = None):
+                 landmarks: bool = False, mesh: bool = False, flip: bool | None = None, reid: str = "video",
+                 reid_threshold: float = SAME_PERSON):
         if faces not in FACE_MODES:
             raise AffectlabError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
+        if reid not in REID_MODES:
+            raise AffectlabError(f"reid must be one of {', '.join(REID_MODES)}, got {reid!r}")
+        if reid == "across" and faces != "detect":
+            raise AffectlabError("re-identification across inputs needs detected faces (not --faces crops)")
         if stride < 1 or detect_every < 1 or batch_size < 1:
             raise AffectlabError("stride, detect_every and batch_size must be at least 1")
         self.backend = model if isinstance(model, Backend) else open_backend(model, device, precision,
@@ -134,6 +146,13 @@ class Analyzer:
         self.landmarks, self.mesh = landmarks or mesh, mesh
         self.batch_size, self.chunk_frames = batch_size, chunk_frames
         self.detector = MTCNN(device, min_face_size=min_face_size) if faces == "detect" else None
+        #: Re-identification (affectlab.faces.reid): off for given crops; ``people``: the persons of ``across``.
+        self.reid, self.reid_threshold = (reid if faces == "detect" else "off"), check_threshold(reid_threshold)
+        self.people = People(self.reid_threshold) if self.reid == "across" else None
+        self._person_of: dict[tuple[str, int], int] = {}  # (input, face_id) -> person_id, with ``across``
+        # (frame, face_id) -> the box track of a re-identified face in this chunk: smoothing (SMM eq. 9) runs
+        # along a track and starts afresh where a returning face starts a new one, never across a gap or cut
+        self._track_of: dict[tuple[int, int], int] = {}
         self.smoother = None
         if smooth:
             if self.backend.model is None:
@@ -142,8 +161,13 @@ class Analyzer:
             from affectlab.inference.smoothing import TemporalSmoother  # torch: imported only when smoothing
 
             self.smoother = TemporalSmoother(self.backend.model, smooth)
-        #: Seconds spent per stage (decode, detect, align, predict) since construction: for benchmarks.
+        #: Seconds spent per stage (decode, detect, reid, align, predict) since construction: for benchmarks.
         self.timings: dict[str, float] = defaultdict(float)
+
+    @cached_property
+    def describe(self) -> FaceDescriptor:
+        """The face descriptor of re-identification, loaded on first use (an image-only run never needs it)."""
+        return FaceDescriptor()
 
     @contextmanager
     def _timed(self, stage: str):
@@ -208,6 +232,10 @@ class Analyzer:
         """The rows of consecutive frames of one video, in chunks, faces tracked across chunks; a
         DataError that ends the frames early is raised after the rows of every frame before it."""
         tracker = FaceTracker()
+        reid = None
+        if self.reid != "off":
+            with self._timed("reid"):  # the descriptor loads here, on the first video
+                reid = ReIdentifier(self.describe, self.reid_threshold, people=self.people)
         if self.smoother is not None:
             self.smoother.reset()
         kept = 0
@@ -219,7 +247,8 @@ class Analyzer:
             if chunk:
                 detect = [(kept + i) % self.detect_every == 0 for i in range(len(chunk))]
                 kept += len(chunk)
-                rows = self._rows(chunk, self._faces_of_video(chunk, detect, tracker), smooth=True)
+                self._track_of.clear()
+                rows = self._rows(chunk, self._faces_of_video(chunk, detect, tracker, reid), smooth=True)
                 del chunk
                 release_freed_memory()
                 yield rows
@@ -234,13 +263,29 @@ class Analyzer:
             return [[self._whole(f)] for f in frames]
         with self._timed("detect"):
             found = self.detector.detect_batch([f.image for f in frames], SECOND_LOOKS)  # tight crops too
+        if self.people is not None:
+            with self._timed("reid"):
+                for frame, faces in zip(frames, found):  # faces of one image are different people
+                    persons = self.people.assign(self.describe.describe(frame.image, faces.landmarks)[0])
+                    self._person_of.update({(frame.input, i): p for i, p in enumerate(persons)})
         return [[Face(i, d.boxes[i], d.landmarks[i], float(d.scores[i])) for i in range(len(d))] for d in found]
 
-    def _faces_of_video(self, chunk: Sequence[Frame], detect: Sequence[bool], tracker: FaceTracker) -> list[list[Face]]:
+    def _faces_of_video(self, chunk: Sequence[Frame], detect: Sequence[bool], tracker: FaceTracker,
+                        reid: ReIdentifier | None) -> list[list[Face]]:
         if self.detector is None:
             return [[self._whole(f)] for f in chunk]
-        with self._timed("detect"):
-            tracked = [follow(self.detector, tracker, f.image, d) for f, d in zip(chunk, detect)]
+        tracked = []
+        for frame, d in zip(chunk, detect):
+            with self._timed("detect"):
+                faces = follow(self.detector, tracker, frame.image, d)
+            if reid is not None:
+                with self._timed("reid"):
+                    named = reid.assign(frame.image, faces, tracker)
+                self._track_of.update({(frame.frame, n.face_id): f.face_id for f, n in zip(faces, named)})
+                faces = named
+                if self.people is not None:
+                    self._person_of.update({(frame.input, t.face_id): reid.person_of(t.face_id) for t in faces})
+            tracked.append(faces)
         return [[Face(t.face_id, t.box, t.landmarks, t.score) for t in faces] for faces in tracked]
 
     @staticmethod
@@ -303,10 +348,14 @@ class Analyzer:
         with self._timed("align"):
             meta, crops = self._meta_and_crops(frames, faces)
         table = pd.DataFrame(meta)
+        if self.people is not None:
+            table["person_id"] = [self._person_of.get((m["input"], m["face_id"])) if m["success"] else None
+                                  for m in meta]
         if crops:
             with self._timed("predict"):
-                scores = self._predict(np.stack(crops), [m["face_id"] for m in meta if m["success"]], smooth)
+                tracks = [self._track_of.get((m["frame"], m["face_id"]), m["face_id"]) for m in meta if m["success"]]
+                scores = self._predict(np.stack(crops), tracks, smooth)
             predicted = prediction_frame(self.schema, scores.au, scores.expr, scores.va, self.au_thresholds)
             predicted.index = np.flatnonzero(table["success"].to_numpy() == 1)
             table = table.join(predicted)  # rows without a face keep empty predictions
-        return finalize(table, self.schema, geometry=self.landmarks, mesh=self.mesh)
+        return finalize(table, self.schema, geometry=self.landmarks, mesh=self.mesh, person=self.people is not None)

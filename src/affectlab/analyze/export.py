@@ -54,7 +54,8 @@ def _graph(model: AffectModel, size: int) -> onnx.ModelProto:
         return onnx.load(path)
 
 
-def _save(graph: onnx.ModelProto, out: Path, metadata: dict[str, str]) -> None:
+def save_graph(graph: onnx.ModelProto, out: Path, metadata: dict[str, str]) -> None:
+    """Write ``graph`` atomically, ``metadata`` (string pairs) in its metadata_props."""
     for key, value in metadata.items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value
@@ -81,10 +82,31 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     meta = read_checkpoint_meta(checkpoint)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _save(_graph(load_model(checkpoint), meta.input_size), out, {ONNX_META_KEY: meta.to_json()})
+    save_graph(_graph(load_model(checkpoint), meta.input_size), out, {ONNX_META_KEY: meta.to_json()})
     if check:
         check_agreement(checkpoint, OnnxBackend(out), atol)
     return out
+
+
+def read_weights_from(graph: onnx.ModelProto, weights: Path, prefix: str) -> onnx.ModelProto:
+    """``graph`` with each initializer named ``prefix + <tensor of weights>`` turned into ONNX external data:
+    the safetensors file's name, the tensor's byte offset and length there (safetensors stores raw
+    little-endian tensors), so a graph saved beside the file ships no weights of its own."""
+    layout = tensor_layout(weights)
+    for tensor in graph.graph.initializer:
+        name = tensor.name.removeprefix(prefix)
+        if name not in layout:
+            continue  # a constant the exporter made: stays inside the graph
+        dtype, shape, offset, length = layout[name]
+        if _ONNX_TYPES.get(dtype) != tensor.data_type or list(shape) != list(tensor.dims):
+            raise AffectlabError(f"{name}: the graph's tensor does not match the checkpoint's ({dtype} {shape})")
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        del tensor.external_data[:]
+        for key, value in (("location", weights.name), ("offset", str(offset)), ("length", str(length))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+    return graph
 
 
 def export_bundled_graph(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], atol: float = 1e-4) -> Path:
@@ -98,20 +120,7 @@ def export_bundled_graph(checkpoint: str | os.PathLike[str], out: str | os.PathL
     if checkpoint.resolve().parent != out.resolve().parent:
         raise AffectlabError("the bundled graph must lie beside its checkpoint (its weights are read from there)")
     meta = read_checkpoint_meta(checkpoint)
-    graph, layout = _graph(load_model(checkpoint), meta.input_size), tensor_layout(checkpoint)
-    for tensor in graph.graph.initializer:
-        name = tensor.name.removeprefix("model.")
-        if name not in layout:
-            continue  # a constant the exporter made: stays inside the graph
-        dtype, shape, offset, length = layout[name]
-        if _ONNX_TYPES.get(dtype) != tensor.data_type or list(shape) != list(tensor.dims):
-            raise AffectlabError(f"{name}: the graph's tensor does not match the checkpoint's ({dtype} {shape})")
-        tensor.ClearField("raw_data")
-        tensor.data_location = onnx.TensorProto.EXTERNAL
-        del tensor.external_data[:]
-        for key, value in (("location", checkpoint.name), ("offset", str(offset)), ("length", str(length))):
-            entry = tensor.external_data.add()
-            entry.key, entry.value = key, value
-    _save(graph, out, {ONNX_WEIGHTS_KEY: header_digest(checkpoint)})
+    graph = read_weights_from(_graph(load_model(checkpoint), meta.input_size), checkpoint, "model.")
+    save_graph(graph, out, {ONNX_WEIGHTS_KEY: header_digest(checkpoint)})
     check_agreement(checkpoint, OnnxBackend(out, meta=meta), atol)
     return out

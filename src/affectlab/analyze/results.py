@@ -11,7 +11,8 @@ Columns, in order (OpenFace-style AU names, so other tools read them):
   per-AU thresholds (0.5 unless the checkpoint stores tuned ones);
 - the expression probabilities, one column per class named as the class (``Neutral`` … ``Other``),
   and ``expression``, the most probable class's name;
-- ``valence``, ``arousal`` in [-1, 1].
+- ``valence``, ``arousal`` in [-1, 1];
+- with ``--reid across``, ``person_id``: one per person across all inputs of the call (empty where no face).
 """
 from __future__ import annotations
 
@@ -49,13 +50,15 @@ def prediction_frame(schema: LabelSchema, au_prob: np.ndarray, expr_prob: np.nda
     return pd.DataFrame(data)
 
 
-def finalize(table: pd.DataFrame, schema: LabelSchema, geometry: bool = False, mesh: bool = False) -> pd.DataFrame:
+def finalize(table: pd.DataFrame, schema: LabelSchema, geometry: bool = False, mesh: bool = False,
+             person: bool = False) -> pd.DataFrame:
     """Column order and dtypes of the contract: whole numbers stay whole (nullable where a row has no face);
-    ``geometry``: the landmark, pose and gaze columns follow (``analyze --landmarks``), ``mesh``: then
-    the full mesh's (``--mesh``)."""
-    extra = [*(GEOMETRY_COLUMNS if geometry or mesh else ()), *(MESH_COLUMNS if mesh else ())]
+    ``person``: ``person_id`` follows (``analyze --reid across``), ``geometry``: then the landmark, pose
+    and gaze columns (``analyze --landmarks``), ``mesh``: then the full mesh's (``--mesh``)."""
+    extra = [*(("person_id",) if person else ()), *(GEOMETRY_COLUMNS if geometry or mesh else ()),
+             *(MESH_COLUMNS if mesh else ())]
     table = table.reindex(columns=[*result_columns(schema), *extra])
-    ints = ["frame", "face_id", "success", *(f"{a}_c" for a in au_columns(schema))]
+    ints = ["frame", "face_id", "success", *(("person_id",) if person else ()), *(f"{a}_c" for a in au_columns(schema))]
     return table.astype({c: "Int64" for c in ints} | {"input": "str", "expression": "object"})
 
 

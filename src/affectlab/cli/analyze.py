@@ -14,6 +14,8 @@ from affectlab.cli import options
 
 #: affectlab.analyze.analyzer's default, here without importing it.
 DETECT_EVERY = 6
+#: affectlab.faces.descriptor's SAME_PERSON (dlib's distance threshold), here without importing it.
+REID_THRESHOLD = 0.6
 #: bf16 against fp32, mean |difference| of the outputs on 300 AffectNet faces with the default model: 0.0052.
 BF16_TOLERANCE = 0.006
 
@@ -70,7 +72,19 @@ def _analyzer(args: argparse.Namespace, smooth: dict[str, float] | str | None) -
         smooth = _checkpoint_smoothing(backend)
     return Analyzer(backend, device=device, faces=args.faces, stride=args.stride, detect_every=args.detect_every,
                     batch_size=args.batch_size, smooth=smooth, landmarks=args.landmarks, mesh=args.mesh,
-                    flip=args.flip)
+                    flip=args.flip, reid=args.reid, reid_threshold=args.reid_threshold)
+
+
+def _reid_threshold(value: str) -> float:
+    """An argparse type: ``--reid-threshold``, a descriptor distance in (0, 2) as affectlab.faces.reid
+    checks it, refused before any work starts."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0 < number < 2:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 2) (dlib's is {REID_THRESHOLD}), got {number}")
+    return number
 
 
 def _smoothing(spec: str) -> dict[str, float] | str:
@@ -128,6 +142,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     analyze.add_argument("--smooth", nargs="?", const="checkpoint", metavar="au=MU,expr=MU,va=MU",
                          help="temporal smoothing of each face's features over a video (SMM eq. 9); mu per task, "
                               "default the checkpoint's (from 'calibrate smoothing') or SMM's au=7,expr=9,va=9")
+    reid = analyze.add_mutually_exclusive_group()
+    reid.add_argument("--reid", choices=["video", "across"], default="video",
+                      help="re-identify faces: a face that leaves a video and returns keeps its face_id (video); "
+                           "across: also a person_id column, one per person across all inputs (default: video)")
+    reid.add_argument("--no-reid", dest="reid", action="store_const", const="off",
+                      help="face_ids by box tracking alone: a face that returns gets a new one")
+    analyze.add_argument("--reid-threshold", type=_reid_threshold, default=REID_THRESHOLD, metavar="D",
+                         help=f"largest face-descriptor distance of one person, in (0, 2) (default: dlib's {REID_THRESHOLD})")
     analyze.add_argument("--plots", action="store_true", help="write PNG plots beside each table")
     analyze.add_argument("--video-out", action="store_true",
                          help="write each video, and a copy of each image, with boxes, expression and VA drawn")

@@ -84,7 +84,7 @@ class FaceTracker:
     """Gives each face a ``face_id`` that persists across frames; call :meth:`update` once per frame.
 
     A track ends once it has gone unmatched for more than ``max_missed`` frames; a detection that
-    matches no live track starts a new id. :meth:`last_boxes` are the faces of the previous frame,
+    matches no live track starts a new id (which affectlab.faces.reid may map back to a lost person's). :meth:`last_boxes` are the faces of the previous frame,
     where :func:`follow` looks for them again.
     """
 
@@ -98,6 +98,10 @@ class FaceTracker:
     def last_boxes(self) -> np.ndarray:
         """(N, 4) boxes of the faces seen in the previous frame."""
         return np.array([t.box for t in self._tracks if t.last_seen == self._frame]).reshape(-1, 4)
+
+    def end(self, face_ids: set[int]) -> None:
+        """End these tracks now: re-identification gave their person to a new track (affectlab.faces.reid)."""
+        self._tracks = [t for t in self._tracks if t.face_id not in face_ids]
 
     def update(self, detections: Detections, detected: bool = True) -> list[TrackedFace]:
         """Advance one frame with its faces; ``detected``: found by the full cascade (else refined)."""

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from affectlab.compat import import_torchvision, install_torchvision_hook
 from affectlab.errors import AffectlabError, DataError
+from affectlab.faces.descriptor import DLIB_WEIGHTS
 
 
 install_torchvision_hook()  # this module imports torchvision (in its builders), and so may code beside it
@@ -114,10 +115,13 @@ def _add_zero_padded(a: Tensor, b: Tensor) -> Tensor:
     The shortcut of a down-sampling block has fewer channels, and at odd sizes the unpadded
     stride-2 convolution gives one row and column fewer than the 2×2 average pool beside it.
     """
-    c, h, w = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
+    # sizes as Python ints: an exported graph (the face descriptor's) gets them as constants instead of
+    # shape arithmetic, and no padding at all where the sizes agree (most blocks)
+    c, h, w = (max(int(a.shape[i]), int(b.shape[i])) for i in (1, 2, 3))
 
     def pad(t: Tensor) -> Tensor:
-        return nn.functional.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1]))
+        missing = (0, w - int(t.shape[3]), 0, h - int(t.shape[2]), 0, c - int(t.shape[1]))
+        return nn.functional.pad(t, missing) if any(missing) else t
 
     return pad(a) + pad(b)
 
@@ -256,9 +260,7 @@ PACKAGED_IMAGENET: dict[str, tuple[str, str, str]] = {
 
 #: Weights the package itself carries (``backbone_weights=bundled``): dlib's CC0 face-recognition
 #: ResNet from face-recognition-models 0.3.0, converted by tools/convert_dlib_resnet.py (licence beside it).
-BUNDLED_WEIGHTS: dict[str, Path] = {
-    "dlib_resnet": Path(__file__).resolve().parents[1] / "assets" / "dlib" / "dlib_resnet.safetensors",
-}
+BUNDLED_WEIGHTS: dict[str, Path] = {"dlib_resnet": DLIB_WEIGHTS}
 
 
 def weights_file(backbone: str, path: str | PathLike[str]) -> Path:

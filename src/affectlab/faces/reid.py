@@ -1,0 +1,212 @@
+"""Re-identification: a person who leaves the frame, is occluded or is cut away from keeps their
+``face_id`` when they come back, and (``People``) one ``person_id`` across the inputs of a call.
+
+The tracker (affectlab.faces.track) follows faces by their boxes; each of its tracks belongs to an
+identity here. A face gets a descriptor (affectlab.faces.descriptor: dlib's, 128-D) when its track
+starts, every ``every`` frames while it lives, and when the tracker takes it up again after frames
+without it (the box it kept may hold someone else by then: two people crossing); a track whose face
+lies ``threshold`` or farther from its identity's then starts over as a new track. A new track whose
+descriptor lies within ``threshold`` of a lost identity's (the nearest of its stored descriptors; dlib's 0.6 by default)
+joins that identity and takes its ``face_id``; the identity's old tracks are ended, and an identity
+seen in the current frame is never a candidate, so two faces seen at the same time never share an
+id. A face too small or too blurred for a descriptor (``describable``) keeps the new id its track
+got: never merged on a guess.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from affectlab.errors import AffectlabError
+from affectlab.faces.descriptor import SAME_PERSON, FaceDescriptor
+from affectlab.faces.track import FaceTracker, TrackedFace
+
+#: ``off``: box tracking alone; ``video``: ids kept within each video; ``across``: and a person_id across inputs.
+REID_MODES = ("off", "video", "across")
+#: Frames (kept frames of a video) between two descriptors of a live track: new views of a face for
+#: its identity's gallery, at a cost of one descriptor per face and second at 30 frames/s.
+DESCRIBE_EVERY = 30
+#: Descriptors an identity keeps: its first and the latest ones.
+GALLERY = 8
+
+
+def check_threshold(threshold: float) -> float:
+    """The re-identification distance threshold, refused outside (0, 2) (descriptors lie within 2 of each other
+    in practice: dlib's 0.6 separates one person from another)."""
+    if not 0 < threshold < 2:
+        raise AffectlabError(f"the re-identification threshold must lie in (0, 2) (dlib's is {SAME_PERSON}), "
+                             f"got {threshold}")
+    return float(threshold)
+
+
+def greedy_pairs(distance: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """(row, column) pairs by increasing distance below ``threshold``, each row and column used once:
+    the nearest match goes first, so a face never takes an identity a nearer face matches."""
+    pairs: list[tuple[int, int]] = []
+    if distance.size == 0:
+        return pairs
+    rows, cols = set(), set()
+    for flat in np.argsort(distance, axis=None):
+        r, c = divmod(int(flat), distance.shape[1])
+        if distance[r, c] >= threshold:
+            break
+        if r not in rows and c not in cols:
+            pairs.append((r, c))
+            rows.add(r)
+            cols.add(c)
+    return pairs
+
+
+@dataclass
+class Gallery:
+    """The descriptors of one identity: its first and the latest ``GALLERY - 1``."""
+
+    descriptors: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, descriptor: np.ndarray) -> None:
+        self.descriptors.append(descriptor)
+        if len(self.descriptors) > GALLERY:
+            del self.descriptors[1]
+
+    def distance(self, descriptors: np.ndarray) -> np.ndarray:
+        """(N,) distance of each descriptor to the nearest of this gallery's (inf for an empty gallery)."""
+        if not self.descriptors:
+            return np.full(len(descriptors), np.inf)
+        own = np.stack(self.descriptors)
+        return np.linalg.norm(descriptors[:, None] - own[None], axis=2).min(axis=1)
+
+
+def distances(galleries: list[Gallery], descriptors: np.ndarray) -> np.ndarray:
+    """(N, len(galleries)) distances; rows of NaN descriptors (not describable) are inf."""
+    out = np.full((len(descriptors), len(galleries)), np.inf)
+    ok = ~np.isnan(descriptors).any(axis=1)
+    for j, gallery in enumerate(galleries):
+        out[ok, j] = gallery.distance(descriptors[ok])
+    return out
+
+
+class People:
+    """Persons across the inputs of one call (``--reid across``): a ``person_id`` per identity of a
+    video or face of an image, the same for one person in every input."""
+
+    def __init__(self, threshold: float = SAME_PERSON):
+        self.threshold = check_threshold(threshold)
+        self.galleries: list[Gallery] = []
+
+    def assign(self, descriptors: np.ndarray, seen: set[int] = frozenset()) -> list[int]:
+        """A person_id for each of faces seen together (N, 128; NaN rows: not describable, each a new
+        person); never one of ``seen`` (persons in the same frame), never one for two of them."""
+        candidates = [p for p in range(len(self.galleries)) if p not in seen]
+        d = distances([self.galleries[p] for p in candidates], descriptors)
+        ids = [-1] * len(descriptors)
+        for r, c in greedy_pairs(d, self.threshold):
+            ids[r] = candidates[c]
+        for r in range(len(ids)):
+            if ids[r] < 0:
+                ids[r] = len(self.galleries)
+                self.galleries.append(Gallery())
+        for r, descriptor in enumerate(descriptors):
+            self.add(ids[r], descriptor)
+        return ids
+
+    def add(self, person_id: int, descriptor: np.ndarray) -> None:
+        if not np.isnan(descriptor).any():
+            self.galleries[person_id].add(descriptor)
+
+
+@dataclass
+class _Identity:
+    face_id: int
+    gallery: Gallery = field(default_factory=Gallery)
+    tracks: set[int] = field(default_factory=set)
+    person_id: int = -1
+
+
+class ReIdentifier:
+    """Turns the tracker's box-track ids into identities' face_ids, frame by frame (:meth:`assign`).
+
+    ``people``: also give each identity a person_id from the call's persons (``--reid across``)."""
+
+    def __init__(self, describe: FaceDescriptor, threshold: float = SAME_PERSON, every: int = DESCRIBE_EVERY,
+                 people: People | None = None):
+        self.describe, self.threshold, self.every, self.people = describe, check_threshold(threshold), every, people
+        self._identities: list[_Identity] = []
+        self._of_track: dict[int, _Identity] = {}
+        self._described: dict[int, int] = {}  # track -> frame of its last descriptor attempt
+        self._seen: dict[int, int] = {}  # track -> the last frame it was in
+        self._frame = -1
+
+    def person_of(self, face_id: int) -> int:
+        """The person_id of an identity (-1 without ``people``)."""
+        return self._identities[face_id].person_id
+
+    def assign(self, image: np.ndarray, faces: list[TrackedFace], tracker: FaceTracker) -> list[TrackedFace]:
+        """This frame's faces with their identities' face_ids; ``faces`` are ``tracker``'s of ``image``."""
+        self._frame += 1
+        new = [f for f in faces if f.face_id not in self._of_track]
+        # due for a descriptor: on schedule, or taken up again after frames without it (where the box
+        # tracker guesses most: someone else may have walked into the box it kept)
+        due = [f for f in faces if f.face_id in self._of_track and (self._frame - self._described[f.face_id] >= self.every
+                                                                    or self._frame - self._seen[f.face_id] > 1)]
+        for f in faces:
+            self._seen[f.face_id] = self._frame
+        if not new and not due:
+            return self._named(faces)
+        descriptors, _ = self.describe.describe(image, np.stack([f.landmarks for f in [*new, *due]]))
+        fresh, kept = list(zip(new, descriptors[:len(new)])), []
+        for f, descriptor in zip(due, descriptors[len(new):]):
+            self._described[f.face_id] = self._frame
+            identity = self._of_track[f.face_id]
+            if identity.gallery.descriptors and not np.isnan(descriptor).any() \
+                    and identity.gallery.distance(descriptor[None])[0] >= self.threshold:
+                identity.tracks.discard(f.face_id)  # another person: the track starts over
+                del self._of_track[f.face_id]
+                fresh.append((f, descriptor))
+            else:
+                kept.append((f, descriptor))
+        for f, _ in fresh:
+            self._described[f.face_id] = self._frame
+        seen = {self._of_track[f.face_id].face_id for f in faces if f.face_id in self._of_track}
+        if fresh:
+            self._join([f for f, _ in fresh], np.stack([d for _, d in fresh]), seen, tracker)
+        for f, descriptor in kept:
+            self._remember(self._of_track[f.face_id], descriptor)
+        return self._named(faces)
+
+    def _named(self, faces: list[TrackedFace]) -> list[TrackedFace]:
+        return [replace(f, face_id=self._of_track[f.face_id].face_id) for f in faces]
+
+    def _join(self, new: list[TrackedFace], descriptors: np.ndarray, seen: set[int], tracker: FaceTracker) -> None:
+        """Each new track joins the nearest lost identity within the threshold, or starts its own."""
+        lost = [i for i in self._identities if i.face_id not in seen]
+        matched = dict(greedy_pairs(distances([i.gallery for i in lost], descriptors), self.threshold))
+        fresh: list[int] = []
+        for r, face in enumerate(new):
+            if r in matched:
+                identity = lost[matched[r]]
+                tracker.end(identity.tracks)  # an old track must not come back beside the new one
+                identity.tracks = set()
+            else:
+                identity = _Identity(len(self._identities))
+                self._identities.append(identity)
+                fresh.append(r)
+            identity.tracks.add(face.face_id)
+            self._of_track[face.face_id] = identity
+            self._remember(identity, descriptors[r], to_person=False)
+        if self.people is None:
+            return
+        for r in matched:
+            self.people.add(self._of_track[new[r].face_id].person_id, descriptors[r])
+        if fresh:  # persons in this frame are taken
+            present = {self._identities[i].person_id for i in seen} | {lost[c].person_id for c in matched.values()}
+            persons = self.people.assign(descriptors[fresh], present)
+            for r, person in zip(fresh, persons):
+                self._of_track[new[r].face_id].person_id = person
+
+    def _remember(self, identity: _Identity, descriptor: np.ndarray, to_person: bool = True) -> None:
+        if np.isnan(descriptor).any():
+            return
+        identity.gallery.add(descriptor)
+        if to_person and self.people is not None:
+            self.people.add(identity.person_id, descriptor)
