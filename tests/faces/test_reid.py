@@ -139,3 +139,22 @@ def test_a_face_first_seen_blurred_keeps_its_id_when_its_track_resumes(detector,
     frames = hold("A", blurred, LEFT, 2) + [[]] + hold("A", a0, LEFT, 2)
     ids = ids_by_person(track(detector, describe, frames), frames)
     assert ids == {"A": {0}}
+
+
+def test_one_person_alone_never_runs_the_network(detector, people):
+    """Views are kept as chips and described only when there is someone to compare with."""
+    class Counting(FaceDescriptor):
+        calls = 0
+
+        def __call__(self, face_chips):
+            Counting.calls += len(face_chips)
+            return super().__call__(face_chips)
+
+    describe = Counting()
+    a0, a1 = people["A"]
+    alone = hold("A", a0, LEFT, 40)
+    track(detector, describe, alone)
+    assert Counting.calls == 0
+    frames = alone + [[]] * 12 + hold("A", a1, RIGHT, 2)
+    assert ids_by_person(track(detector, describe, frames), frames) == {"A": {0}}
+    assert Counting.calls == 1 + 2  # the returning face, then the two views kept of the first (start, frame 30)

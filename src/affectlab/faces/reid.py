@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from affectlab.errors import AffectlabError
-from affectlab.faces.descriptor import SAME_PERSON, FaceDescriptor
+from affectlab.faces.descriptor import SAME_PERSON, FaceDescriptor, chips, describable
 from affectlab.faces.track import FaceTracker, TrackedFace
 
 #: ``off``: box tracking alone; ``video``: ids kept within each video; ``across``: and a person_id across inputs.
@@ -60,17 +60,32 @@ def greedy_pairs(distance: np.ndarray, threshold: float) -> list[tuple[int, int]
 
 @dataclass
 class Gallery:
-    """The descriptors of one identity: its first and the latest ``GALLERY - 1``."""
+    """The views of one identity, its first and the latest ``GALLERY - 1``: descriptors, and chips not
+    described yet (:meth:`resolve` describes them when a comparison needs them)."""
 
     descriptors: list[np.ndarray] = field(default_factory=list)
+    chips: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, descriptor: np.ndarray) -> None:
-        self.descriptors.append(descriptor)
-        if len(self.descriptors) > GALLERY:
-            del self.descriptors[1]
+    def __bool__(self) -> bool:
+        return bool(self.descriptors or self.chips)
+
+    def add(self, descriptor: np.ndarray | None = None, chip: np.ndarray | None = None) -> None:
+        """One view: its descriptor, or its chip to describe later; beyond GALLERY views the second oldest goes."""
+        if descriptor is not None:
+            self.descriptors.append(descriptor)
+        else:
+            self.chips.append(chip)
+        if len(self.descriptors) + len(self.chips) > GALLERY:  # chips are newer than every descriptor
+            del (self.descriptors if len(self.descriptors) > 1 else self.chips)[1 if len(self.descriptors) != 1 else 0]
+
+    def resolve(self, describe: FaceDescriptor) -> None:
+        """Describe the chips waiting for it, in one batch."""
+        if self.chips:
+            self.descriptors += list(describe(np.stack(self.chips)))
+            self.chips = []
 
     def distance(self, descriptors: np.ndarray) -> np.ndarray:
-        """(N,) distance of each descriptor to the nearest of this gallery's (inf for an empty gallery)."""
+        """(N,) distance of each descriptor to the nearest of this gallery's (inf without descriptors)."""
         if not self.descriptors:
             return np.full(len(descriptors), np.inf)
         own = np.stack(self.descriptors)
@@ -142,44 +157,65 @@ class ReIdentifier:
         return self._identities[face_id].person_id
 
     def assign(self, image: np.ndarray, faces: list[TrackedFace], tracker: FaceTracker) -> list[TrackedFace]:
-        """This frame's faces with their identities' face_ids; ``faces`` are ``tracker``'s of ``image``."""
+        """This frame's faces with their identities' face_ids; ``faces`` are ``tracker``'s of ``image``.
+
+        A view (chip) is taken when a track starts, on schedule and on resumption; the network runs
+        only where a comparison needs it (a new face while other people have been seen, a resumed
+        track, ``people``), so a video of one person never runs it."""
         self._frame += 1
         new = [f for f in faces if f.face_id not in self._of_track]
-        # due for a descriptor: on schedule, or taken up again after frames without it (where the box
-        # tracker guesses most: someone else may have walked into the box it kept)
-        due = [f for f in faces if f.face_id in self._of_track and (self._frame - self._described[f.face_id] >= self.every
-                                                                    or self._frame - self._seen[f.face_id] > 1)]
+        # taken up again after frames without it: the box tracker guessed (someone else may have walked
+        # into the box it kept), so the face is checked against its identity
+        resumed = {f.face_id for f in faces if f.face_id in self._of_track and self._frame - self._seen[f.face_id] > 1}
+        due = [f for f in faces if f.face_id in self._of_track
+               and (f.face_id in resumed or self._frame - self._described[f.face_id] >= self.every)]
         for f in faces:
             self._seen[f.face_id] = self._frame
         if not new and not due:
             return self._named(faces)
-        descriptors, _ = self.describe.describe(image, np.stack([f.landmarks for f in [*new, *due]]))
-        fresh, kept = list(zip(new, descriptors[:len(new)])), []
-        for f, descriptor in zip(due, descriptors[len(new):]):
+        batch = [*new, *due]
+        landmarks = np.stack([f.landmarks for f in batch])
+        face_chips = chips(image, landmarks)
+        ok = describable(landmarks, face_chips)
+        others = any(i.gallery for i in self._identities)
+        needed = ok & np.array([self.people is not None or (k < len(new) and others)
+                                or (f.face_id in resumed and bool(self._of_track[f.face_id].gallery))
+                                for k, f in enumerate(batch)])
+        descriptors = np.full((len(batch), 128), np.nan, np.float32)
+        if needed.any():
+            descriptors[needed] = self.describe(face_chips[needed])
+        views = [(face_chips[k] if ok[k] else None, descriptors[k]) for k in range(len(batch))]
+        for f in batch:
             self._described[f.face_id] = self._frame
+        fresh, kept = list(zip(new, views[:len(new)])), []
+        for f, view in zip(due, views[len(new):]):
             identity = self._of_track[f.face_id]
-            if identity.gallery.descriptors and not np.isnan(descriptor).any() \
-                    and identity.gallery.distance(descriptor[None])[0] >= self.threshold:
-                identity.tracks.discard(f.face_id)  # another person: the track starts over
-                del self._of_track[f.face_id]
-                fresh.append((f, descriptor))
-            else:
-                kept.append((f, descriptor))
-        for f, _ in fresh:
-            self._described[f.face_id] = self._frame
+            if f.face_id in resumed and not np.isnan(view[1]).any() and identity.gallery:
+                identity.gallery.resolve(self.describe)
+                if identity.gallery.distance(view[1][None])[0] >= self.threshold:
+                    identity.tracks.discard(f.face_id)  # another person: the track starts over
+                    del self._of_track[f.face_id]
+                    fresh.append((f, view))
+                    continue
+            kept.append((f, view))
         seen = {self._of_track[f.face_id].face_id for f in faces if f.face_id in self._of_track}
         if fresh:
-            self._join([f for f, _ in fresh], np.stack([d for _, d in fresh]), seen, tracker)
-        for f, descriptor in kept:
-            self._remember(self._of_track[f.face_id], descriptor)
+            self._join([f for f, _ in fresh], [v for _, v in fresh], seen, tracker)
+        for f, view in kept:
+            self._remember(self._of_track[f.face_id], view)
         return self._named(faces)
 
     def _named(self, faces: list[TrackedFace]) -> list[TrackedFace]:
         return [replace(f, face_id=self._of_track[f.face_id].face_id) for f in faces]
 
-    def _join(self, new: list[TrackedFace], descriptors: np.ndarray, seen: set[int], tracker: FaceTracker) -> None:
+    def _join(self, new: list[TrackedFace], views: list[tuple[np.ndarray | None, np.ndarray]], seen: set[int],
+              tracker: FaceTracker) -> None:
         """Each new track joins the nearest lost identity within the threshold, or starts its own."""
-        lost = [i for i in self._identities if i.face_id not in seen]
+        descriptors = np.stack([d for _, d in views])
+        lost = [i for i in self._identities if i.face_id not in seen and i.gallery]
+        if lost and not np.isnan(descriptors).all():
+            for identity in lost:
+                identity.gallery.resolve(self.describe)
         matched = dict(greedy_pairs(distances([i.gallery for i in lost], descriptors), self.threshold))
         fresh: list[int] = []
         for r, face in enumerate(new):
@@ -193,7 +229,7 @@ class ReIdentifier:
                 fresh.append(r)
             identity.tracks.add(face.face_id)
             self._of_track[face.face_id] = identity
-            self._remember(identity, descriptors[r], to_person=False)
+            self._remember(identity, views[r], to_person=False)
         if self.people is None:
             return
         for r in matched:
@@ -204,9 +240,12 @@ class ReIdentifier:
             for r, person in zip(fresh, persons):
                 self._of_track[new[r].face_id].person_id = person
 
-    def _remember(self, identity: _Identity, descriptor: np.ndarray, to_person: bool = True) -> None:
-        if np.isnan(descriptor).any():
+    def _remember(self, identity: _Identity, view: tuple[np.ndarray | None, np.ndarray], to_person: bool = True) -> None:
+        """Keep a view of a describable face: its descriptor where one was computed, else its chip."""
+        chip, descriptor = view
+        if chip is None:
             return
-        identity.gallery.add(descriptor)
-        if to_person and self.people is not None:
+        described = not np.isnan(descriptor).any()
+        identity.gallery.add(descriptor if described else None, None if described else chip)
+        if to_person and described and self.people is not None:
             self.people.add(identity.person_id, descriptor)
