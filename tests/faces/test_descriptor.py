@@ -96,7 +96,7 @@ def test_a_graph_exported_from_other_weights_is_refused(tmp_path):
     safetensors.torch.save_file(tensors, str(weights), metadata={"note": "another conversion"})
     shutil.copy(DLIB_GRAPH, tmp_path / DLIB_GRAPH.name)
     with pytest.raises(AffectlabError, match="(exported from another|does not load with the) dlib_resnet.safetensors") as e:
-        FaceDescriptor(tmp_path / DLIB_GRAPH.name, weights)
+        FaceDescriptor(tmp_path / DLIB_GRAPH.name, weights)(np.zeros((1, 150, 150, 3), np.uint8))
     assert "\n" not in str(e.value)
 
 

@@ -166,7 +166,7 @@ class Analyzer:
 
     @cached_property
     def describe(self) -> FaceDescriptor:
-        """The face descriptor of re-identification, loaded on first use (an image-only run never needs it)."""
+        """The face descriptor of re-identification (its network loads when first run, timed as ``reid``)."""
         return FaceDescriptor()
 
     @contextmanager
@@ -232,10 +232,7 @@ class Analyzer:
         """The rows of consecutive frames of one video, in chunks, faces tracked across chunks; a
         DataError that ends the frames early is raised after the rows of every frame before it."""
         tracker = FaceTracker()
-        reid = None
-        if self.reid != "off":
-            with self._timed("reid"):  # the descriptor loads here, on the first video
-                reid = ReIdentifier(self.describe, self.reid_threshold, people=self.people)
+        reid = None if self.reid == "off" else ReIdentifier(self.describe, self.reid_threshold, people=self.people)
         if self.smoother is not None:
             self.smoother.reset()
         kept = 0

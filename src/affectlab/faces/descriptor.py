@@ -68,21 +68,29 @@ class FaceDescriptor:
     """dlib's 128-D face descriptor on onnxruntime's CPU provider."""
 
     def __init__(self, graph: Path = DLIB_GRAPH, weights: Path = DLIB_WEIGHTS) -> None:
-        from affectlab.models.meta import header_digest
-        from affectlab.onnxrt import cpu_session
-
         if not graph.is_file() or not weights.is_file():
             raise AffectlabError(f"the face descriptor's files are missing from this installation ({graph.parent}); "
                                  "reinstall affectlab, or analyze with --no-reid")
-        try:
-            self.session = cpu_session(graph)
-        except Exception:  # onnxruntime's own exception types: weights laid out otherwise, a broken file
-            raise AffectlabError(f"{graph.name} does not load with the {weights.name} beside it; "
-                                 "`make onnx-assets` re-exports it") from None
-        stored = self.session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
-        if stored != header_digest(weights):
-            raise AffectlabError(f"{graph.name} was exported from another {weights.name}; "
-                                 "`make onnx-assets` re-exports it")
+        self.graph, self.weights = graph, weights
+        self._session = None
+
+    @property
+    def session(self):
+        """The onnxruntime session, loaded on first use (about 0.3 s): a video of one person never needs it."""
+        if self._session is None:
+            from affectlab.models.meta import header_digest
+            from affectlab.onnxrt import cpu_session
+
+            try:
+                session = cpu_session(self.graph)
+            except Exception:  # onnxruntime's own exception types: weights laid out otherwise, a broken file
+                raise AffectlabError(f"{self.graph.name} does not load with the {self.weights.name} beside it; "
+                                     "`make onnx-assets` re-exports it") from None
+            if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) != header_digest(self.weights):
+                raise AffectlabError(f"{self.graph.name} was exported from another {self.weights.name}; "
+                                     "`make onnx-assets` re-exports it")
+            self._session = session
+        return self._session
 
     def __call__(self, face_chips: np.ndarray) -> np.ndarray:
         """(N, 128) float32 descriptors of (N, 150, 150, 3) uint8 RGB chips."""
