@@ -2,15 +2,16 @@
 ``face_id`` when they come back, and (``People``) one ``person_id`` across the inputs of a call.
 
 The tracker (affectlab.faces.track) follows faces by their boxes; each of its tracks belongs to an
-identity here. A face gets a descriptor (affectlab.faces.descriptor: dlib's, 128-D) when its track
-starts, every ``every`` frames while it lives, and when the tracker takes it up again after frames
-without it (the box it kept may hold someone else by then: two people crossing); a track whose face
-lies ``threshold`` or farther from its identity's then starts over as a new track. A new track whose
-descriptor lies within ``threshold`` of a lost identity's (the nearest of its stored descriptors; dlib's 0.6 by default)
-joins that identity and takes its ``face_id``; the identity's old tracks are ended, and an identity
-seen in the current frame is never a candidate, so two faces seen at the same time never share an
-id. A face too small or too blurred for a descriptor (``describable``) keeps the new id its track
-got: never merged on a guess.
+identity here. A view of a face (its dlib chip) is kept when its track starts, every ``every``
+frames while it lives, and when the tracker takes it up again after frames without it (the box it
+kept may hold someone else by then: two people crossing; a face then ``threshold`` or farther from
+its identity starts over as a new track). Views are described (affectlab.faces.descriptor: dlib's,
+128-D) only when a comparison needs them, so a video of one person never runs the network. A new
+track whose descriptor lies within ``threshold`` of a lost identity's (the nearest of its stored
+descriptors; dlib's 0.6 by default) joins that identity and takes its ``face_id``; the identity's
+old tracks are ended, and an identity seen in the current frame is never a candidate, so two faces
+seen at the same time never share an id. A face too small or too blurred for a descriptor
+(``describable``) keeps the new id its track got: never merged on a guess.
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ from affectlab.faces.track import FaceTracker, TrackedFace
 
 #: ``off``: box tracking alone; ``video``: ids kept within each video; ``across``: and a person_id across inputs.
 REID_MODES = ("off", "video", "across")
-#: Frames (kept frames of a video) between two descriptors of a live track: new views of a face for
-#: its identity's gallery, at a cost of one descriptor per face and second at 30 frames/s.
+#: Frames (kept frames of a video) between two views kept of a live track: new views of a face for its
+#: identity's gallery (a chip each; described when a comparison needs them).
 DESCRIBE_EVERY = 30
-#: Descriptors an identity keeps: its first and the latest ones.
+#: Views an identity keeps: its first and the latest ones.
 GALLERY = 8
 
 
