@@ -10,7 +10,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[onnx,test]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[onnx,test,ray]"
 	touch $(STAMP)
 
 test: $(STAMP)

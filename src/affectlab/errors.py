@@ -17,3 +17,7 @@ class DataError(AffectlabError):
         self.message = message
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):
+        """Pickled by its parts (an Exception pickles its message alone): a Ray worker's error arrives whole."""
+        return type(self), (self.path, self.message, self.line)

@@ -16,5 +16,8 @@ def cpu_session(model: bytes | str | os.PathLike[str]) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        options.intra_op_num_threads = int(threads)
     source = model if isinstance(model, bytes) else os.fspath(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

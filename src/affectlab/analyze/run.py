@@ -4,15 +4,17 @@ Each video goes to ``OUT/<video stem>.csv`` (written as ``.csv.partial`` until t
 an interrupted run keeps its rows and ``skip_existing`` redoes only unfinished videos); all images
 of the run go to ``OUT/images.csv``. A bad input is reported in one line and the others go on. The
 output folder and the inputs are checked by :func:`prepare` before any model is needed, so a mistake
-in them costs no wait.
+in them costs no wait. The rows come from an :class:`Engine`: this process, or a Ray cluster
+(affectlab.analyze.corpus); the tables are written here either way, so they are the same.
 """
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 from tqdm import tqdm
@@ -23,6 +25,7 @@ from affectlab.analyze.formats import CsvRows, read_results
 from affectlab.analyze.media import expand_inputs, is_video, video_info
 from affectlab.analyze.results import META_COLUMNS, describe
 from affectlab.errors import AffectlabError, DataError
+from affectlab.labels import LabelSchema
 
 IMAGES_CSV = "images.csv"
 
@@ -91,31 +94,95 @@ def output_names(paths: Sequence[Path]) -> dict[Path, str]:
     return {v: v.stem if stems[v.stem] == 1 else f"{v.parent.name}_{v.stem}" for v in paths}
 
 
-def run_analysis(analyzer: Analyzer, inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
-                 skip_existing: bool = False, plots: bool = False, video_out: bool = False, abaw: bool = False,
-                 fmt: str = "native", progress: bool = True, pages: bool = False) -> RunReport:
+class Engine(Protocol):
+    """Where the rows come from: this process (:class:`LocalEngine`) or a Ray cluster
+    (``affectlab.analyze.corpus.RayEngine``); run_analysis writes them the same way whichever it is."""
+
+    schema: LabelSchema
+    stride: int
+
+    def videos(self, names: dict[Path, str]) -> Iterator[tuple[Path, Iterable[pd.DataFrame]]]:
+        """Each video with its row chunks (in frame order; a DataError after the last good chunk), videos in
+        any order."""
+
+    def images(self, images: list[Path]) -> Iterator[pd.DataFrame | DataError]:
+        """Rows of the images in their order, a DataError in place of each bad one."""
+
+
+class LocalEngine:
+    """The analyzer in this process, one video after the other, a progress bar per video."""
+
+    def __init__(self, analyzer: Analyzer, progress: bool = True):
+        self.analyzer, self.progress = analyzer, progress
+        self.schema, self.stride = analyzer.schema, analyzer.stride
+
+    def videos(self, names: dict[Path, str]) -> Iterator[tuple[Path, Iterable[pd.DataFrame]]]:
+        for video, name in names.items():
+            yield video, self._rows(video, name)
+
+    def _rows(self, video: Path, name: str) -> Iterator[pd.DataFrame]:
+        info = video_info(video)  # a file that does not open fails here, before any model time
+        total = None if info.frames is None else -(-info.frames // self.stride)
+        with tqdm(total=total, unit="frame", desc=name, disable=not self.progress, leave=False,
+                  dynamic_ncols=True) as bar:
+            for chunk in self.analyzer.iter_rows(video):
+                yield chunk
+                bar.update(chunk["frame"].nunique())
+
+    def images(self, images: list[Path]) -> Iterator[pd.DataFrame | DataError]:
+        return self.analyzer.analyze_images(images)
+
+
+def run_analysis(analyzer: Analyzer | Engine, inputs: Sequence[str | os.PathLike[str]],
+                 out_dir: str | os.PathLike[str], *, skip_existing: bool = False, plots: bool = False,
+                 video_out: bool = False, abaw: bool = False, fmt: str = "native", progress: bool = True,
+                 parquet: bool = False, pages: bool = False) -> RunReport:
     """Analyse every input into ``out_dir``, the tables in ``fmt`` (native, openface, feat); never raises
-    for one bad input (see RunReport). ``pages``: then the HTML pages of everything in ``out_dir``."""
+    for one bad input (see RunReport). ``analyzer``: an Analyzer (run here) or an Engine; ``parquet``:
+    also each table as ``parquet/<name>.parquet`` (analyze.parquet); ``pages``: then the HTML pages of
+    everything in ``out_dir``."""
+    engine = LocalEngine(analyzer, progress) if isinstance(analyzer, Analyzer) else analyzer
     found = prepare(inputs, out_dir)
     out, extras = Path(out_dir), Extras(plots, video_out, abaw)
     report = RunReport(failures=[str(e) for e in found.errors])
-    videos = [f for f in found.files if is_video(f)]
-    for video, name in output_names(videos).items():
-        table, fresh = _run_video(analyzer, video, name, out, report, skip_existing, progress, fmt)
+    names = output_names([f for f in found.files if is_video(f)])
+    todo = {}
+    for video, name in names.items():
+        final = out / f"{name}.csv"
+        if skip_existing and final.is_file():
+            table = earlier_table(video, final, fmt, report)
+            if table is not None:
+                _outputs(engine, table, name, out, report, _missing(extras, out, name), video, parquet, fmt)
+        else:
+            todo[video] = name
+    for video, chunks in engine.videos(todo):
+        table = write_video(chunks, out / f"{todo[video]}.csv", todo[video], report, fmt, engine.schema)
         if table is not None:
-            wanted = extras if fresh else _missing(extras, out, name)
-            _extras(analyzer, table, name, out, report, wanted, video)
+            _outputs(engine, table, todo[video], out, report, extras, video, parquet, fmt, fresh=True)
     images = [f for f in found.files if not is_video(f)]
     if images:
-        fresh = _run_images(analyzer, images, out, report, skip_existing, progress, fmt)
+        fresh = _run_images(engine, images, out, report, skip_existing, progress, fmt)
         table = _read_table(out / IMAGES_CSV, fmt)
         if table is not None:
-            report.summaries.append(f"images: {describe(table, analyzer.schema)}")
+            report.summaries.append(f"images: {describe(table, engine.schema)}")
             wanted = extras if fresh else _missing(extras, out, "images", images)
-            _extras(analyzer, table, "images", out, report, wanted, None)
+            _outputs(engine, table, "images", out, report, wanted, None, parquet, fmt, fresh)
     if pages:
         _pages(out, report)
     return report
+
+
+def _outputs(engine: Engine, table: pd.DataFrame, name: str, out: Path, report: RunReport, extras: Extras,
+             video: Path | None, parquet: bool, fmt: str, fresh: bool = False) -> None:
+    """What a finished table gets beside it: the asked-for extras and, with ``parquet``, its Parquet file
+    (rewritten when the table was, else written only where missing)."""
+    _extras(engine, table, name, out, report, extras, video)
+    if parquet:
+        from affectlab.analyze.parquet import parquet_path, write_parquet
+
+        path = parquet_path(out, name)
+        if fresh or not path.is_file():
+            report.written.append(write_parquet(table, path, fmt, engine.schema))
 
 
 def _pages(out: Path, report: RunReport) -> None:
@@ -150,48 +217,46 @@ def _read_table(path: Path, fmt: str = "native") -> pd.DataFrame | None:
     return table
 
 
-def _run_video(analyzer: Analyzer, video: Path, name: str, out: Path, report: RunReport, skip_existing: bool,
-               progress: bool, fmt: str) -> tuple[pd.DataFrame | None, bool]:
-    """(the video's table or None, whether it was analysed now rather than read back from an earlier run)."""
-    final = out / f"{name}.csv"
-    if skip_existing and final.is_file():
-        try:
-            table = _read_table(final, fmt)
-        except DataError as e:  # a damaged table of an earlier run: say so, go on with the other inputs
-            report.failures.append(str(e))
-            return None, False
-        report.skipped.append(str(video))
-        return table, False
-    partial = final.with_name(final.name + ".partial")
+def earlier_table(video: Path, final: Path, fmt: str, report: RunReport) -> pd.DataFrame | None:
+    """The table an earlier run wrote for ``video`` (``skip_existing``), or None with one failure line
+    where it is damaged, so the other inputs go on."""
     try:
-        info = video_info(video)
-        total = None if info.frames is None else -(-info.frames // analyzer.stride)
+        table = _read_table(final, fmt)
     except DataError as e:
         report.failures.append(str(e))
-        return None, False
+        return None
+    report.skipped.append(str(video))
+    return table
+
+
+def write_video(chunks: Iterable[pd.DataFrame], final: Path, name: str, report: RunReport, fmt: str,
+                schema: LabelSchema, on_frames: Callable[[int], object] = lambda n: None) -> pd.DataFrame | None:
+    """Write a video's row chunks as they come to ``final`` (``.partial`` until the last one), and read the
+    table back; a DataError that ends the chunks early is one failure line, the rows before it kept.
+    None where no row came. Both engines write through here, so their tables are the same."""
+    partial = final.with_name(final.name + ".partial")
     rows = 0
-    with CsvRows(partial, fmt=fmt) as writer, tqdm(total=total, unit="frame", desc=name, disable=not progress,
-                                          leave=False, dynamic_ncols=True) as bar:
+    with CsvRows(partial, fmt=fmt) as writer:
         try:
-            for chunk in analyzer.iter_rows(video):
+            for chunk in chunks:
                 writer.write(chunk)
                 done = chunk["frame"].nunique()
                 rows += done
-                bar.update(done)
+                on_frames(done)
         except DataError as e:
             report.failures.append(f"{e}; kept the {rows} frames before it" if rows else str(e))
     if not rows:
         partial.unlink(missing_ok=True)
-        return None, False
+        return None
     os.replace(partial, final)
     report.written.append(final)
     report.analysed += 1
     table = read_results(final, fmt)
-    report.summaries.append(f"{name}: {describe(table, analyzer.schema)}")
-    return table, True
+    report.summaries.append(f"{name}: {describe(table, schema)}")
+    return table
 
 
-def _run_images(analyzer: Analyzer, images: list[Path], out: Path, report: RunReport, skip_existing: bool,
+def _run_images(engine: Engine, images: list[Path], out: Path, report: RunReport, skip_existing: bool,
                 progress: bool, fmt: str) -> bool:
     """Append every image's rows to images.csv; True when any image gave rows in this run."""
     path = out / IMAGES_CSV
@@ -205,7 +270,7 @@ def _run_images(analyzer: Analyzer, images: list[Path], out: Path, report: RunRe
     analysed = 0
     with CsvRows(path, append=skip_existing, fmt=fmt) as writer, tqdm(total=len(images), unit="image", desc="images",
                                                              disable=not progress, leave=False) as bar:
-        for result in analyzer.analyze_images(images):
+        for result in engine.images(images):
             if isinstance(result, DataError):
                 report.failures.append(str(result))
                 bar.update(1)
@@ -236,7 +301,7 @@ def _annotated_image_path(out: Path, name: str, image: Path) -> Path:
     return out / f"{name}_annotated{suffix}"
 
 
-def _extras(analyzer: Analyzer, table: pd.DataFrame, name: str, out: Path, report: RunReport, extras: Extras,
+def _extras(analyzer: Engine, table: pd.DataFrame, name: str, out: Path, report: RunReport, extras: Extras,
             video: Path | None) -> None:
     """Plots, the annotated video or images and ABAW files of one finished output; a failure here is one line."""
     try:
@@ -252,7 +317,7 @@ def _extras(analyzer: Analyzer, table: pd.DataFrame, name: str, out: Path, repor
         report.failures.append(f"{name}: {e}")
 
 
-def _annotate(analyzer: Analyzer, table: pd.DataFrame, video: Path | None, out: Path, name: str,
+def _annotate(analyzer: Engine, table: pd.DataFrame, video: Path | None, out: Path, name: str,
               report: RunReport) -> None:
     """The video with its faces drawn, or for images an annotated copy of each image that was analysed."""
     from affectlab.analyze.overlay import write_overlay_image, write_overlay_video
@@ -268,7 +333,7 @@ def _annotate(analyzer: Analyzer, table: pd.DataFrame, video: Path | None, out: 
             report.failures.append(str(e))
 
 
-def _abaw_files(analyzer: Analyzer, table: pd.DataFrame, name: str, out: Path, report: RunReport) -> None:
+def _abaw_files(analyzer: Engine, table: pd.DataFrame, name: str, out: Path, report: RunReport) -> None:
     """ABAW submission files. A video without any face still gets its files, as the challenge wants a line
     per frame: every frame holds the neutral default (no AU, Neutral, valence and arousal 0), with a warning."""
     if name == "images":

@@ -23,17 +23,32 @@ BF16_TOLERANCE = 0.006
 def cmd_analyze(args: argparse.Namespace) -> int:
     from affectlab.analyze.run import prepare, run_analysis
 
+    if args.engine != "ray" and (args.address or args.workers):
+        options.error("--address and --workers go with --engine ray")
+        return 2
     found = prepare(args.inputs, args.out)  # before the model loads: a wrong path or --out costs no wait
     if not found.files:
         for error in found.errors:
             options.error(str(error))
         return 2
     smooth = _smoothing(args.smooth) if args.smooth else None
-    analyzer = _analyzer(args, smooth)
+    progress = not args.quiet and sys.stderr.isatty()
+    if args.landmarks is None:  # OpenFace's files always hold landmarks and pose
+        args.landmarks = args.format == "openface"
+    kept = dict(skip_existing=args.skip_existing, plots=args.plots, video_out=args.video_out, abaw=args.abaw,
+                fmt=args.format, progress=progress, pages=args.report,
+                parquet=args.engine == "ray" if args.parquet is None else args.parquet)
     try:
-        report = run_analysis(analyzer, args.inputs, args.out, skip_existing=args.skip_existing, plots=args.plots,
-                              video_out=args.video_out, abaw=args.abaw, fmt=args.format,
-                              progress=not args.quiet and sys.stderr.isatty(), pages=args.report)
+        if args.engine == "ray":
+            from functools import partial
+
+            from affectlab.analyze.corpus import RayEngine
+
+            with RayEngine(partial(_analyzer, args, smooth), address=args.address, workers=args.workers,
+                           device=args.device, progress=progress) as engine:
+                report = run_analysis(engine, args.inputs, args.out, **kept)
+        else:
+            report = run_analysis(_analyzer(args, smooth), args.inputs, args.out, **kept)
     except KeyboardInterrupt:
         options.note(f"rows analysed so far are kept in {args.out} (an unfinished video's in <stem>.csv.partial); "
                      "run again with --skip-existing to finish")
@@ -124,9 +139,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     analyze.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                          help="bf16: about 2x the model's speed on GPUs and on CPUs with AVX512-BF16/AMX; "
                               f"outputs within {BF16_TOLERANCE} of fp32 on average (default: fp32)")
-    analyze.add_argument("--landmarks", action="store_true",
+    analyze.add_argument("--landmarks", action=argparse.BooleanOptionalAction, default=None,
                          help="also each face's 68 landmarks (x_0..y_67, pixels), head pose (pose_T* mm, pose_R* rad) "
-                              "and gaze (gaze_angle_x/y rad) from MediaPipe's mesh; about doubles the time per face")
+                              "and gaze (gaze_angle_x/y rad) from MediaPipe's mesh; on by default with --format "
+                              "openface (--no-landmarks leaves them out)")
     analyze.add_argument("--mesh", action="store_true",
                          help="--landmarks and each face's full 468-point mesh (mesh_x_*, mesh_y_* pixels, mesh_z_*)")
     analyze.add_argument("--faces", choices=["detect", "crops"], default="detect",
@@ -161,6 +177,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          help="also write HTML pages of everything in OUT (OUT/index.html, a page per video)")
     analyze.add_argument("--skip-existing", action="store_true", help="skip videos and images already analysed in OUT")
     options.add_quiet(analyze)
+    analyze.add_argument("--engine", choices=["local", "ray"], default="local",
+                         help="local: this process; ray: many videos at once on a Ray cluster (needs affectlab[ray]; "
+                              "default: local)")
+    analyze.add_argument("--address", metavar="ADDR",
+                         help="--engine ray: join the cluster at auto, HOST:PORT or ray://HOST:PORT (default: a "
+                              "local cluster on this machine's cores)")
+    analyze.add_argument("--workers", type=options.whole(1), metavar="N",
+                         help="--engine ray: analyse N inputs at once, one model each (default: the cluster's CPUs)")
+    analyze.add_argument("--parquet", action=argparse.BooleanOptionalAction, default=None,
+                         help="also every table as OUT/parquet/<name>.parquet, one dataset (default: on with "
+                              "--engine ray)")
     analyze.set_defaults(func=cmd_analyze)
 
     report = sub.add_parser("report", help="HTML pages of the results tables in an analyze output folder",
