@@ -2,13 +2,14 @@
 predict -> write CSV, split by stage, after the model and detector are loaded) and as whole processes
 (what a user waits for: start-up, one photo, the 472-frame clip), side by side with ``import torch``.
 
-    python bench/analyze.py [--detect-every 1 6] [--precision fp32 bf16] [--repeats 5]
+    python bench/analyze.py [--detect-every 1 6] [--precision fp32 bf16] [--repeats 5] [--landmarks]
                             [--baseline OTHER/src] [--peer-command "CMD {input}"] [--model CKPT] [--device cpu]
 
 ``--baseline`` runs the whole-process commands and the warm one-face figure with another checkout's
 ``src`` on PYTHONPATH too (e.g. a worktree of the previous commit), interleaved with this one's so a
 busy machine slows both alike. ``--peer-command`` times another tool on the clip the same way
-(``{input}`` is replaced by the video's path). "Several faces" is WolfgangLanger_Pexels.mp4 tiled
+(``{input}`` is replaced by the video's path; bench/peer_fer.py runs the pip peer ``fer``).
+``--landmarks`` adds the clip with ``--landmarks`` to the whole-process commands. "Several faces" is WolfgangLanger_Pexels.mp4 tiled
 2 x 2 (1280x720, four faces a frame), made on the fly.
 """
 from __future__ import annotations
@@ -105,6 +106,9 @@ def whole_process_rows(args: argparse.Namespace, tmp: Path) -> tuple[list[list[o
         jobs.append((f"affectlab analyze single_face.jpg ({version})", "1 image", analyze + [str(tmp / "p"), str(PHOTO)], src))
         jobs.append((f"affectlab analyze {CLIP.name} ({version})", "472 frames",
                      analyze + [str(tmp / "c"), str(CLIP)], src))
+        if args.landmarks:
+            jobs.append((f"affectlab analyze {CLIP.name} --landmarks ({version})", "472 frames",
+                         analyze + [str(tmp / "l"), str(CLIP), "--landmarks"], src))
     if args.peer_command:
         jobs.append((f"peer: {args.peer_command}", "472 frames", shlex.split(args.peer_command.format(input=CLIP)), None))
     times: dict[str, list[float]] = {name: [] for name, *_ in jobs}
@@ -121,13 +125,22 @@ def whole_process_rows(args: argparse.Namespace, tmp: Path) -> tuple[list[list[o
         median = statistics.median(times[name])
         rate = f"{472 / median:.1f}" if work == "472 frames" else ""
         rows.append([name, work, median, min(times[name]), rate, f"{median / torch_s:.2f}"])
+    ratios = []
+    for version, _ in versions:
+        clip = statistics.median(times[f"affectlab analyze {CLIP.name} ({version})"])
+        if args.landmarks:
+            marked = statistics.median(times[f"affectlab analyze {CLIP.name} --landmarks ({version})"])
+            ratios.append(f"--landmarks costs {marked / clip:.2f}x the plain time ({version})")
+        if args.peer_command:
+            peer_s = statistics.median(times[f"peer: {args.peer_command}"])
+            ratios.append(f"the peer takes {peer_s / clip:.2f}x this tool's time ({version})")
     peer = ("" if args.peer_command else
             "No peer was timed: " + ("`fer` is installed; pass its command as --peer-command."
                                      if importlib.util.find_spec("fer") else
                                      "the simplest pip expression peer, `fer`, is not installed here (its wheel "
                                      "downloads, but it needs tensorflow and facenet-pytorch, which this "
                                      "environment does not have); the target ratio to it is unmeasured."))
-    return rows, peer
+    return rows, "\n\n".join(filter(None, [". ".join(ratios) + ("." if ratios else ""), peer]))
 
 
 def main() -> None:
@@ -141,6 +154,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="another checkout's src folder, timed side by side")
     parser.add_argument("--peer-command", help="another tool's command on the clip, '{input}' for its path")
     parser.add_argument("--one-face", action="store_true", help="skip the four-face video")
+    parser.add_argument("--landmarks", action="store_true", help="also time the clip with --landmarks, whole process")
     parser.add_argument("--warm-json", help=argparse.SUPPRESS)  # internal: the baseline's warm figure
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ The models (Apache-2.0, Google) ship in the registry package face-detection-tfli
 (71 eye-contour and 5 iris points from a 64x64 eye crop). Both are plain float32 graphs of six
 TFLite ops (CONV_2D, DEPTHWISE_CONV_2D, PRELU, ADD, MAX_POOL_2D, PAD, and RESHAPE at the iris
 model's end), so this script reads the flatbuffer with the ``tflite`` schema package and writes the
-same graph as ONNX operators, in NCHW: the ONNX model takes ``(N, 3, H, W)`` RGB in [0, 1] and
+same graph as ONNX operators, in NCHW (PRELU as Relu, Mul and Add: see convert), the ONNX model takes ``(N, 3, H, W)`` RGB in [0, 1] and
 returns the TFLite outputs flattened to ``(N, K)``. TFLite's SAME padding (extra row/column at the
 end) is written as explicit pads.
 
@@ -128,8 +128,15 @@ def convert(path: Path):
             alpha = np.broadcast_to(alpha.reshape(-1), (channels,)) if alpha.size in (1, channels) else None
             if alpha is None:
                 raise NotImplementedError("PRELU alpha not per channel")
-            nodes.append(helper.make_node("PRelu", [tname(ins[0]), const(out + "_a", alpha.reshape(-1, 1, 1)
-                                                                            .astype(np.float32))], [out]))
+            # PReLU written as a x + (1 - a) relu(x): onnxruntime's PRelu kernel leaves its blocked (NCHWc)
+            # convolution layout and broadcasts the slopes slowly (half of both models' time); these
+            # elementwise ops stay in the layout, and the models run in half the time. Equal up to float
+            # rounding (outputs within 1e-4 crop pixels of PRelu's).
+            x, a = tname(ins[0]), alpha.reshape(-1, 1, 1).astype(np.float32)
+            nodes += [helper.make_node("Relu", [x], [out + "_relu"]),
+                      helper.make_node("Mul", [x, const(out + "_a", a)], [out + "_ax"]),
+                      helper.make_node("Mul", [out + "_relu", const(out + "_1ma", 1 - a)], [out + "_rest"]),
+                      helper.make_node("Add", [out + "_ax", out + "_rest"], [out])]
         elif kind == "ADD":
             opts = AddOptions()
             opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)

@@ -323,22 +323,26 @@ class Analyzer:
     def _meta_and_crops(self, frames: Sequence[Frame], faces: Sequence[list[Face]]) -> tuple[list[dict], list[np.ndarray]]:
         """One meta row per face (or per face-less frame) and the aligned crop of each face."""
         meta, crops = [], []
-        for frame, found in zip(frames, faces):
+        geometry = self._geometry(frames, faces) if self.landmarks else [[{}] * len(found) for found in faces]
+        for frame, found, shapes in zip(frames, faces, geometry):
             base = {"input": frame.input, "frame": frame.frame, "timestamp": frame.timestamp}
             if not found:
                 meta.append(base | {"face_id": -1, "confidence": 0.0, "success": 0})
-            geometry = self._geometry(frame.image, found) if self.landmarks else [{}] * len(found)
-            for face, shape in zip(found, geometry):
+            for face, shape in zip(found, shapes):
                 x1, y1, x2, y2 = (float(v) for v in face.box)
                 meta.append(base | {"face_id": face.face_id, "x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1,
                                     "confidence": face.score, "success": 1} | shape)
                 crops.append(self._crop(frame.image, face.landmarks))
         return meta, crops
 
-    def _geometry(self, image: np.ndarray, found: list[Face]) -> list[dict[str, float]]:
-        """Landmarks, pose and gaze of one frame's faces (from their boxes and MTCNN's eye points)."""
-        eyes = [None if f.landmarks is None else np.asarray(f.landmarks)[:2] for f in found]
-        return face_geometry(image, [np.asarray(f.box) for f in found], eyes, mesh=self.mesh)
+    def _geometry(self, frames: Sequence[Frame], faces: Sequence[list[Face]]) -> list[list[dict[str, float]]]:
+        """Landmarks, pose and gaze of each frame's faces (from their boxes and MTCNN's eye points), the
+        faces of all the frames in one call of the mesh and iris models."""
+        found = [(frame.image, face) for frame, of_frame in zip(frames, faces) for face in of_frame]
+        eyes = [None if face.landmarks is None else np.asarray(face.landmarks)[:2] for _, face in found]
+        rows = iter(face_geometry([image for image, _ in found], [np.asarray(face.box) for _, face in found], eyes,
+                                  mesh=self.mesh))
+        return [[next(rows) for _ in of_frame] for of_frame in faces]
 
     def _rows(self, frames: Sequence[Frame], faces: Sequence[list[Face]], smooth: bool = False) -> pd.DataFrame:
         """Rows of a chunk; ``smooth``: the chunk is consecutive frames of one video (SMM eq. 9 applies)."""

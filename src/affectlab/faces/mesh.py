@@ -148,11 +148,34 @@ def to_image(points: np.ndarray, roi: Roi, out: int, flip: bool = False) -> np.n
     return np.hstack([xy, z])
 
 
-def _run_mesh(image: np.ndarray, rois: Sequence[Roi]) -> list[FaceMesh]:
+#: Faces (or eyes) per model call: batches across faces and frames make the small convolutions of both
+#: models several times cheaper per face than one call per face (BENCHMARKS.md), and bound the memory.
+BATCH = 32
+
+
+def per_face(image: np.ndarray | Sequence[np.ndarray], n: int) -> list[np.ndarray]:
+    """The image of each of ``n`` faces: one image shared by all, or already one per face."""
+    if isinstance(image, np.ndarray) and image.ndim == 3:
+        return [image] * n
+    images = list(image)
+    if len(images) != n:
+        raise ValueError(f"{len(images)} images for {n} faces")
+    return images
+
+
+def _run(name: str, crops: list[np.ndarray]) -> list[np.ndarray]:
+    """A model's outputs for (S, S, 3) float32 crops, run BATCH at a time."""
+    parts = []
+    for start in range(0, len(crops), BATCH):
+        batch = np.stack(crops[start:start + BATCH]).transpose(0, 3, 1, 2)
+        parts.append(_session(name).run(None, {"image": np.ascontiguousarray(batch)}))
+    return [np.concatenate(outputs) for outputs in zip(*parts)]
+
+
+def _run_mesh(images: Sequence[np.ndarray], rois: Sequence[Roi]) -> list[FaceMesh]:
     # The model's crop convention: MediaPipe maps the ROI's edges onto the tensor's edges, i.e. a
     # pixel-centre offset of half a pixel from ours; its output is in tensor pixels, same convention.
-    batch = np.stack([crop(image, r, MESH_SIZE) for r in rois]).transpose(0, 3, 1, 2)
-    raw, flag = _session("face_landmark").run(None, {"image": np.ascontiguousarray(batch)})
+    raw, flag = _run("face_landmark", [crop(image, r, MESH_SIZE) for image, r in zip(images, rois)])
     out = []
     for r, pts, f in zip(rois, raw.reshape(len(rois), N_MESH, 3), flag[:, 0]):
         pts = pts.astype(np.float64) - [MESH_OFFSET, MESH_OFFSET, 0.0]
@@ -160,18 +183,20 @@ def _run_mesh(image: np.ndarray, rois: Sequence[Roi]) -> list[FaceMesh]:
     return out
 
 
-def face_meshes(image: np.ndarray, boxes: Sequence[np.ndarray], eyes: Sequence[np.ndarray | None] = (),
-                passes: int = 2) -> list[FaceMesh]:
-    """The mesh of each face of one RGB uint8 image from its box (x1, y1, x2, y2) and, if known, its
-    two eye centres (image-left first, e.g. MTCNN's first two landmarks). ``passes=2`` re-frames each
-    face from the first pass's points, as MediaPipe tracks (better points, twice the time)."""
+def face_meshes(image: np.ndarray | Sequence[np.ndarray], boxes: Sequence[np.ndarray],
+                eyes: Sequence[np.ndarray | None] = (), passes: int = 2) -> list[FaceMesh]:
+    """The mesh of each face from its box (x1, y1, x2, y2) and, if known, its two eye centres (image-left
+    first, e.g. MTCNN's first two landmarks). ``image``: the RGB uint8 image of all the faces, or one per
+    face (faces of many frames in one batch). ``passes=2`` re-frames each face from the first pass's points,
+    as MediaPipe tracks (better points, twice the time)."""
     if len(boxes) == 0:
         return []
+    images = per_face(image, len(boxes))
     eyes = list(eyes) or [None] * len(boxes)
     rois = [roi_from_box(np.asarray(b), None if e is None else np.asarray(e)) for b, e in zip(boxes, eyes)]
-    meshes = _run_mesh(image, rois)
+    meshes = _run_mesh(images, rois)
     for _ in range(passes - 1):
-        meshes = _run_mesh(image, [roi_from_mesh(m.points) for m in meshes])
+        meshes = _run_mesh(images, [roi_from_mesh(m.points) for m in meshes])
     return meshes
 
 
@@ -202,15 +227,17 @@ def eye_rois(points: np.ndarray) -> list[Roi]:
     return rois
 
 
-def irises(image: np.ndarray, meshes: Sequence[FaceMesh]) -> list[Irises]:
-    """The iris model on both eyes of every mesh; the image-right eye is mirrored for the model, which
-    was trained on image-left eyes (as MediaPipe does), and mirrored back."""
+def irises(image: np.ndarray | Sequence[np.ndarray], meshes: Sequence[FaceMesh]) -> list[Irises]:
+    """The iris model on both eyes of every mesh (``image``: the faces' image, or one per face); the
+    image-right eye is mirrored for the model, which was trained on image-left eyes (as MediaPipe does),
+    and mirrored back."""
     if not meshes:
         return []
+    images = per_face(image, len(meshes))
     rois = [r for m in meshes for r in eye_rois(m.points)]
     flips = [False, True] * len(meshes)
-    batch = np.stack([crop(image, r, IRIS_SIZE, f) for r, f in zip(rois, flips)]).transpose(0, 3, 1, 2)
-    contour, iris = _session("iris_landmark").run(None, {"image": np.ascontiguousarray(batch)})
+    contour, iris = _run("iris_landmark", [crop(images[j // 2], r, IRIS_SIZE, f)
+                                           for j, (r, f) in enumerate(zip(rois, flips))])
     out = []
     for k in range(len(meshes)):
         eyes_c, eyes_i = [], []
