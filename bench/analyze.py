@@ -35,7 +35,7 @@ from affectlab.inference.backends import open_backend
 from affectlab.analyze.run import run_analysis
 from common import MEDIA, ROOT, report, table
 
-STAGES = ("decode", "detect", "align", "predict")
+STAGES = ("decode", "detect", "refine", "landmarks", "align", "predict")
 PHOTO, CLIP = MEDIA / "single_face.jpg", MEDIA / "WolfgangLanger_Pexels.mp4"
 
 

@@ -161,7 +161,8 @@ class Analyzer:
             from affectlab.inference.smoothing import TemporalSmoother  # torch: imported only when smoothing
 
             self.smoother = TemporalSmoother(self.backend.model, smooth)
-        #: Seconds spent per stage (decode, detect, reid, align, predict) since construction: for benchmarks.
+        #: Seconds spent per stage since construction, for benchmarks: decode, detect (full detections),
+        #: refine (frames between them), reid, landmarks (mesh, iris, pose, gaze), align, predict.
         self.timings: dict[str, float] = defaultdict(float)
 
     @cached_property
@@ -272,9 +273,9 @@ class Analyzer:
         if self.detector is None:
             return [[self._whole(f)] for f in chunk]
         tracked = []
-        for frame, d in zip(chunk, detect):
-            with self._timed("detect"):
-                faces = follow(self.detector, tracker, frame.image, d)
+        for frame, full in zip(chunk, detect):
+            with self._timed("detect" if full else "refine"):  # refine: O-Net from the last boxes (or a lost face's redetection)
+                faces = follow(self.detector, tracker, frame.image, full)
             if reid is not None:
                 with self._timed("reid"):
                     named = reid.assign(frame.image, faces, tracker)
@@ -320,10 +321,11 @@ class Analyzer:
         out = self.smoother.step(stacked, tracks)
         return probabilities(*(out[k].numpy() for k in ("au", "expr", "va")))
 
-    def _meta_and_crops(self, frames: Sequence[Frame], faces: Sequence[list[Face]]) -> tuple[list[dict], list[np.ndarray]]:
-        """One meta row per face (or per face-less frame) and the aligned crop of each face."""
+    def _meta_and_crops(self, frames: Sequence[Frame], faces: Sequence[list[Face]],
+                        geometry: Sequence[list[dict[str, float]]]) -> tuple[list[dict], list[np.ndarray]]:
+        """One meta row per face (or per face-less frame), with its ``geometry`` columns, and the aligned
+        crop of each face."""
         meta, crops = [], []
-        geometry = self._geometry(frames, faces) if self.landmarks else [[{}] * len(found) for found in faces]
         for frame, found, shapes in zip(frames, faces, geometry):
             base = {"input": frame.input, "frame": frame.frame, "timestamp": frame.timestamp}
             if not found:
@@ -346,8 +348,10 @@ class Analyzer:
 
     def _rows(self, frames: Sequence[Frame], faces: Sequence[list[Face]], smooth: bool = False) -> pd.DataFrame:
         """Rows of a chunk; ``smooth``: the chunk is consecutive frames of one video (SMM eq. 9 applies)."""
+        with self._timed("landmarks"):
+            geometry = self._geometry(frames, faces) if self.landmarks else [[{}] * len(found) for found in faces]
         with self._timed("align"):
-            meta, crops = self._meta_and_crops(frames, faces)
+            meta, crops = self._meta_and_crops(frames, faces, geometry)
         table = pd.DataFrame(meta)
         if self.people is not None:
             table["person_id"] = [self._person_of.get((m["input"], m["face_id"])) if m["success"] else None

@@ -148,9 +148,10 @@ def to_image(points: np.ndarray, roi: Roi, out: int, flip: bool = False) -> np.n
     return np.hstack([xy, z])
 
 
-#: Faces (or eyes) per model call: batches across faces and frames make the small convolutions of both
-#: models several times cheaper per face than one call per face (BENCHMARKS.md), and bound the memory.
-BATCH = 32
+#: Faces (or eyes) per model call. The faces of a chunk's frames come in one call, but on 2 CPU cores
+#: batches of 8 or 32 were no faster per face than one at a time (onnxruntime's convolutions of these small
+#: models gain nothing from the batch; BENCHMARKS.md): one at a time, the smallest working set.
+BATCH = 1
 
 
 def per_face(image: np.ndarray | Sequence[np.ndarray], n: int) -> list[np.ndarray]:
