@@ -354,3 +354,21 @@ def test_leftover_arguments_are_refused_in_one_line(capsys):
         with pytest.raises(SystemExit) as stop:
             parse_args(argv)
         assert stop.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_openface_format_writes_landmarks_unless_told_not_to(capsys, tmp_path):
+    """OpenFace's files always hold landmarks and pose: --format openface turns --landmarks on."""
+    image = Path(__file__).resolve().parents[1] / "examples" / "media" / "single_face.jpg"
+    columns = {}
+    for name, extra in (("on", []), ("off", ["--no-landmarks"])):
+        code, _, err = run(capsys, "analyze", str(image), "--out", str(tmp_path / name), "--format", "openface", *extra)
+        assert code == 0, err
+        columns[name] = set(pd.read_csv(tmp_path / name / "images.csv", skipinitialspace=True).columns)
+    assert {"x_0", "y_67", "pose_Rx", "gaze_angle_x"} <= columns["on"]
+    assert not {"x_0", "pose_Rx"} & columns["off"] and "AU01_r" in columns["off"]
+
+
+def test_engine_options_without_ray_engine_are_refused(capsys, tmp_path):
+    image = Path(__file__).resolve().parents[1] / "examples" / "media" / "single_face.jpg"
+    code, _, err = run(capsys, "analyze", str(image), "--out", str(tmp_path), "--workers", "2")
+    assert code == 2 and err == "affectlab: error: --address and --workers go with --engine ray\n"
