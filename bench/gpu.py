@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from affectlab.analyze.analyzer import Analyzer
-from affectlab.analyze.predict import default_backend
+from affectlab.inference.backends import open_backend
 from affectlab.analyze.run import run_analysis
 from affectlab.models import count_gflops, create_model
 from affectlab.models.registry import get_model_class, list_models
@@ -47,7 +47,7 @@ def analyze_rows(device: str, dry: bool, tmp: Path) -> list[list[object]]:
     clip, stride = (SHORT, 24) if dry else (CLIP, 1)
     rows = []
     for precision in ("fp32", "bf16"):
-        analyzer = Analyzer(default_backend(device, precision), device=device, stride=stride)
+        analyzer = Analyzer(open_backend(None, device, precision), device=device, stride=stride)
         run_analysis(analyzer, [SHORT], tmp / f"warm_{precision}", progress=False)
         start = time.perf_counter()
         report = run_analysis(analyzer, [clip], tmp / f"analyze_{precision}", progress=False)

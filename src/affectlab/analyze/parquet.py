@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from affectlab.analyze.results import finalize
-from affectlab.analyze.writers import to_format
+from affectlab.analyze.formats import to_format
 from affectlab.errors import AffectlabError
 from affectlab.faces.geometry import GEOMETRY_COLUMNS, MESH_COLUMNS
 from affectlab.labels import LabelSchema
