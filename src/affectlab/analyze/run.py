@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -230,7 +230,7 @@ def earlier_table(video: Path, final: Path, fmt: str, report: RunReport) -> pd.D
 
 
 def write_video(chunks: Iterable[pd.DataFrame], final: Path, name: str, report: RunReport, fmt: str,
-                schema: LabelSchema, on_frames: Callable[[int], object] = lambda n: None) -> pd.DataFrame | None:
+                schema: LabelSchema) -> pd.DataFrame | None:
     """Write a video's row chunks as they come to ``final`` (``.partial`` until the last one), and read the
     table back; a DataError that ends the chunks early is one failure line, the rows before it kept.
     None where no row came. Both engines write through here, so their tables are the same."""
@@ -240,9 +240,7 @@ def write_video(chunks: Iterable[pd.DataFrame], final: Path, name: str, report: 
         try:
             for chunk in chunks:
                 writer.write(chunk)
-                done = chunk["frame"].nunique()
-                rows += done
-                on_frames(done)
+                rows += chunk["frame"].nunique()
         except DataError as e:
             report.failures.append(f"{e}; kept the {rows} frames before it" if rows else str(e))
     if not rows:
