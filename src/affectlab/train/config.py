@@ -111,6 +111,10 @@ class Source:
     #: AffectNet's in [-1, -0.25]).
     va_range: list[float] | None = None
     confident: Confident | None = None
+    #: Keep only frames of the videos this other training source holds and no validation source
+    #: holds: an image folder of every Aff-Wild2 frame (``cropped_aligned``) then gives streaming
+    #: §3.4's unlabelled frames from training videos only, never a validation (or test) frame.
+    videos_of: str | None = None
 
     def __post_init__(self) -> None:
         if self.va_range is not None and not (len(self.va_range) == 2 and -1 <= self.va_range[0] < self.va_range[1] <= 1):

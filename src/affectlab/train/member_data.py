@@ -42,12 +42,31 @@ class MemberData:
     def _read_training_rows(self, member: Member) -> tdata.SourceTables:
         tables = tdata.read_sources(member.recipe.sources, self.schema, self.cache)
         for name, source in member.recipe.sources.items():
+            if source.videos_of is not None:
+                tables = self._training_videos_only(member, tables, name, source.videos_of)
+        for name, source in member.recipe.sources.items():
             if source.confident is not None:
                 tables = self._keep_confident(member, tables, name, source.confident)
         if member.fold is None:
             return tables
         keep = tdata.fold_of_rows(tables, member.stage.folds) != member.fold
         return tdata.SourceTables(tables.samples[keep].reset_index(drop=True), tables.names[keep], tables.skipped)
+
+    def _training_videos_only(self, member: Member, tables: tdata.SourceTables, name: str,
+                              videos_of: str) -> tdata.SourceTables:
+        """Source ``name``'s rows of the videos training source ``videos_of`` holds, none of a video a
+        validation source holds (streaming §3.4: unlabelled frames of training videos only)."""
+        if videos_of not in member.recipe.sources or videos_of == name:
+            raise ConfigError(f"source {name!r}: videos_of names {videos_of!r}, which is not another training "
+                              f"source of stage {member.stage.name!r}")
+        own = tables.names == name
+        video = tables.samples["video"].astype(str).to_numpy()
+        validation = set().union(*(tdata.read_one(src, self.schema, self.cache).samples["video"].astype(str)
+                                   for src in member.recipe.validation.values()))
+        training = set(video[tables.names == videos_of]) - validation - {""}
+        drop = own & ~np.isin(video, list(training))
+        self.folder.metrics.log(member.stage.name, member.name, 0, {f"filter/{name}_not_training_video": float(drop.sum())})
+        return tdata.SourceTables(tables.samples[~drop].reset_index(drop=True), tables.names[~drop], tables.skipped)
 
     def _keep_confident(self, member: Member, tables: tdata.SourceTables, name: str,
                         spec: Confident) -> tdata.SourceTables:
@@ -85,14 +104,20 @@ class MemberData:
         row). Other members train on their recipe's training sources, which validation is kept apart
         from by the recipe (an Aff-Wild2 frame may train one task and validate another)."""
         tables = {name: tdata.read_one(src, self.schema, self.cache).samples for name, src in recipe.validation.items()}
-        if len(members) == 1 and members[0].fold is not None:
-            member = members[0]
-            all_rows = tdata.read_sources(member.recipe.sources, self.schema, self.cache)
-            held_out = tdata.fold_of_rows(all_rows, member.stage.folds) == member.fold
-            tables[f"fold{member.fold}"] = all_rows.samples[held_out].reset_index(drop=True)
         seen = set().union(*(self.training_rows(m).samples["path"] for m in members if m.fold is not None))
-        tables = {k: v[~v["path"].isin(seen)].reset_index(drop=True) for k, v in tables.items()}
+        if len(members) == 1 and members[0].fold is not None:
+            fold = self.held_out(members[0])
+            seen |= set(fold["path"])  # each row scored once: in the fold's table, not again in a validation table
+            tables[f"fold{members[0].fold}"] = fold
+        tables = {k: v if k.startswith("fold") else v[~v["path"].isin(seen)].reset_index(drop=True)
+                  for k, v in tables.items()}
         return {k: v for k, v in tables.items() if len(v)}
+
+    def held_out(self, member: Member) -> pd.DataFrame:
+        """A fold member's held-out rows: its fold of the rows of the sources its stage splits."""
+        all_rows = tdata.read_sources(member.recipe.sources, self.schema, self.cache)
+        held_out = tdata.fold_of_rows(all_rows, member.stage.folds) == member.fold
+        return all_rows.samples[held_out].reset_index(drop=True)
 
     def _pseudo_label(self, member: Member, tables: tdata.SourceTables) -> tdata.SourceTables:
         """Streaming §3.4: fill missing labels from mined AU→EXPR rules and a confident teacher."""

@@ -25,6 +25,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
@@ -121,7 +122,10 @@ class Training:
         except (TypeError, ValueError, RuntimeError) as e:  # a model.config value of the wrong type or size
             raise ConfigError(f"model {spec.name!r}: {first_line(e)} (check model.config)") from None
         if member.stage.init_from:
-            state = safetensors.torch.load_file(self.folder.member_path(self._best_member(member.stage.init_from)))
+            source = self._best_member(member.stage.init_from)
+            if member.fold is not None:
+                self._check_init_without_fold(member, source)
+            state = safetensors.torch.load_file(self.folder.member_path(source))
             own = model.state_dict()
             fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
             if not fits:
@@ -129,6 +133,18 @@ class Training:
                                   f"fits model {spec.name!r}")
             model.load_state_dict(fits, strict=False)
         return model
+
+    def _check_init_without_fold(self, member: Member, source: str) -> None:
+        """k-fold (streaming §4.3.1): a fold member scored on its held-out fold must not start from weights
+        that were trained on that fold."""
+        init = next(m for m in members_of(self.recipe, member.stage.init_from) if m.name == source)
+        rows = self.data.training_rows(init)
+        drawn = np.isin(rows.names, [s for group in init.recipe.sampler.values() for s in group.sources])
+        seen = set(rows.samples["path"][drawn]) & set(self.data.held_out(member)["path"])
+        if seen:
+            raise ConfigError(f"stage {member.stage.name!r}: member {member.name!r} starts from {source!r}, which "
+                              f"trained on {len(seen)} row(s) of its held-out fold; initialise folds from a stage "
+                              f"trained without the split sources (external data) or without init_from")
 
     def _best_member(self, stage_name: str) -> str:
         """The stage's member with the best validation P (its only member when it has one)."""
