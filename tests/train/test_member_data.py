@@ -105,3 +105,4 @@ def test_a_fold_member_never_starts_from_weights_trained_on_its_fold(world, tmp_
     external = "{name: first, steps: 2, overrides: {sampler: {all: {sources: [stills]}}}}"
     results = train(fold_recipe(world, tmp_path / "ext", external), tmp_path / "ext" / "run")
     assert list(results["members"]) == ["first", "fold-fold0", "fold-fold1"]
+

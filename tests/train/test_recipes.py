@@ -46,6 +46,7 @@ def test_paper_hyper_parameters_are_written_in():
     rnn = ts.for_stage(rnn_student)
     assert (rnn.model.name, rnn.model.config["seq_len"]) == ("cnn-rnn", 32) and set(rnn.sources) == {
         "affwild2_au", "affwild2_expr", "affwild2_va"}
+    assert {s.downsample for s in rnn.sources.values()} == {1}, "a GRU clip is consecutive frames"
     assert (student.distill.lam, student.distill.T, ts.data.input_size) == (0.6, 1.5, 112)
     assert {t: term.weight for t, term in ts.loss.terms.items()} == {"au": 8, "expr": 1, "va": 1}
     md = load_recipe(CONFIGS / "multi-database.yaml")

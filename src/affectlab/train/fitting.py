@@ -108,6 +108,10 @@ def input_spec(member: Member, model: AffectModel) -> InputSpec:
         raise ConfigError(f"model {model.model_name!r} takes {layout_views} view(s) per face; "
                           f"data.views has {len(data.views)}")
     clip = int(model.config["seq_len"]) if model.input_layout == "BTCHW" else 0
+    thinned = [name for name, source in member.recipe.sources.items() if source.downsample > 1]
+    if clip and thinned:
+        raise ConfigError(f"stage {member.stage.name!r}: a clip is {clip} consecutive frames, but source "
+                          f"{thinned[0]!r} is downsampled (a clip of its rows would skip frames); give it downsample: 1")
     return InputSpec(data.input_size, data.margin, tuple(data.views), data.image_context, clip,
                      model.paper.mean, model.paper.std, data.crop_framing, data.template)
 
