@@ -284,6 +284,27 @@ def test_va_bins_loss_is_bin_ce_plus_ccc() -> None:
     torch.testing.assert_close(L.va_bins_loss(logits, va, mask), expected)
 
 
+def test_va_bins_loss_reads_multi_database_eq2_once_per_batch_or_literally() -> None:
+    """Eq. 2's (1/B)(1 - CCC) per sample, summed over the batch, is 1 - CCC once (the default); ``1/B``
+    keeps the literal factor beside the mean CE. Both against a hand computation of Lin's CCC."""
+    logits, va, mask, *_ = _va_bins(_gen(12))
+    mask = torch.ones_like(mask)
+    bins = L.va_to_bins(va)
+    ce = sum(F.cross_entropy(logits[:, d], bins[:, d]) for d in range(2))
+    pred = L.va_from_bin_logits(logits)
+    one_minus_ccc = 0.0
+    for d in range(2):
+        x, y = pred[:, d].double(), va[:, d].double()
+        cov = ((x - x.mean()) * (y - y.mean())).mean()
+        one_minus_ccc += 1 - 2 * cov / (x.var(unbiased=False) + y.var(unbiased=False) + (x.mean() - y.mean()) ** 2)
+    B = len(logits)
+    torch.testing.assert_close(L.va_bins_loss(logits, va, mask).double(), ce.double() + one_minus_ccc, atol=1e-5, rtol=0)
+    torch.testing.assert_close(L.va_bins_loss(logits, va, mask, ccc_weight="1/B").double(),
+                               ce.double() + one_minus_ccc / B, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="ccc_weight"):
+        L.va_bins_loss(logits, va, mask, ccc_weight="B")
+
+
 def test_kd_kl_matches_kl_div_and_detaches_teacher() -> None:
     student, teacher, mask, *_ = _kd_expr(_gen(11))
     teacher = teacher.clone().requires_grad_(True)

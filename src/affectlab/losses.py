@@ -16,6 +16,8 @@ Papers (search "SMM eq. 4", "streaming eq. 1", "teacher-student eq. 5", ...):
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -243,7 +245,8 @@ def va_to_bins(va: torch.Tensor, n_bins: int = N_VA_BINS) -> torch.Tensor:
     return torch.where(torch.isnan(va), torch.full_like(idx, -1), idx).long()
 
 
-def va_bins_loss(bin_logits: torch.Tensor, va: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def va_bins_loss(bin_logits: torch.Tensor, va: torch.Tensor, mask: torch.Tensor,
+                 ccc_weight: Literal["once", "1/B"] = "once") -> torch.Tensor:
     """VA loss, teacher-student eq. 3, summed over V and A as in its eq. 4 (L_V + L_A).
 
     L_{V,A} = -Σ_k y_{k,*} · log softmax(ŷ)_k + (1 - CCC(y, E[ŷ]))
@@ -252,6 +255,10 @@ def va_bins_loss(bin_logits: torch.Tensor, va: torch.Tensor, mask: torch.Tensor)
     dimension's labelled rows; the second is 1 - CCC of the expectation (:func:`va_from_bin_logits`)
     against the continuous label, as in :func:`ccc_loss`. ``bin_logits`` (B, 2, n_bins), ``va`` and
     ``mask`` (B, 2).
+
+    Multi-database eq. 2 writes the CCC term of each sample as (1/B)(1 - CCC): summed over a batch's
+    B samples that is the batch's 1 - CCC once, which is ``ccc_weight="once"`` (the CE a mean, the
+    CCC once). ``"1/B"`` reads it literally against the mean CE: (1/B)(1 - CCC), B = ``len(bin_logits)``.
     """
     mask = mask.bool()
     n_bins = bin_logits.shape[-1]
@@ -259,7 +266,10 @@ def va_bins_loss(bin_logits: torch.Tensor, va: torch.Tensor, mask: torch.Tensor)
     va = _zero_masked(va.to(bin_logits.dtype), mask)
     ce = F.cross_entropy(bin_logits.reshape(-1, n_bins), va_to_bins(va, n_bins).reshape(-1), reduction="none")
     ce = _zero_masked(ce.reshape(mask.shape), mask).sum(0) / mask.sum(0).clamp(min=1)
-    return ce.sum() + ccc_loss(va_from_bin_logits(bin_logits), va, mask)
+    if ccc_weight not in ("once", "1/B"):
+        raise ValueError(f"ccc_weight is 'once' or '1/B', got {ccc_weight!r}")
+    scale = 1.0 if ccc_weight == "once" else 1.0 / len(bin_logits)
+    return ce.sum() + scale * ccc_loss(va_from_bin_logits(bin_logits), va, mask)
 
 
 # --- distillation (teacher-student eqs. 5-6, multi-database eqs. 4-6) --------------------------
