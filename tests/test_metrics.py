@@ -64,6 +64,24 @@ def test_au_masking_equals_subset_and_ignores_predictions_of_missing_entries(rng
     np.testing.assert_allclose(M.au_f1(truth[full], pred[full]), M.au_f1(np.where(full[:, None], truth, np.nan), pred))
 
 
+def test_an_au_without_positives_or_predictions_scores_0_as_the_official_abaw_script() -> None:
+    """The ABAW evaluation: scikit-learn's f1_score per AU (default zero_division: 0.0), averaged over
+    every AU. An AU never labelled at all is not scored (NaN)."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    truth = np.array([[1, 0, np.nan], [0, 0, np.nan], [1, 0, np.nan]])
+    pred = np.array([[1, 0, 1], [1, 0, 0], [0, 0, 1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        official = [f1_score(truth[:, j], pred[:, j]) for j in range(2)]
+    assert official[1] == 0.0
+    np.testing.assert_allclose(M.au_f1(truth, pred)[:2], official, atol=1e-12)
+    assert np.isnan(M.au_f1(truth, pred)[2])
+    assert M.p_au(truth, pred) == pytest.approx(np.mean(official))
+
+
 def test_au_hand_case() -> None:
     truth = np.array([[1, 0], [1, np.nan], [0, 1], [np.nan, 1]])
     pred = np.array([[1, 0], [0, 1], [1, 1], [1, 0]])

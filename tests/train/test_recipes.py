@@ -51,11 +51,14 @@ def test_paper_hyper_parameters_are_written_in():
     assert {t: term.weight for t, term in ts.loss.terms.items()} == {"au": 8, "expr": 1, "va": 1}
     md = load_recipe(CONFIGS / "multi-database.yaml")
     assert list(md.sampler) == ["expr", "va", "expr_va"] and md.stages[0].early_stopping.patience == 5
+    assert sum(g.quota for g in md.sampler.values()) == 64  # §4.1: CNN batch 64
     gru = md.for_stage(md.stages[2])
     assert sum(g.quota for g in gru.sampler.values()) == 16 and md.stages[2].cache_features  # §4.1: RNN batch 16
     st = load_recipe(CONFIGS / "streaming.yaml")
     batch = sum(g.quota for g in st.sampler.values())
     assert (st.optimizer.lr, batch, st.scheduler.name) == (0.002, 80, "cosine-restarts")
+    # §3.4 filters DFEW's expressions by the Aff-Wild2 model's confidence, not AffectNet's
+    assert [n for n, s in st.sources.items() if s.confident] == ["dfew"] and st.sources["dfew"].confident.threshold == 0.8
     ce = load_recipe(CONFIGS / "context-ensemble.yaml")
     assert (ce.optimizer.lr, ce.sampler["all"].quota, ce.stages[0].epochs) == (1e-3, 24, 50)
 
