@@ -52,3 +52,32 @@ def test_va_range_keeps_valence_and_arousal_inside_it():
                             "expr": [1, 2, 3, 4]})
     out = tdata.within_va_range(samples, DEFAULT_SCHEMA, -1.0, -0.25)
     assert out["valence"].notna().tolist() == [True, False, False, False] and out["expr"].tolist() == [1, 2, 3, 4]
+
+
+def test_context_views_read_the_cropped_folder_beside_cropped_aligned(abaw, tmp_path, caplog):
+    """Ensemble with context: the face view is the aligned crop, the context view Aff-Wild2's ``cropped``
+    image of the same frame; a frame missing there is cut by margin, said in one warning."""
+    from PIL import Image
+
+    from affectlab.data.dataset import FaceDataset
+    from affectlab.models.meta import InputSpec
+
+    abaw.annotate("EXPR_Set", "v1", ["1", "2"])
+    for n in (1, 2):
+        abaw.images.joinpath("v1").mkdir(exist_ok=True)
+        Image.new("RGB", (16, 16), (0, 0, 255)).save(abaw.images / "v1" / f"{n:05d}.jpg")
+    (tmp_path / "cropped" / "v1").mkdir(parents=True)
+    Image.new("RGB", (24, 24), (255, 0, 0)).save(tmp_path / "cropped" / "v1" / "00001.jpg")
+    source = Source(path=str(abaw.annotations), images=str(abaw.images), split="train",
+                    context_images=str(tmp_path / "cropped"))
+    with caplog.at_level("WARNING", logger="affectlab"):
+        table = tdata.read_one(source, DEFAULT_SCHEMA, {}).samples
+    assert [m for m in caplog.messages if "context" in m] == [
+        f"{tmp_path / 'cropped'}: 1 of 2 frames have no image with context there; their context view is cut "
+        "from the crop by margin"]
+    spec = InputSpec(16, 0.0, (0.0, 0.2), 0.2, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    dataset = FaceDataset(table, DEFAULT_SCHEMA, spec)
+    red_then_blue = [dataset[i]["image"][:, :, 4:12, 4:12].mean(dim=(2, 3)) for i in range(2)]
+    face, context = red_then_blue[0]
+    assert face[2] > 0.9 > 0.1 > face[0] and context[0] > 0.9 > 0.1 > context[2]  # blue face, red context
+    assert (red_then_blue[1][1][2] > 0.9) and red_then_blue[1][1][0] < 0.1  # no cropped image: the blue crop

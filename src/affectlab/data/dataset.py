@@ -11,7 +11,8 @@ batch), ``corrupt`` is True and ``error`` names the file; the trainer counts it,
 message when asked to.
 
 Layouts follow the model (:attr:`affectlab.models.AffectModel.input_layout`): one face (3, H, W);
-``views`` > 1, one image per view (V, 3, H, W) for the face-and-context ensemble; ``clip_len`` > 0,
+``views`` > 1, one image per view (V, 3, H, W) for the face-and-context ensemble (a view with context
+takes the row's ``context_path`` image whole where the table has one: Aff-Wild2's ``cropped``); ``clip_len`` > 0,
 ``clip_len`` consecutive frames of the row's video centred on it (T, 3, H, W), labels per frame and
 ``anchor`` (the row's own frame in the clip), for sequence models (shifted at a video's ends; the
 last frame repeats where the video is shorter).
@@ -34,6 +35,8 @@ from affectlab.models.meta import InputSpec
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lnd_{axis}{i}" for i in range(68) for axis in ("x", "y"))
 #: A tight crop's typical 5 points as fractions of its width and height (a source's ``framing``).
 FRAMING_COLUMNS: tuple[str, ...] = tuple(f"framing_{axis}{i}" for i in range(5) for axis in ("x", "y"))
+#: A frame's image with context (Aff-Wild2's ``cropped``): its views with context use it whole.
+CONTEXT_PATH = "context_path"
 
 #: A training key: (table row, sampler group, stream position); a plain row index means "evaluate".
 Key = int | tuple[int, int, int]
@@ -73,6 +76,7 @@ class FaceDataset(Dataset):
         self.features = features
         self.landmarks = _points(samples, LANDMARK_COLUMNS)
         self.framing = _points(samples, FRAMING_COLUMNS)
+        self.context_paths: list = samples[CONTEXT_PATH].tolist() if CONTEXT_PATH in samples else [None] * len(samples)
         self.clip_rows, self.anchor = _clip_neighbours(samples, self.clip_len) if self.clip_len else (None, None)
 
     def __len__(self) -> int:
@@ -129,8 +133,12 @@ class FaceDataset(Dataset):
         if lnd is None and (framing := _row_points(self.framing, row)) is not None:
             lnd = framing_points(framing, image)
         out = []
+        wide = self.context_paths[row]
         for context in self.views:
-            face = frame_face(image, lnd, self.size, self.margin, context, self.spec.image_context, self.spec.template)
+            if context > 0 and isinstance(wide, str):  # the frame with its context, as the dataset cut it
+                face = frame_face(decode_rgb(wide), None, self.size, self.margin, context, context, self.spec.template)
+            else:
+                face = frame_face(image, lnd, self.size, self.margin, context, self.spec.image_context, self.spec.template)
             face = augment(face, params, self.size) if params is not None else center_crop(face, self.size)
             out.append(torch.from_numpy(normalise(face, self.spec.mean, self.spec.std)))
         return torch.stack(out)

@@ -115,6 +115,10 @@ class Source:
     #: holds: an image folder of every Aff-Wild2 frame (``cropped_aligned``) then gives streaming
     #: §3.4's unlabelled frames from training videos only, never a validation (or test) frame.
     videos_of: str | None = None
+    #: The same frames with their context, at the same paths relative to ``images`` (Aff-Wild2's
+    #: ``cropped`` beside ``cropped_aligned``): a view with context (``data.views`` > 0) reads them
+    #: whole; a frame missing there is cut from its crop by margin instead (with a one-line warning).
+    context_images: str | None = None
 
     def __post_init__(self) -> None:
         if self.va_range is not None and not (len(self.va_range) == 2 and -1 <= self.va_range[0] < self.va_range[1] <= 1):
@@ -562,7 +566,7 @@ def check_version(raw: dict, where: str) -> None:
 
 
 def with_data_root(raw: dict) -> dict:
-    """A copy of a raw recipe whose sources' ``path``, ``images`` and ``subset.like`` are joined to its
+    """A copy of a raw recipe whose sources' ``path``, ``images``, ``context_images`` and ``subset.like`` are joined to its
     ``data_root`` (the raw recipe as given is untouched, so ``recipe.yaml`` and overrides keep it)."""
     root = raw.get("data_root")
     if root is None:
@@ -572,7 +576,7 @@ def with_data_root(raw: dict) -> dict:
         for source in (out.get(section) or {}).values():
             if not isinstance(source, dict):
                 continue  # a removed source (null), or a wrong one the checks name
-            for key in ("path", "images"):
+            for key in ("path", "images", "context_images"):
                 if isinstance(source.get(key), str):
                     source[key] = os.path.join(str(root), source[key])
             subset = source.get("subset")

@@ -8,16 +8,18 @@ recipe name of its source, which is how sampler groups find their rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from affectlab.data import SampleTable, concat_tables, read_source
-from affectlab.data.dataset import FRAMING_COLUMNS
+from affectlab.data.dataset import CONTEXT_PATH, FRAMING_COLUMNS
 from affectlab.data.sampling import GroupPool, assign_folds, downsample_frames
 from affectlab.data.table import add_skipped, soft_columns
 from affectlab.errors import AffectlabError
 from affectlab.labels import LabelSchema
+from affectlab.log import logger
 from affectlab.train.config import TASKS, Folds, Group, Source
 
 TableCache = dict[tuple, SampleTable]
@@ -52,7 +54,29 @@ def read_one(source: Source, schema: LabelSchema, cache: TableCache) -> SampleTa
         df = within_va_range(df, schema, *source.va_range)
     if source.framing is not None:
         df = df.assign(**dict(zip(FRAMING_COLUMNS, np.asarray(source.framing, dtype=float).reshape(-1))))
+    if source.context_images is not None:
+        df = df.assign(**{CONTEXT_PATH: context_paths(df["path"], source)})
     return SampleTable(df.reset_index(drop=True), skipped)
+
+
+def context_paths(paths: pd.Series, source: Source) -> list[str | None]:
+    """Each frame's image with context (``source.context_images``, e.g. Aff-Wild2's ``cropped``) at its
+    path relative to ``source.images``; None where there is none, said in one warning per source."""
+    if source.images is None:
+        raise AffectlabError(f"{source.path}: context_images mirrors images: give images too")
+    root, context = Path(source.images).resolve(), Path(source.context_images)
+    out: list[str | None] = []
+    for path in paths:
+        try:
+            other = context / Path(path).resolve().relative_to(root)
+        except ValueError:
+            other = None
+        out.append(str(other) if other is not None and other.is_file() else None)
+    missing = sum(p is None for p in out)
+    if missing:
+        logger.warning(f"{context}: {missing} of {len(out)} frames have no image with context there; "
+                       f"their context view is cut from the crop by margin")
+    return out
 
 
 def _table(path: str, images: str | None, split: str | None, schema: LabelSchema, cache: TableCache) -> SampleTable:
