@@ -50,3 +50,33 @@ def test_without_prior_is_one_backbone(small_model):
     """Table 3's "w/o prior" ablation."""
     model, x = small_model("streaming", prior="none")
     assert not hasattr(model, "identity_backbone") and model.eval()(x).features["emb"].shape == (2, 512)
+
+
+def test_the_face_recognition_prior_subtracts_dlibs_fixed_identity_embedding(tmp_path):
+    """§3.2 as DLN: Emb = expression embedding - identity embedding of a face-recognition network (dlib's
+    bundled CC0 ResNet at its 150 px), which stays fixed and keeps its weights whatever the backbone's start."""
+    import safetensors.torch
+    import torch.nn.functional as F
+
+    from affectlab.models import load_model
+    from affectlab.models.backbones import BUNDLED_WEIGHTS
+    from affectlab.models.checkpoint import save_checkpoint
+
+    model = create_model("streaming", backbone="mobilenet_v2", prior="face-recognition")
+    dlib = safetensors.torch.load_file(BUNDLED_WEIGHTS["dlib_resnet"])
+    identity = model.identity_backbone.body.state_dict()
+    assert all(torch.equal(v, dlib[k]) for k, v in identity.items() if k in dlib) and len(identity) > 100
+    x = torch.randn(2, 3, 64, 64)
+    model.train()
+    assert not model.identity_backbone.training and not any(p.requires_grad for p in model.identity_backbone.parameters())
+    model.eval()
+    with torch.no_grad():
+        face = model.prior_projection(model.backbone(x).mean((-2, -1)))
+        who = model.identity_backbone(F.interpolate(x, size=(150, 150), mode="bilinear", align_corners=False))
+        expected = face - model.identity_projection(who.mean((-2, -1)))
+        torch.testing.assert_close(model(x).features["emb"], expected)
+    model.prior_embedding(x).sum().backward()
+    assert model.identity_projection.weight.grad is not None and next(model.backbone.parameters()).grad is not None
+    path = save_checkpoint(model, tmp_path / "s.safetensors", input_size=64, mean=(0.5,) * 3, std=(0.5,) * 3)
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(path).eval()(x).expr, model(x).expr)

@@ -5,7 +5,10 @@ translation modules then run the tasks in the order AU -> EXPR -> VA (§3.3, Fig
 """
 from __future__ import annotations
 
+from os import PathLike
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from affectlab.errors import AffectlabError
@@ -16,8 +19,13 @@ from affectlab.models.heads import mlp
 from affectlab.models.registry import register_model
 
 
-#: The prior models: DLN's deviation module (§3.2) or none (Table 3, "w/o prior").
-PRIORS: tuple[str, ...] = ("deviation", "none")
+#: The prior models (§3.2): an expression embedding minus a face-recognition network's identity
+#: embedding (dlib's CC0 ResNet, fixed), DLN's deviation module (minus a fixed copy of the expression
+#: network's start), or none (Table 3, "w/o prior").
+PRIORS: tuple[str, ...] = ("face-recognition", "deviation", "none")
+#: The face-recognition network of ``prior="face-recognition"``, its weights bundled with the package,
+#: and the input size it was trained at.
+IDENTITY_NETWORK, IDENTITY_SIZE = "dlib_resnet", 150
 
 
 def _fc(n_in: int, n_out: int) -> nn.Sequential:
@@ -35,7 +43,10 @@ class StreamingNet(AffectModel):
       from the starting point, the expression, is left. The DLN weights and FECNet triplets are not
       public; the prior stage of configs/streaming.yaml trains this module with a triplet loss on
       the expression labels available (:func:`affectlab.losses.triplet_loss`), and it stays
-      trainable afterwards, as in the paper. ``prior="none"`` is the paper's "w/o prior" ablation
+      trainable afterwards, as in the paper. ``prior="face-recognition"``, closer to DLN, subtracts a
+      fixed face-recognition network's identity embedding (dlib's CC0 ResNet, bundled; its 256
+      pooled features projected to 512 by a trained linear map, as the two networks differ) from
+      the expression embedding. ``prior="none"`` is the paper's "w/o prior" ablation
       (Table 3): one backbone, pooled and projected to 512.
     - Feature extractors (§3.3): Emb -> AU features in R^{n_au×16}, EXPR features in R^64 and
       VA features in R^64.
@@ -70,6 +81,11 @@ class StreamingNet(AffectModel):
         if prior == "deviation":  # the fixed starting point whose features are subtracted: both branches
             self.identity_backbone = Backbone(backbone).requires_grad_(False)  # start equal (and load
             self.identity_backbone.load_state_dict(self.backbone.state_dict())  # the same ImageNet file)
+        if prior == "face-recognition":  # a fixed face-recognition network: its identity embedding
+            self.identity_backbone = Backbone(IDENTITY_NETWORK)
+            self.identity_backbone.load_imagenet("bundled")
+            self.identity_backbone.requires_grad_(False)
+            self.identity_projection = nn.Linear(self.identity_backbone.out_channels, emb_dim)
         self.prior_projection = nn.Linear(self.backbone.out_channels, emb_dim)
         self.au_extractor = _fc(emb_dim, n_au_features)
         self.expr_extractor = _fc(emb_dim, expr_dim)
@@ -84,18 +100,32 @@ class StreamingNet(AffectModel):
 
     def train(self, mode: bool = True) -> "StreamingNet":
         super().train(mode)
-        if self.config["prior"] == "deviation":
+        if self.config["prior"] != "none":
             self.identity_backbone.eval()
         return self
 
-    def prior_embedding(self, x: Tensor) -> Tensor:
-        """Emb of §3.2: the face features minus the fixed identity features (or, without a prior, the
-        face features), projected to ``emb_dim``."""
-        face = self.backbone(x).mean((-2, -1))
+    def load_backbone_weights(self, path: str | PathLike[str]) -> None:
+        """The expression backbone's start (and, for ``deviation``, its fixed copy's); the face-recognition
+        network keeps its own weights."""
+        self.backbone.load_imagenet(path)
         if self.config["prior"] == "deviation":
+            self.identity_backbone.load_imagenet(path)
+
+    def prior_embedding(self, x: Tensor) -> Tensor:
+        """Emb of §3.2: the expression embedding minus the identity embedding, both in ``emb_dim``: the
+        fixed face-recognition network's (at its 150 px), or the fixed copy's (``deviation``, before
+        projecting); without a prior, the face features projected."""
+        face = self.backbone(x).mean((-2, -1))
+        prior = self.config["prior"]
+        if prior == "deviation":
             with torch.no_grad():
                 identity = self.identity_backbone(x).mean((-2, -1))
-            face = face - identity
+            return self.prior_projection(face - identity)
+        if prior == "face-recognition":
+            with torch.no_grad():
+                faces = F.interpolate(x, size=(IDENTITY_SIZE, IDENTITY_SIZE), mode="bilinear", align_corners=False)
+                identity = self.identity_backbone(faces).mean((-2, -1))
+            return self.prior_projection(face) - self.identity_projection(identity)
         return self.prior_projection(face)
 
     def forward(self, x: Tensor) -> Prediction:
