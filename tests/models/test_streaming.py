@@ -80,3 +80,15 @@ def test_the_face_recognition_prior_subtracts_dlibs_fixed_identity_embedding(tmp
     path = save_checkpoint(model, tmp_path / "s.safetensors", input_size=64, mean=(0.5,) * 3, std=(0.5,) * 3)
     with torch.no_grad():
         torch.testing.assert_close(load_model(path).eval()(x).expr, model(x).expr)
+
+
+def test_without_streaming_each_task_reads_its_own_features(small_model):
+    """Table 3's "w/o streaming": no AU→EXPR or {AU, EXPR}→VA module; a VA loss reaches neither AU nor
+    EXPR features."""
+    model = create_model("streaming", backbone="mobilenet_v2", stream=False)
+    assert not hasattr(model, "au_to_expr") and not hasattr(model, "au_expr_to_va")
+    p = model(torch.randn(2, 3, 64, 64))
+    assert p.features["expr_features"].shape == (2, 64) and p.features["va_features"].shape == (2, 64)
+    p.va.sum().backward()
+    assert model.au_extractor[0].weight.grad is None and model.expr_extractor[0].weight.grad is None
+    assert model.va_extractor[0].weight.grad is not None

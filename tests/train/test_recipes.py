@@ -120,3 +120,43 @@ def test_recipe_runs_end_to_end(name, world, tmp_path):
     if name == "context-ensemble":  # face and context nets joined into one two-view model
         model = load_model(out / "ensemble.safetensors")
         assert model.model_name == "context-ensemble" and model.checkpoint_meta.extra["crop"]["views"] == [0.0, 0.2]
+
+
+ABLATIONS = sorted((CONFIGS / "ablations").glob("*.yaml"))
+
+
+def test_the_papers_ablations_are_recipes():
+    """Streaming Table 3 (w/o prior, w/o streaming), multi-database Table 1 (T in {1, 2}) and Table 2
+    (no sharing), teacher-student Table 1 (single-task, imbalanced and balanced)."""
+    assert {p.stem for p in ABLATIONS} == {"streaming-without-prior", "streaming-without-streaming",
+                                           "multi-database-two-tasks", "multi-database-no-sharing",
+                                           "teacher-student-single-task"}
+    assert load_recipe(CONFIGS / "ablations" / "streaming-without-streaming.yaml").model.config["stream"] is False
+    assert load_recipe(CONFIGS / "ablations" / "streaming-without-prior.yaml").model.config["prior"] == "none"
+    two = load_recipe(CONFIGS / "ablations" / "multi-database-two-tasks.yaml")
+    assert list(two.sampler) == ["expr", "va"] and sum(g.quota for g in two.sampler.values()) == 64
+    no_sharing = load_recipe(CONFIGS / "ablations" / "multi-database-no-sharing.yaml")
+    student = no_sharing.for_stage(no_sharing.stages[1])
+    assert [g.tasks for g in student.sampler.values()] == [["expr"], ["va"], ["expr", "va"]]  # eq. 9
+    single = load_recipe(CONFIGS / "ablations" / "teacher-student-single-task.yaml")
+    balance = [(s.name, [(t, g.balance) for t, g in single.for_stage(s).sampler.items()]) for s in single.stages]
+    assert balance == [("au-imbalanced", [("au", "none")]), ("au-balanced", [("au", "ml-ros")]),
+                       ("expr-imbalanced", [("expr", "none")]), ("expr-balanced", [("expr", "classes")]),
+                       ("va-imbalanced", [("va", "none")]), ("va-balanced", [("va", "va-bins")])]
+
+
+@pytest.mark.parametrize("path", ABLATIONS, ids=lambda p: p.stem)
+def test_every_ablation_runs_end_to_end(path, world, tmp_path):
+    """Each ablation on the tiny world, with its paper recipe's overrides (two steps per stage)."""
+    recipe = load_recipe(path)
+    base = next(p for p in PAPERS if path.stem.startswith(p))
+    stages = {s.name for s in recipe.stages}
+    present = {"stages": stages, "sampler": set(recipe.sampler)}
+    given = [o for o in recipe_overrides(world, base) if o.split(".")[1] in present.get(o.split(".")[0], [o.split(".")[1]])]
+    steps = [f"stages.{s}.steps=2" for s in stages if f"stages.{s}.steps" not in " ".join(given)]
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out), *TINY, *given, *steps]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["members"]) >= stages - {"fold"} and results["recipe"] == path.stem
+    scored = [m["validation"] for m in results["members"].values() if "note" not in m]
+    assert scored and all(any(k.startswith("P_") for k in v) for s in scored for v in s.values())

@@ -56,6 +56,8 @@ class StreamingNet(AffectModel):
     - {AU, EXPR}→VA module: translates the AU and EXPR features jointly to 64-d; concatenated with
       the VA features (128-d) it feeds the VA predictor, whose output goes through tanh (eqs. 5-6).
 
+    ``stream=False`` is Table 3's "w/o streaming": no translation modules, each predictor reads its
+    own task's features (64-d).
     The paper gives the feature sizes only; each extractor and translation module here is one FC
     layer with ReLU and each predictor an MLP with one hidden layer of ``hidden`` (64) units.
     ``features``: ``emb`` (B, 512), ``au_features`` (B, n_au, 16), ``expr_features`` and
@@ -71,11 +73,13 @@ class StreamingNet(AffectModel):
         return super().readout(task, feature.flatten(-2) if task == "au" else feature)
 
     def __init__(self, schema: LabelSchema = DEFAULT_SCHEMA, *, backbone: str = "mobilenet_v2", emb_dim: int = 512,
-                 au_dim: int = 16, expr_dim: int = 64, va_dim: int = 64, hidden: int = 64, prior: str = "deviation"):
+                 au_dim: int = 16, expr_dim: int = 64, va_dim: int = 64, hidden: int = 64, prior: str = "deviation",
+                 stream: bool = True):
         if prior not in PRIORS:
             raise AffectlabError(f"unknown prior {prior!r}; expected {' or '.join(PRIORS)}")
-        super().__init__(schema, dict(backbone=backbone, emb_dim=emb_dim, au_dim=au_dim, expr_dim=expr_dim,
-                                      va_dim=va_dim, hidden=hidden, prior=prior))
+        config = dict(backbone=backbone, emb_dim=emb_dim, au_dim=au_dim, expr_dim=expr_dim, va_dim=va_dim,
+                      hidden=hidden, prior=prior)
+        super().__init__(schema, config if stream else {**config, "stream": False})  # old checkpoints: no key
         n_au_features = schema.n_au * au_dim
         self.backbone = Backbone(backbone)
         if prior == "deviation":  # the fixed starting point whose features are subtracted: both branches
@@ -90,12 +94,14 @@ class StreamingNet(AffectModel):
         self.au_extractor = _fc(emb_dim, n_au_features)
         self.expr_extractor = _fc(emb_dim, expr_dim)
         self.va_extractor = _fc(emb_dim, va_dim)
-        self.au_to_expr = _fc(n_au_features, expr_dim)
-        self.au_expr_to_va = _fc(n_au_features + expr_dim, va_dim)
+        if stream:
+            self.au_to_expr = _fc(n_au_features, expr_dim)
+            self.au_expr_to_va = _fc(n_au_features + expr_dim, va_dim)
+        joined = 2 if stream else 1
         self.heads = nn.ModuleDict({
             "au": mlp([n_au_features, hidden, schema.n_au]),
-            "expr": mlp([2 * expr_dim, hidden, schema.n_expr]),
-            "va": mlp([2 * va_dim, hidden, 2]),
+            "expr": mlp([joined * expr_dim, hidden, schema.n_expr]),
+            "va": mlp([joined * va_dim, hidden, 2]),
         })
 
     def train(self, mode: bool = True) -> "StreamingNet":
@@ -133,8 +139,11 @@ class StreamingNet(AffectModel):
         F_au = self.au_extractor(Emb)
         F_expr = self.expr_extractor(Emb)
         F_va = self.va_extractor(Emb)
-        expr_in = torch.cat([self.au_to_expr(F_au), F_expr], dim=-1)  # AU→EXPR
-        va_in = torch.cat([self.au_expr_to_va(torch.cat([F_au, F_expr], dim=-1)), F_va], dim=-1)  # {AU, EXPR}→VA
+        if self.config.get("stream", True):
+            expr_in = torch.cat([self.au_to_expr(F_au), F_expr], dim=-1)  # AU→EXPR
+            va_in = torch.cat([self.au_expr_to_va(torch.cat([F_au, F_expr], dim=-1)), F_va], dim=-1)  # {AU, EXPR}→VA
+        else:  # Table 3, "w/o streaming": each task from its own features
+            expr_in, va_in = F_expr, F_va
         return Prediction(
             au=self.heads["au"](F_au),
             expr=self.heads["expr"](expr_in),

@@ -528,8 +528,26 @@ class Recipe:
 
 
 def load_recipe(path: str | os.PathLike[str], overrides: list[str] = ()) -> Recipe:
-    """Read a YAML recipe, apply ``key=value`` overrides, check every value; ConfigError on any problem."""
-    path = Path(path)
+    """Read a YAML recipe, apply ``key=value`` overrides, check every value; ConfigError on any problem.
+
+    ``extends: FILE`` (relative to the recipe) starts from another recipe and merges this one's keys
+    into it (sections merge, lists such as ``stages`` replace): how an ablation states only what it changes."""
+    raw = _read_recipe(Path(path))
+    base = raw.pop("extends", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: extends names one recipe file, got {base!r}")
+        parent = _read_recipe(Path(path).parent / base)
+        if "extends" in parent:
+            raise ConfigError(f"{path}: extends {base}, which extends another recipe; extend the first one")
+        raw = merge(parent, raw)
+    for item in overrides:
+        apply_override(raw, item)
+    return build_recipe(raw, where=str(path))
+
+
+def _read_recipe(path: Path) -> dict:
+    """A recipe file's YAML mapping; ConfigError on any problem."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -542,9 +560,7 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] = ()) -> Reci
         raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe is a YAML mapping of keys to values")
-    for item in overrides:
-        apply_override(raw, item)
-    return build_recipe(raw, where=str(path))
+    return raw
 
 
 def build_recipe(raw: dict, where: str = "recipe") -> Recipe:
