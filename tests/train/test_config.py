@@ -213,3 +213,19 @@ def test_recipes_are_checked_when_loaded(mini, override, message):
     and the valid values."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_recipe(mini, [override])
+
+
+def test_a_recipe_extends_another_by_what_it_changes(tmp_path):
+    """extends: sections merge into the other recipe, lists replace; a chain of extends is refused."""
+    configs = CONFIGS
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {configs / 'smm.yaml'}\nname: child\noptimizer: {{lr: 0.5}}\n"
+                     "stages: [{name: only, steps: 1}]\nfinal: only\n")
+    recipe, smm = load_recipe(child), load_recipe(configs / "smm.yaml")
+    assert (recipe.name, recipe.optimizer.lr, recipe.optimizer.momentum) == ("child", 0.5, smm.optimizer.momentum)
+    assert [s.name for s in recipe.stages] == ["only"] and recipe.sources == smm.sources
+    assert "extends" not in recipe.raw and recipe.raw["sampler"] == smm.raw["sampler"]
+    grandchild = tmp_path / "grandchild.yaml"
+    grandchild.write_text("extends: child.yaml\nname: g\n")
+    with pytest.raises(ConfigError, match="extends child.yaml, which extends another recipe"):
+        load_recipe(grandchild)
