@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo default-model onnx-assets clean
+.PHONY: install test demo train-smoke default-model onnx-assets clean
 
 install: $(STAMP)
 
@@ -19,6 +19,20 @@ test: $(STAMP)
 # Analyse the example media with the bundled model: tables, plots, an annotated video and result pages in demo_out/.
 demo: $(STAMP)
 	$(VENV)/bin/affectlab analyze examples/media --out demo_out --plots --video-out --report
+
+# A training run a newcomer can finish in minutes: configs/default.yaml's three stages (teacher, student,
+# distilled) on a slice of ../shared/data, small batches of 64 px faces, 10 steps each, validated on
+# CK+'s held-out subjects; the model in runs/smoke is a check that everything runs, not a good model.
+SMOKE := data.input_size=64 data.workers=0 \
+	'sources.ferplus.subset={by: path, folds: 50, keep: [0]}' 'sources.affectnet.subset={by: path, folds: 10, keep: [0]}' \
+	'sources.ckplus.subset={by: subject, folds: 5, keep: [0]}' 'sources.sfew.subset={by: movie, folds: 10, keep: [0]}' \
+	sampler.expr.quota=4 sampler.expr_va.quota=4 sampler.au.quota=4 sampler.wild.quota=4 \
+	validation.ferplus=null validation.affectnet=null validation.sfew=null \
+	stages.teacher.steps=10 stages.student.steps=10 stages.distilled.steps=10 \
+	train.eval_every_steps=10 train.checkpoint_every=10 train.log_every=5
+train-smoke: $(STAMP)
+	rm -rf runs/smoke
+	$(VENV)/bin/affectlab train configs/default.yaml --out runs/smoke $(SMOKE)
 
 # Retrain the default model from ../shared/data (about 2 hours on 2 CPU cores; docs/model-card.md): train,
 # calibrate its AU thresholds on the held-out CK+ subjects, its valence/arousal on the held-out AffectNet

@@ -137,3 +137,16 @@ def plain_pickle(path: Path, marker: Path) -> Path:
     """A bare pickle (not a torch zip file) that runs code when loaded."""
     path.write_bytes(pickle.dumps(RunsCode(marker), protocol=2))
     return path
+
+
+def checkpoint_without_a_tensor(source: Path, path: Path) -> Path:
+    """A copy of the checkpoint ``source`` with its first tensor left out, its metadata kept."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(source), "pt") as f:
+        names = sorted(f.keys())
+        tensors = {k: f.get_tensor(k) for k in names[1:]}
+        meta = f.metadata()
+    save_file(tensors, str(path), metadata=meta)
+    return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ class Env:
     model: Path
     world: World
     recipe: Path
+    held: Any = None  # a lock the test holds as another run would (released after the test)
 
     def __call__(self, name: str) -> Path:
         """A fresh path under the test's folder."""
@@ -95,6 +97,8 @@ def _checkpoint_faults(env: Env, kind: str) -> Path:
         return bad.code_running_pickle(env("evil.safetensors"), env("code-ran"))
     if kind == "onnx":
         return bad.plain_pickle(env("evil.onnx"), env("code-ran"))
+    if kind == "tensor missing":
+        return bad.checkpoint_without_a_tensor(env.model, env("missing.safetensors"))
     raise ValueError(kind)
 
 
@@ -130,6 +134,35 @@ def _damaged_run(env: Env) -> Path:
     """A run folder whose recipe.yaml was cut mid-way."""
     _text(env, "run/recipe.yaml", "name: [mini,\n")
     return env("run")
+
+
+def _fifo(env: Env, name: str) -> Path:
+    """A named pipe: reading it would wait for a writer that never comes."""
+    import os
+
+    os.mkfifo(env(name))
+    return env(name)
+
+
+def _busy_out(env: Env) -> Path:
+    """An output folder another analyze run is writing to (its lock held, as that run holds it)."""
+    from affectlab.analyze.lock import OutputLock
+
+    env("busy").mkdir()
+    env.held = OutputLock(env("busy"))
+    env.held.acquire()
+    return env("busy")
+
+
+def _semicolons(env: Env) -> Path:
+    """A labels file saved by a spreadsheet that writes ';' between cells."""
+    bad.good_image(env("a.png"))
+    return _text(env, "semi.csv", "path;valence;arousal\na.png;0.1;0.2\n")
+
+
+def _elsewhere(env: Env) -> Path:
+    """A predictions table whose image paths match none of the labels' paths."""
+    return _manifest(env, "pred.csv", {"path": ["other/a.png"], "valence": [0.1], "arousal": [0.2]})
 
 
 def good(env: Env) -> Path:
@@ -180,6 +213,15 @@ ANALYZE = [
          1, ("*.gif: pattern matches no image or video files",), good_done),
     Case("analyze", "missing path", lambda e: e.analyze(e("gone.jpg"), good(e)),
          1, ("gone.jpg: no such file or folder",), good_done),
+    Case("analyze", "a named pipe (FIFO)", lambda e: e.analyze(_fifo(e, "stream.mp4"), good(e)),
+         1, ("stream.mp4: is a named pipe (FIFO), not a regular file or folder",), good_done),
+    Case("analyze", "a device", lambda e: e.analyze("/dev/null", good(e)),
+         1, ("/dev/null: is a character device, not a regular file or folder",), good_done),
+    Case("analyze", "another run writing to --out", lambda e: e.analyze(good(e), out=_busy_out(e)),
+         2, ("busy: another affectlab analyze (process",), lambda e: not (e("busy") / "images.csv").exists()),
+    Case("analyze", "checkpoint with a tensor missing",
+         lambda e: e.analyze(good(e), model=_checkpoint_faults(e, "tensor missing")),
+         2, ("missing.safetensors: weights do not fit model 'mtl-baseline': 1 missing",)),
     Case("analyze", "spaces and non-ASCII in paths",
          lambda e: e.analyze(bad.good_image(e("my photos") / "Zoë à la plage.png"), out="sortie é"),
          0, (), lambda e: e.images_done(e("my photos") / "Zoë à la plage.png", out="sortie é")),
@@ -234,7 +276,16 @@ SCORE = [
          2, ("is a folder; give a file name to write",)),
     Case("score", "labels: a folder that is no source", lambda e: ["score", e.labelled, str(e.root)],
          2, ("not a recognised source folder",)),
+    Case("score", "labels separated by ';'", lambda e: ["score", e.labelled, str(_semicolons(e))],
+         2, ("semi.csv:1: its header is separated by ';'; labels files are comma-separated",)),
+    Case("score", "no image path in common", lambda e: ["score", str(_elsewhere(e)), e.labelled],
+         2, ("pred.csv: no image path in common with",),
+         stderr=("other/a.png' here", "s00.png' there", "a relative path in a labels file is read from that file's folder")),
 ]
+
+def _contempt(env: Env) -> str:
+    return str(_manifest(env, "contempt.csv", {"path": ["a.png", "b.png"], "expression": ["contempt", "Happiness"]}))
+
 
 DATA = [
     Case("data summary", "ABAW wrong header",
@@ -248,6 +299,8 @@ DATA = [
          2, ("labels.csv:1: not a recognised source",)),
     Case("data summary", "empty folder", lambda e: ["data", "summary", str(e.root)],
          2, ("not a recognised source folder",)),
+    Case("data summary", "manifest with contempt (Other, as the README says)",
+         lambda e: ["data", "summary", _contempt(e)], 0, ()),
 ]
 
 MODELS = [
@@ -257,6 +310,14 @@ MODELS = [
          2, ("damaged.safetensors: not a safetensors file",)),
     Case("export", "missing checkpoint", lambda e: ["export", str(e("none.safetensors")), "--out", str(e("m.onnx"))],
          2, ("none.safetensors: no such checkpoint file",)),
+    Case("export", "--out not writable (said before the model loads)",
+         lambda e: ["export", str(_checkpoint_faults(e, "damaged")), "--out", str(_not_writable(e) / "m.onnx")],
+         2, ("m.onnx: cannot write",)),
+    Case("evaluate", "--model default, as export takes it",
+         lambda e: ["evaluate", "--model", "default", "--data", e.labelled], 0, ()),
+    Case("evaluate", "--faces detect with an ensemble",
+         lambda e: ["evaluate", "--model", str(e.model), "--model", str(e.model), "--faces", "detect", "--data",
+                    e.labelled], 2, ("--faces detect scores one model",)),
     Case("evaluate", "checkpoint that would run code",
          lambda e: ["evaluate", "--model", str(_checkpoint_faults(e, "code")), "--data", e.labelled],
          2, ("evil.safetensors: not a safetensors file",), no_code_ran),
@@ -323,6 +384,17 @@ TRAIN = [
     Case("train", "override: model config of impossible size", lambda e: e.train("model.config.va_bins=-2"),
          2, ("model 'mtl-baseline': Trying to create tensor with negative dimension -4",)),
     Case("train", "override not key=value", lambda e: e.train("data.input_size"), 2, ("is not key=value",)),
+    Case("train", "override: lr=nan", lambda e: e.train("optimizer.lr=nan"),
+         2, ("optimizer.lr: expected a finite number, got 'nan'",)),
+    Case("train", "override: lr=inf", lambda e: e.train("optimizer.lr=inf"),
+         2, ("optimizer.lr: expected a finite number, got 'inf'",)),
+    Case("train", "validation=null with early stopping",
+         lambda e: e.train("validation=null", "stages.main.early_stopping={patience: 1}", "train.progress=false"),
+         0, (), lambda e: e("run/main.safetensors").exists(),
+         ("stage 'main': no validation data, so no early stopping (on P): it runs all its steps",)),
+    Case("train", "data_root without the data", lambda e: e.train(f"data_root={e('nowhere')}", "sources.au.path=au.csv"),
+         2, ("nowhere/au.csv: no such file or folder; a recipe's source paths are read under its data_root",),
+         stderr=("give --data-root DIR where your copy of the data is",)),
     Case("train", "source file missing", lambda e: e.train(f"sources.au.path={e('none.csv')}"),
          2, ("none.csv: no such file or folder",)),
     Case("train", "source with NaN labels", lambda e: e.train(f"sources.va.path={nan_labels(e)}"),
@@ -391,7 +463,10 @@ def shared(tmp_path_factory) -> tuple[Path, World]:
 @pytest.fixture
 def env(shared, tmp_path) -> Env:
     model, world = shared
-    return Env(tmp_path, model, world, mini_recipe(world, tmp_path))
+    env = Env(tmp_path, model, world, mini_recipe(world, tmp_path))
+    yield env
+    if env.held is not None:
+        env.held.release()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.command}: {c.name}" for c in CASES])

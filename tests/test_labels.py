@@ -76,6 +76,12 @@ def test_expr_id():
         schema(n_expr=7).expr_id("Other")
 
 
+def test_contempt_is_other_as_the_readme_says():
+    assert labels.DEFAULT_SCHEMA.expr_id("contempt") == labels.OTHER == labels.DEFAULT_SCHEMA.expr_id(" Contempt")
+    with pytest.raises(ValueError, match="'contempt' is Other, which these 7 classes lack"):
+        schema(n_expr=7).expr_id("contempt")
+
+
 def test_schema_round_trips_through_dict():
     s = schema("teacher-student", n_expr=7)
     assert LabelSchema.from_dict(s.to_dict()) == s

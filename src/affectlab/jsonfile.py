@@ -57,5 +57,23 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         raise DataError(path, f"cannot write ({e.strerror or e})") from None
 
 
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """``path`` can be written (not a folder; its folder, created if missing, takes a new file): checked
+    before minutes of work whose result goes there. A DataError naming it otherwise."""
+    from affectlab.errors import DataError
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a folder; give a file name to write")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise DataError(path, f"cannot write ({e.strerror or e})") from None
+    return path
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_atomic(path, lambda p: p.write_text(json.dumps(json_ready(obj), indent=2, allow_nan=False) + "\n"))

@@ -22,6 +22,8 @@ AU_SETS: dict[str, tuple[str, ...]] = {"abaw": AU_ABAW, "teacher-student": AU_TE
 #: The 8 expression classes in ABAW order; the index is the expression id.
 EXPR_NAMES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
 OTHER = EXPR_NAMES.index("Other")
+#: Expression names (lower case) -> ABAW id, as label files write them; contempt, which has no ABAW class, is Other.
+EXPR_IDS: dict[str, int] = {**{name.lower(): i for i, name in enumerate(EXPR_NAMES)}, "contempt": OTHER}
 VA_NAMES: tuple[str, ...] = ("valence", "arousal")
 
 # --- other datasets' expression orders, as ABAW ids (position = the dataset's index) ----------
@@ -84,12 +86,15 @@ class LabelSchema:
         return len(self.expr_names)
 
     def expr_id(self, value: str | int) -> int:
-        """An ABAW expression name (any case) or id -> id; ValueError when outside this schema."""
+        """An ABAW expression name (any case; contempt, which has no ABAW class, is Other) or id -> id;
+        ValueError when outside this schema."""
         if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
-            lowered = [n.lower() for n in self.expr_names]
-            if value.strip().lower() not in lowered:
+            idx = EXPR_IDS.get(value.strip().lower())
+            if idx is None:
                 raise ValueError(f"unknown expression {value!r}; expected one of {', '.join(self.expr_names)}")
-            return lowered.index(value.strip().lower())
+            if idx >= self.n_expr:
+                raise ValueError(f"expression {value!r} is {EXPR_NAMES[idx]}, which these {self.n_expr} classes lack")
+            return idx
         idx = int(value)
         if not 0 <= idx < self.n_expr:
             raise ValueError(f"expression id {idx} outside 0..{self.n_expr - 1}")

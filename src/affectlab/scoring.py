@@ -9,7 +9,6 @@ face per image is scored, the most confident or a given ``face_id``.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +51,11 @@ def read_predictions(path: str | os.PathLike[str], schema: LabelSchema, face_id:
 
 def _native_names(raw: pd.DataFrame) -> pd.DataFrame:
     """An analyze table written with ``--format openface`` or ``feat`` (text cells) in native names."""
-    from affectlab.analyze.formats import FEAT_EMOTIONS, results_format
+    from affectlab.analyze.formats import native_names, results_format
 
     fmt = results_format(list(raw.columns))
-    if fmt == "openface":
-        return raw.rename(columns={c: c[:-2] for c in raw.columns if re.fullmatch(r"AU\d+_r", c)})
+    raw = raw.rename(columns=native_names(list(raw.columns), fmt))
     if fmt == "feat":
-        raw = raw.rename(columns={e: e.capitalize() for e in (*FEAT_EMOTIONS, "other")} | {"FaceScore": "confidence"})
         image = raw["timestamp"] == "" if "timestamp" in raw.columns else True
         return raw.assign(frame=raw["frame"].where(~image, "-1"))  # py-feat numbers images from 0
     return raw
@@ -129,7 +126,10 @@ def match(predictions: pd.DataFrame, labels: pd.DataFrame, *, pred_root: Path | 
         pairs |= {i: label_row[k] for i, k in enumerate(_keys(predictions, pred_root))
                   if i not in pairs and k in label_row}
     if not pairs:
-        raise DataError(pred_name, f"no image path in common with {label_name}")
+        folder = f", {label_root}" if label_root is not None else ""
+        raise DataError(pred_name, f"no image path in common with {label_name}: e.g. {p_abs.iloc[0]!r} here, "
+                                   f"{l_abs.iloc[0]!r} there (a relative path in a labels file is read from that "
+                                   f"file's folder{folder})")
     p_idx, l_idx = list(pairs), list(pairs.values())
     return Matched(
         predictions=predictions.iloc[p_idx].reset_index(drop=True),

@@ -71,3 +71,20 @@ def test_the_multitask_file_reads_back_as_the_labels_it_predicts(tmp_path):
     np.testing.assert_allclose(back[list(schema.va_names)].to_numpy(), va, atol=5e-5)
     assert back["expr"].tolist() == expr.argmax(1).tolist()
     np.testing.assert_array_equal(back[list(schema.au_names)].to_numpy(), (au >= 0.5).astype(float))
+
+
+def test_abaw_files_of_a_wide_table_give_no_pandas_warning(sample_analyzer, sample_media, tmp_path):
+    """``--landmarks --abaw``: the 170-column table read back fills its frames without a PerformanceWarning."""
+    import warnings
+
+    from affectlab.analyze.formats import CsvRows, read_results
+
+    native = sample_analyzer.analyze(sample_media / "single_face.mp4").head(6)
+    extra = {f"{a}_{i}": 10.0 + i for a in "xy" for i in range(68)}
+    native = pd.concat([native, pd.DataFrame(extra, index=native.index)], axis=1).iloc[[0, 2, 3, 5]]
+    with CsvRows(tmp_path / "wide.csv") as writer:
+        writer.write(native)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        rows = main_face(read_results(tmp_path / "wide.csv"))
+    assert len(rows) == 4 and rows["x_3"].eq(13.0).all()

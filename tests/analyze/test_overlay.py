@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affectlab.analyze.overlay import write_overlay_video
+from affectlab.analyze.overlay import _Face, _overlap, draw_faces, write_overlay_video
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.labels import DEFAULT_SCHEMA
 
@@ -139,3 +139,14 @@ def test_real_video(shared_data, tmp_path):
     out = write_overlay_video(video, table[table["frame"] % 4 == 1], tmp_path / "wolf.mp4", stride=4)
     drawn = decode(out)
     assert len(drawn) == 118 and drawn[0].shape == (360, 640, 3)
+
+
+def test_labels_of_faces_side_by_side_do_not_overlap():
+    """A group photo's faces at nearly the same height: each label finds a place of its own."""
+    image = np.zeros((400, 600, 3), dtype=np.uint8)
+    faces = [_Face(i, (40 + 90 * i, 150 + 6 * (i % 2), 160 + 90 * i, 270), "Happiness", 0.9, 0.5, 0.1)
+             for i in range(5)]
+    chips = draw_faces(image, faces)
+    assert len(chips) == 5
+    assert not any(_overlap(a, b) for i, a in enumerate(chips) for b in chips[i + 1:])
+    assert all(0 <= c[1] and c[3] <= 400 for c in chips)

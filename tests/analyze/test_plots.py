@@ -19,6 +19,7 @@ from affectlab.analyze.plots import (
     plot_circumplex,
     plot_expression_over_time,
     plot_va_over_time,
+    label_offsets,
 )
 from affectlab.analyze.results import finalize, prediction_frame
 from affectlab.labels import DEFAULT_SCHEMA, schema
@@ -179,3 +180,26 @@ def test_va_over_time_draws_valence_on_top_and_arousal_below(video, tmp_path, mo
     for column in ("valence", "arousal"):
         values = drawn[column][~np.isnan(drawn[column])]
         assert np.allclose(np.sort(values), np.sort(face[column].to_numpy(float))), column
+
+
+def test_circumplex_labels_of_close_faces_do_not_overlap():
+    """Five faces of one photo at nearly the same valence and arousal: five labels, no two overlapping."""
+    points = np.array([[0.60, 0.20], [0.61, 0.21], [0.59, 0.19], [0.605, 0.2], [-0.4, 0.45]])
+    texts = ["#0", "#1", "#2", "#3", "#4"]
+    per_unit = 150.0  # pixels per valence unit, about the circumplex's at DPI
+    offsets = label_offsets(points, texts, lambda p: p * per_unit, 72.0)
+    boxes = [(v * per_unit + dx, a * per_unit + dy - 4.5, v * per_unit + dx + 8, a * per_unit + dy + 4.5)
+             for (v, a), (dx, dy) in zip(points, offsets)]  # each "#k" about 8 x 9 points
+    assert not any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                   for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert offsets[4] == (4.0, 5.5) and len(set(offsets[:4])) == 4  # a lone face keeps its place
+
+
+def test_a_name_in_any_script_titles_a_plot_without_glyph_warnings(tmp_path):
+    import warnings
+
+    table = images_table(3).assign(input=["视频 a.jpg", "Zoë.jpg", "b.jpg", "blank.jpg"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_circumplex(table[table["input"] == "视频 a.jpg"], tmp_path / "one.png")
+    assert png_size(tmp_path / "one.png") == px(SQUARE)

@@ -128,8 +128,10 @@ def test_folders_in_the_output_are_not_inputs(crops, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigint_keeps_rows_and_skip_existing_finishes(tiny_model, tmp_path, capsys):
-    """Ctrl-C in a long video keeps the rows written so far; --skip-existing completes it."""
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_sigint_keeps_rows_and_skip_existing_finishes(tiny_model, tmp_path, capsys, how):
+    """Ctrl-C (or a scheduler's SIGTERM) in a long video keeps the rows written so far; --skip-existing
+    completes it."""
     from affectlab.cli import main
 
     clip = bad.video(tmp_path / "long.mp4", n=300, size=(32, 32))
@@ -141,9 +143,9 @@ def test_sigint_keeps_rows_and_skip_existing_finishes(tiny_model, tmp_path, caps
     deadline = time.monotonic() + 60
     while not (partial.is_file() and partial.stat().st_size > 2000) and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, how))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert proc.returncode == 128 + getattr(signal, how) and "Traceback" not in err, err
     assert "run again with --skip-existing" in err and "affectlab: interrupted" in err
     kept = pd.read_csv(partial)
     assert 0 < len(kept) < 300 and kept["frame"].tolist() == list(range(1, len(kept) + 1))

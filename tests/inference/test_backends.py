@@ -141,3 +141,15 @@ def test_both_backends_keep_the_contract(checkpoint, exported):
     assert torch_backend.meta.input_size == onnx_backend.meta.input_size
     with pytest.raises(AffectlabError, match="no features"):
         onnx_backend(crops(2), ["message"])
+
+
+def test_onnxruntime_error_without_a_message_is_one_line(tmp_path, monkeypatch):
+    """onnxruntime may raise with an empty message; the error still names the file, in one line."""
+    from affectlab import onnxrt
+
+    def fail(path):
+        raise RuntimeError()
+
+    monkeypatch.setattr(onnxrt, "cpu_session", fail)
+    with pytest.raises(DataError, match=r"m\.onnx: not a loadable ONNX model \(RuntimeError\)$"):
+        OnnxBackend(tmp_path / "m.onnx")

@@ -126,6 +126,25 @@ def test_weights_that_do_not_fit_the_config(saved, tmp_path):
     assert "weights do not fit model 'streaming': size mismatch" in load_error(path)
 
 
+def test_a_checkpoint_with_a_tensor_missing_names_it(saved, tmp_path):
+    import bad_inputs as bad
+
+    path = bad.checkpoint_without_a_tensor(saved, tmp_path / "m.safetensors")
+    first = sorted(safe_open(str(saved), "pt").keys())[0]
+    assert f"weights do not fit model 'streaming': 1 missing (first: ['{first}'])" in load_error(path)
+
+
+def test_an_exception_without_a_message_still_gives_one_line(saved, monkeypatch):
+    """Some libraries raise with an empty message; the line names the exception's type instead."""
+    from affectlab.models import meta
+
+    def fail(path):
+        raise OSError()
+
+    monkeypatch.setattr(meta, "_complete_header", fail)
+    assert "not a safetensors file, or a corrupt one (OSError)" in load_error(saved)
+
+
 def test_unknown_model_name_or_config(saved, tmp_path):
     path = tmp_path / "m.safetensors"
     rewrite(saved, path, lambda d: d.update(model="resnet-9000"))

@@ -90,6 +90,47 @@ def test_every_paper_recipe_is_of_the_current_format():
     assert all(load_recipe(path).version == RECIPE_VERSION for path in CONFIGS.glob("*.yaml"))
 
 
+def test_data_root_in_a_recipe_is_read_from_the_recipe_folder(mini, tmp_path, monkeypatch):
+    """Wherever the run starts; --data-root (an override) is read from the working directory."""
+    monkeypatch.chdir(tmp_path.parent)
+    mini.write_text(MINIMAL + "data_root: ../data\n")
+    assert load_recipe(mini).sources["a"].path == str(tmp_path.parent / "data" / "a.csv")
+    assert load_recipe(mini, ["data_root=mine"]).sources["a"].path == "mine/a.csv"
+    default = load_recipe(CONFIGS / "default.yaml")  # ../shared/data beside the repository, as the README says
+    assert default.data_root == str(CONFIGS.parents[1] / "shared" / "data")
+
+
+def test_non_finite_numbers_are_refused(mini):
+    for value in ("nan", "inf", "-.inf", ".nan"):
+        with pytest.raises(ConfigError, match=rf"optimizer.lr: expected a finite number, got "):
+            load_recipe(mini, [f"optimizer.lr={value}"])
+
+
+def test_without_validation_early_stopping_is_off_and_said(mini, capsys):
+    """Decided when the recipe loads, not at the first evaluation of a run."""
+    from affectlab.log import show_messages
+
+    show_messages()  # as the CLI shows them
+    r = load_recipe(mini, ["stages.teacher.early_stopping={patience: 2}"])
+    assert r.stages[0].early_stopping is None
+    err = capsys.readouterr().err
+    assert "affectlab: stage 'teacher': no validation data, so no early stopping (on P): it runs all its steps" in err
+    r = load_recipe(mini, ["stages.teacher.early_stopping={patience: 2}", "validation.v={path: v.csv}"])
+    assert r.stages[0].early_stopping.patience == 2
+
+
+def test_the_smoke_run_of_the_makefile_is_a_small_default_recipe():
+    """``make train-smoke``: configs/default.yaml with the Makefile's overrides loads, small and validated."""
+    import shlex
+
+    text = (CONFIGS.parent / "Makefile").read_text().replace("\\\n", " ")
+    overrides = shlex.split(re.search(r"^SMOKE := (.*)$", text, re.M).group(1))
+    r = load_recipe(CONFIGS / "default.yaml", overrides)
+    assert [s.steps for s in r.stages] == [10, 10, 10] and r.data.input_size == 64
+    assert list(r.validation) == ["ckplus"] and all(s.early_stopping is not None for s in r.stages)
+    assert sum(g.quota for g in r.sampler.values()) == 16
+
+
 def test_every_paper_recipe_takes_its_data_from_data_root():
     for path in CONFIGS.glob("*.yaml"):
         r = load_recipe(path, ["data_root=/d"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -486,6 +487,56 @@ def test_a_killed_or_interrupted_train_resumes_bit_identically(world, tmp_path, 
     assert main([*args, "--resume"]) == 0, capsys.readouterr().err
     cut = weights(tmp_path / "cut" / "main.safetensors")
     assert never_stopped.keys() == cut.keys() and all(torch.equal(never_stopped[k], cut[k]) for k in cut)
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_state_and_leaves_no_loader_worker(world, tmp_path):
+    """SIGTERM, as a job scheduler sends it, stops ``affectlab train`` as Ctrl-C does: a line saying so,
+    the last step's state saved for --resume, and the DataLoader's worker processes gone with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = mini_recipe(world, tmp_path, stages="[{name: main, steps: 400}]")
+    args = ["train", str(path), "train.eval_every_steps=1000", "train.checkpoint_every=3", "data.workers=2",
+            "--out", str(tmp_path / "cut")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "affectlab.cli", *args], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "cut" / "state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, "the DataLoader workers were not running"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert "its state is saved: continue with --resume" in err and "affectlab: interrupted (SIGTERM)" in err
+    assert not (tmp_path / "cut" / "main.safetensors").exists(), "the run finished before it was stopped"
+    time.sleep(1)
+    assert not [p for p in workers if _alive(p)]
+
+
+def _alive(pid: int) -> bool:
+    """``pid`` runs (exists and is not a zombie waiting for its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_training_without_validation(world, tmp_path, capsys):

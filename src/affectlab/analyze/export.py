@@ -20,7 +20,7 @@ import torch
 
 from affectlab.inference.backends import ONNX_META_KEY, ONNX_WEIGHTS_KEY, OUTPUTS, OnnxBackend, TorchBackend
 from affectlab.errors import AffectlabError
-from affectlab.jsonfile import write_atomic
+from affectlab.jsonfile import check_writable, write_atomic
 from affectlab.models.base import AffectModel
 from affectlab.models.checkpoint import load_model
 from affectlab.models.meta import header_digest, read_checkpoint_meta, tensor_layout
@@ -79,9 +79,8 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     """Export a checkpoint to one self-contained ONNX file with its metadata embedded.
 
     With ``check``, raises if any probability or VA value differs from PyTorch by more than ``atol``."""
+    out = check_writable(out)  # before the model loads and exports: a wrong --out costs no wait
     meta = read_checkpoint_meta(checkpoint)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_graph(_graph(load_model(checkpoint), meta.input_size), out, {ONNX_META_KEY: meta.to_json()})
     if check:
         check_agreement(checkpoint, OnnxBackend(out), atol)

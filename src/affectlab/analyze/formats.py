@@ -26,17 +26,24 @@ FORMATS = ("native", "openface", "feat")
 #: OpenFace 2.2 FeatureExtraction's columns before its AUs, in its order (RecorderCSV: meta, gaze and
 #: eye landmarks, head pose, 2-D and 3-D landmarks, shape model parameters).
 _EYE = [f"eye_lmk_{axis}_{i}" for axis in ("x", "y", "X", "Y", "Z") for i in range(56)]
+_LANDMARKS_2D = (*(f"x_{i}" for i in range(68)), *(f"y_{i}" for i in range(68)))
+_GAZE_VECTORS = ("gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z")
+_POSE = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz")
 OPENFACE_LEADING: tuple[str, ...] = (
-    "frame", "face_id", "timestamp", "confidence", "success",
-    "gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z", "gaze_angle_x", "gaze_angle_y", *_EYE,
-    "pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz",
-    *(f"{axis}_{i}" for axis in ("x", "y", "X", "Y", "Z") for i in range(68)),
+    "frame", "face_id", "timestamp", "confidence", "success", *_GAZE_VECTORS, "gaze_angle_x", "gaze_angle_y", *_EYE,
+    *_POSE, *_LANDMARKS_2D, *(f"{axis}_{i}" for axis in ("X", "Y", "Z") for i in range(68)),
     "p_scale", "p_rx", "p_ry", "p_rz", "p_tx", "p_ty", *(f"p_{i}" for i in range(34)))
 #: The AUs OpenFace 2.2 estimates: intensities (``_r``) and occurrences (``_c``, AU28 too); it writes each
 #: block sorted by name, and so does affectlab, an AU OpenFace lacks (AU24) taking its sorted place.
 OPENFACE_AUS_R: tuple[str, ...] = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12", "AU14",
                                    "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45")
 OPENFACE_AUS_C: tuple[str, ...] = (*OPENFACE_AUS_R[:-1], "AU28", "AU45")
+#: What py-feat's ``read_openface`` hands to Fex (time, gaze, head pose, 2-D landmarks, every AU): always
+#: written, empty where affectlab estimates nothing (no ``--landmarks``, an AU it has no head for), so
+#: ``.aus``, ``.landmarks``, ``.facepose`` and ``.gaze`` find their columns. OpenFace's eye landmarks,
+#: 3-D landmarks and shape parameters, which no Fex accessor reads, are not written.
+OPENFACE_ALWAYS: frozenset[str] = frozenset({"frame", "timestamp", "confidence", "success", *_GAZE_VECTORS, *_POSE,
+                                             *_LANDMARKS_2D})
 OPENFACE_SEPARATOR = ", "  # OpenFace writes ", " between names and between values
 
 # --- py-feat ----------------------------------------------------------------------------------------
@@ -48,7 +55,22 @@ _FEAT_NAMES = {"x": "FaceRectX", "y": "FaceRectY", "width": "FaceRectWidth", "he
 #: rotation matrix as extrinsic x-y-z and reports (x, -z, -y); for OpenFace's R = Rx Ry Rz that is
 #: Pitch = -Rx, Roll = Rz, Yaw = Ry (tests/analyze/test_formats.py checks it on rotation matrices).
 _FEAT_POSE = {"pose_Rx": ("Pitch", -1.0), "pose_Rz": ("Roll", 1.0), "pose_Ry": ("Yaw", 1.0)}
-FEAT_EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+#: py-feat 2's Fex pose block (FEAT_FACEPOSE_COLUMNS_6D): the angles, then img2pose's translation, which
+#: affectlab does not estimate (its ``pose_T*`` are OpenFace's millimetres, kept under their own names).
+FEAT_POSE_COLUMNS: tuple[str, ...] = ("Pitch", "Roll", "Yaw", "X", "Y", "Z")
+#: py-feat 2's AUs (Detectorv2's 20, AU_COLUMNS_V2): each is a column, empty where affectlab has no head for it.
+FEAT_AUS: tuple[str, ...] = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU11", "AU12", "AU14",
+                             "AU15", "AU17", "AU20", "AU23", "AU24", "AU25", "AU26", "AU28", "AU43")
+#: py-feat 2's gaze (FEAT_GAZE_COLUMNS), from its own gaze model: empty, so ``Fex.gazes`` finds its columns;
+#: affectlab's gaze is OpenFace's ``gaze_angle_x, gaze_angle_y`` (``--landmarks``), kept under those names.
+FEAT_GAZE_COLUMNS: tuple[str, ...] = ("gaze_pitch", "gaze_yaw", "gaze_angle")
+#: Native expression -> py-feat 2's emotion column (EMOTION_COLUMNS_V2), in py-feat's order. A table with
+#: valence and arousal is a Detectorv2 file to ``read_feat``, which looks for exactly these seven.
+FEAT_EMOTIONS: dict[str, str] = {"Neutral": "Neutral", "Happiness": "Happy", "Sadness": "Sad", "Surprise": "Surprise",
+                                 "Fear": "Fear", "Disgust": "Disgust", "Anger": "Anger", "Other": "Other"}
+#: py-feat 1's lowercase emotion names, as tables written before py-feat 2's names were used have them.
+_FEAT_V1_EMOTIONS = {"anger": "Anger", "disgust": "Disgust", "fear": "Fear", "happiness": "Happiness",
+                     "sadness": "Sadness", "surprise": "Surprise", "neutral": "Neutral", "other": "Other"}
 _AU = re.compile(r"^AU\d+$")
 _LANDMARK = re.compile(r"^[xy]_\d+$")
 
@@ -57,43 +79,52 @@ def _is_au(column: str) -> bool:
     return bool(_AU.match(column))
 
 
+def _feat_decision(column: str) -> str:
+    """``AU01_c`` -> ``au01_c``: ``read_feat`` takes every column with "AU" in its name for an AU
+    probability, so the 0/1 decisions are written in lower case."""
+    return column.lower()
+
+
 def openface_columns(native: Sequence[str]) -> list[str]:
     """The columns of the OpenFace file of a native table with columns ``native``, in order: OpenFace's
-    own (those present), then affectlab's that OpenFace has no column for, in native order."""
+    own (those present and those py-feat's reader needs), then affectlab's that OpenFace has no column
+    for, in native order."""
     names = {c: f"{c}_r" if _is_au(c) else c for c in native}
-    leading = [c for c in OPENFACE_LEADING if c in names]
-    aus = sorted(c for c in native if _is_au(c))
-    au_c = sorted(c for c in native if c.endswith("_c") and _is_au(c[:-2]))
+    leading = [c for c in OPENFACE_LEADING if c in names or c in OPENFACE_ALWAYS]
+    aus = sorted({c for c in native if _is_au(c)} | set(OPENFACE_AUS_R))
+    au_c = sorted({c for c in native if c.endswith("_c") and _is_au(c[:-2])} | {f"{a}_c" for a in OPENFACE_AUS_C})
     taken = {*leading, *aus, *au_c}
     return [*leading, *(f"{a}_r" for a in aus), *au_c, *(c for c in native if c not in taken)]
 
 
 def feat_columns(native: Sequence[str]) -> list[str]:
-    """The columns of the py-feat file of a native table with columns ``native``, in py-feat's order: box,
-    score, landmarks, head pose, AUs, emotions; then affectlab's others, ``input`` and ``frame`` last."""
+    """The columns of the py-feat file of a native table with columns ``native``, in py-feat 2's order
+    (Detectorv2): box, score, landmarks, head pose, AUs, emotions, valence and arousal; then affectlab's
+    others, ``input`` and ``frame`` last."""
     present = set(native)
     head = [_FEAT_NAMES[c] for c in ("x", "y", "width", "height", "confidence") if c in present]
-    marks = [c for c in native if _LANDMARK.match(c)]
-    marks = sorted(marks, key=lambda c: (c[0], int(c[2:])))
-    pose = [_FEAT_POSE[c][0] for c in ("pose_Rx", "pose_Rz", "pose_Ry") if c in present]
-    aus = sorted(c for c in native if _is_au(c))
-    emotions = [e for e in (*FEAT_EMOTIONS, "other") if e.capitalize() in present]  # ABAW's Other: after py-feat's 7
-    taken = {*_FEAT_NAMES, *marks, *_FEAT_POSE, *aus, *(e.capitalize() for e in emotions), "input", "frame"}
-    rest = [c for c in native if c not in taken]
-    return [*head, *marks, *pose, *aus, *emotions, *rest, *(c for c in ("input", "frame") if c in present)]
+    aus = sorted({c for c in native if _is_au(c)} | set(FEAT_AUS))
+    emotions = [feat for name, feat in FEAT_EMOTIONS.items() if name in present]
+    va = [c for c in ("valence", "arousal") if c in present]
+    taken = {*_FEAT_NAMES, *_LANDMARKS_2D, *_FEAT_POSE, *aus, *FEAT_EMOTIONS, *va, "input", "frame"}
+    rest = [_feat_decision(c) if c.endswith("_c") and _is_au(c[:-2]) else c for c in native if c not in taken]
+    return [*head, *_LANDMARKS_2D, *FEAT_POSE_COLUMNS, *aus, *emotions, *va, *FEAT_GAZE_COLUMNS, *rest,
+            *(c for c in ("input", "frame") if c in present)]
 
 
 def to_format(table: pd.DataFrame, fmt: str, first_image: int = 0) -> pd.DataFrame:
-    """A native table in the columns of ``fmt``. ``first_image``: py-feat numbers images from 0 within a
-    file; the index of this chunk's first image there."""
+    """A native table in the columns of ``fmt``, a column the format has and affectlab does not fill left
+    empty. ``first_image``: py-feat numbers images from 0 within a file; the index of this chunk's first
+    image there."""
     if fmt == "native":
         return table
     if fmt == "openface":
         out = table.rename(columns={c: f"{c}_r" for c in table.columns if _is_au(c)})
-        return out[openface_columns(list(table.columns))]
+        return out.reindex(columns=openface_columns(list(table.columns)))
     if fmt != "feat":
         raise AffectlabError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    out = table.rename(columns=_FEAT_NAMES | {c.capitalize(): c for c in FEAT_EMOTIONS} | {"Other": "other"})
+    decisions = {c: _feat_decision(c) for c in table.columns if c.endswith("_c") and _is_au(c[:-2])}
+    out = table.rename(columns=_FEAT_NAMES | FEAT_EMOTIONS | decisions)
     pose = {feat: sign * np.degrees(table[native].astype(float))
             for native, (feat, sign) in _FEAT_POSE.items() if native in table}
     out = pd.concat([out.drop(columns=[n for n in _FEAT_POSE if n in table]), pd.DataFrame(pose, index=out.index)], axis=1)
@@ -101,7 +132,19 @@ def to_format(table: pd.DataFrame, fmt: str, first_image: int = 0) -> pd.DataFra
     image = frames < 0
     order = pd.Series(pd.factorize(table["input"].where(image))[0] + first_image, index=table.index)
     out["frame"] = (frames - 1).where(~image, order).astype("Int64")  # py-feat counts frames and images from 0
-    return out[feat_columns(list(table.columns))]
+    return out.reindex(columns=feat_columns(list(table.columns)))
+
+
+def native_names(columns: Sequence[str], fmt: str) -> dict[str, str]:
+    """The renaming that gives a table written in ``fmt`` (stripped column names) its native names
+    (py-feat's head pose, in other units, is converted by :func:`from_format`)."""
+    if fmt == "openface":
+        return {c: c[:-2] for c in columns if c.endswith("_r") and _is_au(c[:-2])}
+    if fmt != "feat":
+        return {}
+    decisions = {c: c.upper()[:-2] + "_c" for c in columns if re.fullmatch(r"au\d+_c", c)}
+    return ({v: k for k, v in _FEAT_NAMES.items()} | {v: k for k, v in FEAT_EMOTIONS.items()} | _FEAT_V1_EMOTIONS
+            | decisions)
 
 
 def from_format(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
@@ -110,10 +153,9 @@ def from_format(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
     if fmt == "native":
         return table
     table = table.rename(columns=str.strip)
+    out = table.rename(columns=native_names(list(table.columns), fmt))
     if fmt == "openface":
-        return table.rename(columns={c: c[:-2] for c in table.columns if c.endswith("_r") and _is_au(c[:-2])})
-    out = table.rename(columns={v: k for k, v in _FEAT_NAMES.items()} | {e: e.capitalize() for e in FEAT_EMOTIONS}
-                       | {"other": "Other"})
+        return out
     pose = {native: sign * np.radians(out[feat].astype(float))
             for native, (feat, sign) in _FEAT_POSE.items() if feat in out}
     out = pd.concat([out.drop(columns=[f for f, _ in _FEAT_POSE.values() if f in out]),
@@ -134,7 +176,9 @@ def results_format(columns: Sequence[str]) -> str:
 
 def read_results(path: str | os.PathLike[str], fmt: str = "native") -> pd.DataFrame:
     """A results table written by analyze in ``fmt``, as a native table; DataError if it is in another."""
-    table = pd.read_csv(path, skipinitialspace=fmt == "openface")
+    # .copy(): pandas reads a block per column; with --landmarks (170+ columns) the fills of the ABAW
+    # files would warn of a fragmented frame
+    table = pd.read_csv(path, skipinitialspace=fmt == "openface").copy()
     found = results_format(list(pd.read_csv(path, nrows=0).columns))
     if found != fmt:
         raise DataError(path, f"is a results table in the {found} format, not {fmt}: run with --format {found}, "
@@ -142,11 +186,20 @@ def read_results(path: str | os.PathLike[str], fmt: str = "native") -> pd.DataFr
     return from_format(table, fmt)
 
 
+def _openface_line(cells: Sequence[str]) -> str:
+    """One row of cells with OpenFace's ``, ``; an empty cell (a missing value) follows a bare ``,``, so a
+    reader that splits on ``,`` alone (py-feat's ``read_openface``) reads an empty cell, a missing number,
+    where ``, `` would give it a blank text."""
+    return cells[0] + "".join(("," if cell == "" else OPENFACE_SEPARATOR) + cell for cell in cells[1:])
+
+
 def _openface_text(rows: pd.DataFrame, header: bool) -> str:
-    """OpenFace's CSV text: ``, `` between cells; each cell as pandas writes it (quoting, empty = missing)."""
-    cells = [rows[[c]].to_csv(header=False, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-             .split("\n")[:-1] for c in rows.columns]
-    lines = [OPENFACE_SEPARATOR.join(r) for r in zip(*cells)] if len(rows) else []
+    """OpenFace's CSV text: ``, `` between cells; each cell as pandas writes it (quoting), a missing value
+    an empty cell (pandas writes a one-column table's as ``""``, which readers take for a text)."""
+    cells = [[cell if cell != '""' else "" for cell in
+              rows[[c]].to_csv(header=False, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+              .split("\n")[:-1]] for c in rows.columns]
+    lines = [_openface_line(r) for r in zip(*cells)] if len(rows) else []
     return "".join(f"{line}\n" for line in ([OPENFACE_SEPARATOR.join(rows.columns)] if header else []) + lines)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from affectlab.data._parse import IMAGE_SUFFIXES
-from affectlab.errors import DataError
+from affectlab.errors import DataError, not_there
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"})
 #: How far short of its declared duration a video may end before we call it truncated.
@@ -88,7 +88,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]],
                 errors.append(DataError(path, "pattern matches no image or video files"))
             found += media
         else:
-            errors.append(DataError(path, "no such file or folder"))
+            errors.append(DataError(path, not_there(path)))
     return list(dict.fromkeys(found)), errors
 
 

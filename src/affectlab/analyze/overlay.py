@@ -63,8 +63,7 @@ def write_overlay_video(video_path: PathLike, table: pd.DataFrame, out_path: Pat
                 image = frame.image
                 if frame.frame in faces:
                     image = image.copy()  # contiguous and writable for cv2
-                    for face in faces[frame.frame]:
-                        _draw_face(image, face)
+                    draw_faces(image, faces[frame.frame])
                 image = _padded(image, stream.width, stream.height)
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         finally:
@@ -76,23 +75,34 @@ def write_overlay_image(image_path: PathLike, table: pd.DataFrame, out_path: Pat
     """Write a copy of the image ``image_path`` with its faces in ``table`` drawn on it (box, id, top
     expression, VA bars), so several faces in one photo can be told apart in the tables and plots."""
     image = read_image(image_path).copy()
-    for face in _faces_by_frame(_rows_of(table, image_path, every_input=False)).get(-1, []):
-        _draw_face(image, face)
+    draw_faces(image, _faces_by_frame(_rows_of(table, image_path, every_input=False)).get(-1, []))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(out_path)
     return out_path
 
 
-def _draw_face(image: np.ndarray, face: _Face) -> None:
-    """Draw one face's box, label and VA bars onto an RGB ``image`` in place."""
-    x1, y1, x2, y2 = face.box
-    scale = max(0.35, min(min(image.shape[:2]) / 900, (x2 - x1) / 160))  # with the frame, not beyond the face
-    thick = max(1, round(2 * scale))
-    colour = _rgb(EXPR_COLOURS[face.expression]) if face.expression in EXPR_COLOURS else _UNKNOWN
-    cv2.rectangle(image, (x1, y1), (x2, y2), colour, thick, cv2.LINE_AA)
-    _va_bars(image, face, scale)
-    _label(image, _caption(face), (x1, y1, x2, y2), colour, scale, thick)
+Rect = tuple[int, int, int, int]  # x1, y1, x2, y2
+
+
+def draw_faces(image: np.ndarray, faces: list[_Face]) -> list[Rect]:
+    """Draw each face's box and VA bars, then the labels, top face first, each where it overlaps no label
+    drawn before it (faces side by side in a group photo would otherwise write over each other); returns
+    the label chips."""
+    styles = []
+    for face in faces:
+        x1, y1, x2, y2 = face.box
+        scale = max(0.35, min(min(image.shape[:2]) / 900, (x2 - x1) / 160))  # with the frame, not beyond the face
+        thick = max(1, round(2 * scale))
+        colour = _rgb(EXPR_COLOURS[face.expression]) if face.expression in EXPR_COLOURS else _UNKNOWN
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thick, cv2.LINE_AA)
+        _va_bars(image, face, scale)
+        styles.append((colour, scale, thick))
+    taken: list[Rect] = []
+    for i in sorted(range(len(faces)), key=lambda i: faces[i].box[1]):
+        colour, scale, thick = styles[i]
+        taken.append(_label(image, _caption(faces[i]), faces[i].box, colour, scale, thick, taken))
+    return taken
 
 
 def _caption(face: _Face) -> str:
@@ -101,18 +111,26 @@ def _caption(face: _Face) -> str:
     return f"#{face.face_id} {face.expression} {face.probability:.0%}"
 
 
-def _label(image: np.ndarray, text: str, box: tuple[int, int, int, int], colour: tuple[int, int, int],
-           scale: float, thick: int) -> None:
-    """``text`` on a chip of the box colour above the box (inside its top when there is no room above)."""
+def _label(image: np.ndarray, text: str, box: Rect, colour: tuple[int, int, int], scale: float, thick: int,
+           taken: list[Rect] = ()) -> Rect:
+    """``text`` on a chip of the box colour: above the box, else inside its top, else below it, else
+    further up; the first of these inside the image that overlaps none of the ``taken`` chips (the
+    first place when all do). Returns the chip drawn."""
     (tw, th), base = cv2.getTextSize(text, _FONT, scale, max(1, thick - 1))
     pad = max(2, thick)
-    x1, y1 = box[0], box[1]
-    above = y1 - th - base - 2 * pad
-    top = above if above >= 0 else max(0, y1)
-    x1 = min(max(0, x1), max(0, image.shape[1] - tw - 2 * pad))
-    cv2.rectangle(image, (x1, top), (x1 + tw + 2 * pad, top + th + base + 2 * pad), colour, cv2.FILLED)
+    w, h = tw + 2 * pad, th + base + 2 * pad
+    x1 = min(max(0, box[0]), max(0, image.shape[1] - w))
+    tops = [box[1] - h, box[1], box[3], *(box[1] - k * h for k in range(2, 6))]
+    inside = [t for t in tops if 0 <= t <= image.shape[0] - h] or [max(0, min(box[1], image.shape[0] - h))]
+    top = next((t for t in inside if not any(_overlap((x1, t, x1 + w, t + h), r) for r in taken)), inside[0])
+    cv2.rectangle(image, (x1, top), (x1 + w, top + h), colour, cv2.FILLED)
     ink = (0, 0, 0) if sum(colour) > 380 else (255, 255, 255)
     cv2.putText(image, text, (x1 + pad, top + pad + th), _FONT, scale, ink, max(1, thick - 1), cv2.LINE_AA)
+    return x1, top, x1 + w, top + h
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _va_bars(image: np.ndarray, face: _Face, scale: float) -> None:

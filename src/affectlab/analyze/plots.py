@@ -268,7 +268,23 @@ def _title(table: pd.DataFrame, what: str, face: int | None, *, several: bool = 
     inputs = table["input"].unique()
     images = (pd.to_numeric(table["frame"], errors="coerce") < 0).all()
     source = Path(str(inputs[0])).name if len(inputs) == 1 else f"{len(inputs)} {'images' if images else 'files'}"
-    return f"{what}: {source}" + (f", face {face}" if face is not None and several else "")
+    return f"{what}: {drawable(source)}" + (f", face {face}" if face is not None and several else "")
+
+
+@functools.lru_cache(maxsize=1)
+def _font_characters() -> frozenset[int]:
+    """The code points the plots' font can draw (matplotlib's default, DejaVu Sans, has no CJK, for one)."""
+    from matplotlib import font_manager, ft2font
+
+    path = font_manager.findfont(font_manager.FontProperties())
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def drawable(text: str) -> str:
+    """``text`` with each character the font cannot draw as ``?``: a file name in any script titles its
+    plot without matplotlib's missing-glyph warnings (the full name is in the table)."""
+    known = _font_characters()
+    return "".join(c if ord(c) in known or c.isspace() else "?" for c in text)
 
 
 # --- drawing --------------------------------------------------------------------------------------
@@ -330,10 +346,40 @@ def face_labels(faces: pd.DataFrame) -> list[str]:
             for i, f in zip(faces["input"], faces["face_id"])]
 
 
+LABEL_POINTS = 7  # font size of the circumplex's face labels
+
+
 def _label_faces(ax: Axes, faces: pd.DataFrame) -> None:
-    """Name each point of a circumplex of still images, so each face can be found on its image."""
-    for (v, a), text in zip(faces[["valence", "arousal"]].to_numpy(dtype=float), face_labels(faces)):
-        ax.annotate(text, (v, a), xytext=(4, 4), textcoords="offset points", fontsize=7, color="0.2", zorder=4)
+    """Name each point of a circumplex of still images, so each face can be found on its image; a label
+    that would overlap one already placed (faces with nearly the same valence and arousal) moves down or
+    up a line at a time, with a thin line to its point."""
+    points = faces[["valence", "arousal"]].to_numpy(dtype=float)
+    offsets = label_offsets(points, face_labels(faces), ax.transData.transform, ax.figure.dpi)
+    for (v, a), text, (dx, dy) in zip(points, face_labels(faces), offsets):
+        moved = dy != LABEL_POINTS / 2 + 2
+        ax.annotate(text, (v, a), xytext=(dx, dy), textcoords="offset points", fontsize=LABEL_POINTS, color="0.2",
+                    zorder=4, va="center", arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if moved else None)
+
+
+def label_offsets(points: np.ndarray, texts: Sequence[str], to_pixels: Callable[[np.ndarray], np.ndarray],
+                  dpi: float) -> list[tuple[float, float]]:
+    """Each label's offset from its point in typographic points: right of and a little above it, or the
+    nearest line below or above where its box overlaps no label placed before it (highest points first)."""
+    line = LABEL_POINTS * 1.3
+    width = [0.62 * LABEL_POINTS * len(t) for t in texts]  # DejaVu Sans' mean advance is about 0.6 em
+    at = to_pixels(points) * 72.0 / dpi  # the points' places, in typographic points
+    placed: list[tuple[float, float, float, float]] = []
+    offsets: list[tuple[float, float]] = [(0.0, 0.0)] * len(texts)
+    for i in sorted(range(len(texts)), key=lambda i: -at[i][1]):
+        for k in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5):
+            dx, dy = 4.0, LABEL_POINTS / 2 + 2 + k * line
+            x, y = at[i][0] + dx, at[i][1] + dy
+            box = (x, y - line / 2, x + width[i], y + line / 2)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        offsets[i] = (dx, dy)
+    return offsets
 
 
 def _marker_style(n: int) -> tuple[float, float]:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from affectlab.analyze.abaw import write_abaw_mtl, write_abaw_task_files
 from affectlab.analyze.analyzer import Analyzer
 from affectlab.analyze.formats import CsvRows, read_results
+from affectlab.analyze.lock import OutputLock
 from affectlab.analyze.media import expand_inputs, is_video, video_info
 from affectlab.analyze.results import META_COLUMNS, describe
 from affectlab.errors import AffectlabError, DataError
@@ -82,8 +83,10 @@ def output_folder(out_dir: str | os.PathLike[str]) -> Path:
 
 
 def prepare(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> Inputs:
-    """Check the output folder and find the media files, before any model is loaded."""
+    """Check the output folder (writable, no other run writing to it) and find the media files, before any
+    model is loaded."""
     out = output_folder(out_dir)
+    OutputLock(out).check_free()
     files, errors = expand_inputs(inputs, exclude=out)
     return Inputs(files, errors)
 
@@ -140,10 +143,16 @@ def run_analysis(analyzer: Analyzer | Engine, inputs: Sequence[str | os.PathLike
     """Analyse every input into ``out_dir``, the tables in ``fmt`` (native, openface, feat); never raises
     for one bad input (see RunReport). ``analyzer``: an Analyzer (run here) or an Engine; ``parquet``:
     also each table as ``parquet/<name>.parquet`` (analyze.parquet); ``pages``: then the HTML pages of
-    everything in ``out_dir``."""
+    everything in ``out_dir``. Holds ``out_dir``'s lock: another run writing there is refused."""
     engine = LocalEngine(analyzer, progress) if isinstance(analyzer, Analyzer) else analyzer
     found = prepare(inputs, out_dir)
-    out, extras = Path(out_dir), Extras(plots, video_out, abaw)
+    with OutputLock(out_dir):
+        return _analyse(engine, found, Path(out_dir), Extras(plots, video_out, abaw), skip_existing, progress, fmt,
+                        parquet, pages)
+
+
+def _analyse(engine: Engine, found: Inputs, out: Path, extras: Extras, skip_existing: bool, progress: bool,
+             fmt: str, parquet: bool, pages: bool) -> RunReport:
     report = RunReport(failures=[str(e) for e in found.errors])
     names = output_names([f for f in found.files if is_video(f)])
     todo = {}

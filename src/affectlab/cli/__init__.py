@@ -12,6 +12,7 @@ from affectlab import __version__
 from affectlab.cli import analyze, calibrate, data, evaluate, interpret, train
 from affectlab.cli.options import error
 from affectlab.errors import AffectlabError
+from affectlab import interrupt
 from affectlab.log import show_messages
 
 DESCRIPTION = ("Facial action units, expressions and valence/arousal from faces: analyse images and videos, "
@@ -53,6 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     show_messages()
+    interrupt.terminate_as_interrupt()  # a scheduler's SIGTERM stops a run as Ctrl-C does, keeping its work
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
@@ -61,6 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         error(f"{e.filename or ''}: {_os_reason(e)}")
     except KeyboardInterrupt:
-        print("affectlab: interrupted", file=sys.stderr)
-        return 130
+        print("affectlab: interrupted" + (" (SIGTERM)" if interrupt.exit_status() == 143 else ""), file=sys.stderr)
+        return interrupt.exit_status()
     return 2

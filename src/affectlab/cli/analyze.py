@@ -121,9 +121,9 @@ def _checkpoint_smoothing(backend: Any) -> dict[str, float]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from affectlab.analyze.export import export_onnx
-    from affectlab.inference.backends import DEFAULT_MODEL
+    from affectlab.inference.backends import checkpoint_path
 
-    out = export_onnx(DEFAULT_MODEL if args.model == "default" else args.model, args.out)
+    out = export_onnx(checkpoint_path(args.model), args.out)
     print(f"wrote {out} (checked against PyTorch)")
     return 0
 

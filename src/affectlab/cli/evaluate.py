@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from affectlab.cli import options
+from affectlab.errors import AffectlabError
 from affectlab.jsonfile import write_json
 
 
@@ -30,17 +31,30 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from affectlab.inference.backends import checkpoint_path
     from affectlab.inference.batch import evaluate
     from affectlab.metrics import format_scores
     from affectlab.models import load_model, read_checkpoint_meta
 
+    args.model = [checkpoint_path(m) for m in args.model]
+    if args.faces == "detect" and len(args.model) > 1:
+        raise AffectlabError("--faces detect scores one model (as analyze runs one); give one --model")
     schema = read_checkpoint_meta(args.model[0]).schema  # the labels are checked before the models load
     labels = options.labelled(args.data, args.images, args.split, schema)
     thresholds = options.thresholds(args.thresholds, schema)
     device = options.device(args.device)
-    models = [load_model(path, schema=schema, device=device) for path in args.model]
-    result = evaluate(models, labels.samples, method=args.ensemble, au_thresholds=thresholds,
-                      batch_size=args.batch_size, workers=args.workers, device=device)
+    if args.faces == "detect":
+        from affectlab.analyze.evaluate_faces import evaluate_detected
+
+        result = evaluate_detected(args.model[0], labels.samples, au_thresholds=thresholds,
+                                   batch_size=args.batch_size, device=device)
+        faceless = int((~result.readable).sum()) - len(result.unreadable)
+        if faceless:
+            options.warn(f"no face found in {faceless} image(s); scored the {int(result.readable.sum())} with one")
+    else:
+        models = [load_model(path, schema=schema, device=device) for path in args.model]
+        result = evaluate(models, labels.samples, method=args.ensemble, au_thresholds=thresholds,
+                          batch_size=args.batch_size, workers=args.workers, device=device)
     if result.unreadable:
         options.warn(f"{len(result.unreadable)} unreadable image(s) left out, e.g. {result.unreadable[0]}")
     print(format_scores(result.scores))
@@ -73,8 +87,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                           "ABAW P scores for the labels DATA has; the JSON is that of "
                                           "'affectlab score'.")
     evaluate.add_argument("--model", action="append", required=True, metavar="CKPT",
-                          help="checkpoint (.safetensors); repeat for an ensemble")
+                          help="checkpoint (.safetensors), or 'default' for the bundled model; repeat for an ensemble")
     options.add_data(evaluate, "anything 'data summary' reads: manifest CSV, ABAW root or MTL file, a dataset folder")
+    evaluate.add_argument("--faces", choices=("crops", "detect"), default="crops",
+                          help="crops (default): each image is a face crop, aligned by its landmarks or framing, as "
+                               "training reads it; detect: find and align the face in each whole image as analyze "
+                               "does and score its most confident face (what analyze + score gives)")
     evaluate.add_argument("--ensemble", choices=("mean", "vote"), default="mean",
                           help="how several models combine (default mean)")
     options.add_thresholds(evaluate)

@@ -17,7 +17,7 @@ from affectlab.data.public import (FERPLUS_VOTES, LFW_EXPRESSIONS_COLUMNS, read_
                                    read_lfw_expressions)
 from affectlab.data.summary import format_summary, summarize
 from affectlab.data.table import SampleTable, build_table, concat_tables, validate_table
-from affectlab.errors import DataError
+from affectlab.errors import DataError, not_there
 from affectlab.labels import DEFAULT_SCHEMA, LabelSchema
 
 __all__ = [
@@ -84,12 +84,24 @@ def _reader(path: Path) -> tuple[Reader, Path]:
                 return reader, path
         raise DataError(path, f"not a recognised source folder; expected {EXPECTED}")
     if not path.is_file():
-        raise DataError(path, "no such file or folder")
+        raise DataError(path, not_there(path))
     columns = _header(path)
     for reader in (r for r in READERS if not r.folder):
         if reader.recognises(path, columns):
             return reader, path
+    separator = _other_separator(columns)
+    if separator:
+        raise DataError(path, f"its header is separated by {separator}; labels files are comma-separated "
+                              "(save it as CSV with ',' between cells)", line=1)
     raise DataError(path, f"not a recognised source; expected {EXPECTED}", line=1)
+
+
+def _other_separator(columns: list[str]) -> str | None:
+    """The separator a one-name header line uses instead of commas (';' as spreadsheets in many locales
+    write CSV, or a tab), if any."""
+    if len(columns) != 1:
+        return None
+    return next((name for sep, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")) if sep in columns[0]), None)
 
 
 def source_kind(path: str | os.PathLike[str]) -> str:

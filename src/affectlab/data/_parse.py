@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affectlab.errors import DataError
+from affectlab.errors import DataError, first_line, not_there
 from affectlab.data.table import add_skipped
 
 IMAGE_MISSING = "image file missing"
@@ -31,7 +31,7 @@ def existing_file(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path, or a DataError when it is not a file."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "no such file")
+        raise DataError(path, not_there(path, "file"))
     return path
 
 
@@ -49,7 +49,7 @@ def read_csv_text(path: Path, required: Sequence[str] = ()) -> pd.DataFrame:
         if found:
             raise DataError(path, f"expected {found['expected']} fields, found {found['saw']}",
                             line=int(found["line"])) from None
-        raise DataError(path, f"not a readable CSV ({str(err).strip().splitlines()[-1]})") from None
+        raise DataError(path, f"not a readable CSV ({first_line(err, last=True)})") from None
     raw.columns = [str(c).strip() for c in raw.columns]
     absent = [c for c in required if c not in raw.columns]
     if absent:

@@ -17,9 +17,8 @@ from affectlab.data._parse import (drop_missing_images, existing_file, read_csv_
                                    to_int, typed_extras)
 from affectlab.data.table import AU_COLUMN, SOFT_COLUMNS, SOFT_PREFIX, SampleTable, build_table, select_split
 from affectlab.errors import DataError
-from affectlab.labels import DEFAULT_SCHEMA, EXPR_NAMES, LabelSchema, canonical_au
+from affectlab.labels import DEFAULT_SCHEMA, EXPR_IDS, EXPR_NAMES, LabelSchema, canonical_au
 
-_EXPR_IDS: dict[str, int] = {name.lower(): i for i, name in enumerate(EXPR_NAMES)}
 _SOFT_SUM_TOLERANCE = 1e-3
 
 
@@ -103,8 +102,9 @@ def _va_values(cells: pd.Series, path: os.PathLike[str], column: str) -> np.ndar
 
 
 def _expr_ids(cells: pd.Series, path: os.PathLike[str], column: str) -> np.ndarray:
-    """ABAW names (any case) or ids -> ids; '' and -1 are missing. Ids outside the schema are the table's job."""
-    by_name = cells.str.lower().map(_EXPR_IDS)
+    """ABAW names (any case; contempt is Other) or ids -> ids; '' and -1 are missing. Ids outside the schema
+    are the table's job."""
+    by_name = cells.str.lower().map(EXPR_IDS)
     by_id = pd.to_numeric(cells.mask(cells == ""), errors="coerce")
     ids = by_name.fillna(by_id).fillna(-1)
     ok = (cells == "") | by_name.notna() | by_id.isin(range(-1, len(EXPR_NAMES)))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from affectlab.data.transforms import normalise
-from affectlab.errors import AffectlabError, DataError
+from affectlab.errors import AffectlabError, DataError, first_line
 from affectlab.inference.outputs import FaceOutputs, probabilities
 from affectlab.models.meta import VA_CALIBRATION, CheckpointMeta, header_digest, read_checkpoint_meta
 
@@ -101,7 +101,7 @@ class OnnxBackend(Backend):
         try:
             self.session = cpu_session(path)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-            raise DataError(path, f"not a loadable ONNX model ({str(e).splitlines()[0]})") from None
+            raise DataError(path, f"not a loadable ONNX model ({first_line(e)})") from None
         stored = self.session.get_modelmeta().custom_metadata_map
         #: For the bundled graph: the digest of the checkpoint header its weights were laid out by.
         self.weights_digest = stored.get(ONNX_WEIGHTS_KEY)
@@ -120,6 +120,11 @@ class OnnxBackend(Backend):
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_MODEL = ASSETS / "default.safetensors"
 DEFAULT_GRAPH = ASSETS / "default.onnx"
+
+
+def checkpoint_path(name: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """A ``--model`` value as a path: ``default`` names the bundled model, anything else is a path."""
+    return DEFAULT_MODEL if os.fspath(name) == "default" else name
 
 
 def open_backend(model: str | os.PathLike[str] | None = None, device: str = "cpu", precision: str = "fp32", *,

@@ -11,6 +11,7 @@ most votes wins (ties to the higher mean probability), VA is averaged.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from affectlab.data.dataset import FaceDataset
 from affectlab.errors import AffectlabError
@@ -58,17 +60,22 @@ def frame_features(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, *
 @torch.no_grad()
 def collect_outputs(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, *, batch_size: int = 128,
                     workers: int = 0, device: str | torch.device = "cpu", autocast: bool = False,
-                    features: bool = False, frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    features: bool = False, frames: np.ndarray | None = None,
+                    progress: str | None = None) -> dict[str, np.ndarray]:
     """Raw outputs for every row: ``au`` and ``expr`` logits, ``va``, ``va_bins`` (when the model has
     them), ``corrupt`` (rows whose image could not be read) and, with ``features``, every named
     feature as ``feature:<name>``. Sequence models give the output of each row's own frame; given
-    ``frames`` (:func:`frame_features` of ``samples``) they read clips of those instead of images."""
+    ``frames`` (:func:`frame_features` of ``samples``) they read clips of those instead of images.
+    ``progress``: a bar with that name on stderr, over the rows (a pass over a large table takes minutes)."""
     was_training = model.training
     model.eval()
     parts: dict[str, list[np.ndarray]] = {}
     errors: list[str] = []
+    bar = tqdm(total=len(samples), desc=progress, unit="face", dynamic_ncols=True, file=sys.stderr,
+               disable=progress is None, leave=False)
     try:
         for batch in _loader(samples, model.schema, spec, batch_size, workers, frames):
+            bar.update(len(batch["image"]))
             image = batch["image"].to(device)
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
                 pred = model(image)
@@ -85,6 +92,7 @@ def collect_outputs(model: AffectModel, samples: pd.DataFrame, spec: InputSpec, 
             parts.setdefault("corrupt", []).append(batch["corrupt"].numpy())
             errors += [e for e in batch["error"] if e]
     finally:
+        bar.close()
         model.train(was_training)
     out = {k: np.concatenate(v) for k, v in parts.items()}
     out["errors"] = np.array(errors, dtype=object)

@@ -18,7 +18,7 @@ import safetensors.torch
 from safetensors import SafetensorError
 
 from affectlab import __version__
-from affectlab.errors import AffectlabError, DataError
+from affectlab.errors import AffectlabError, DataError, first_line
 from affectlab.jsonfile import write_atomic
 from affectlab.labels import LabelSchema
 from affectlab.models.base import AffectModel
@@ -111,10 +111,11 @@ def load_model(path: str | PathLike[str], schema: LabelSchema | None = None, dev
     try:
         missing, unexpected = safetensors.torch.load_model(model, path, strict=False, device=device)
     except (RuntimeError, SafetensorError, OSError) as e:
-        reason = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e).splitlines()[0])
+        reason = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), first_line(e))
         raise DataError(path, f"weights do not fit model {meta.model!r}: {reason}") from None
-    if missing or unexpected:
+    if missing or unexpected:  # safetensors gives sets
         raise DataError(path, f"weights do not fit model {meta.model!r}: {len(missing)} missing "
-                              f"(first: {missing[:1]}), {len(unexpected)} unexpected (first: {unexpected[:1]})")
+                              f"(first: {sorted(missing)[:1]}), {len(unexpected)} unexpected "
+                              f"(first: {sorted(unexpected)[:1]})")
     model.checkpoint_meta = meta
     return model.to(device).eval()

@@ -14,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from affectlab.errors import AffectlabError, DataError
+from affectlab.errors import AffectlabError, DataError, first_line
 from affectlab.faces.align import named_template
 from affectlab.labels import LabelSchema
 
@@ -132,7 +132,7 @@ def read_checkpoint_meta(path: str | PathLike[str]) -> CheckpointMeta:
     try:
         header = _complete_header(path).get("__metadata__") or {}
     except (OSError, ValueError, AttributeError, KeyError, TypeError) as e:
-        raise DataError(path, f"not a safetensors file, or a corrupt one ({str(e).splitlines()[0]})") from None
+        raise DataError(path, f"not a safetensors file, or a corrupt one ({first_line(e)})") from None
     if KEY not in header:
         raise DataError(path, "not an affectlab checkpoint (a safetensors file without affectlab metadata)")
     try:

@@ -33,6 +33,7 @@ import yaml
 from affectlab.data.sampling import BALANCE_METHODS
 from affectlab.data.transforms import Augmentation
 from affectlab.devices import DEFAULT_DEVICE
+from affectlab.log import logger
 from affectlab.models.meta import DEFAULT_MARGIN
 from affectlab.train.typed_yaml import ConfigError, apply_override, build, merge
 
@@ -472,7 +473,8 @@ class Recipe:
     train: Train = field(default_factory=Train)
     ensembles: dict[str, Ensemble] = field(default_factory=dict)
     final: str | None = None
-    #: Where the sources' relative paths (and images) live; None = the working directory.
+    #: Where the sources' relative paths (and images) live; None = the working directory. Relative, it is
+    #: read from the recipe file's folder (an override such as --data-root: from the working directory).
     data_root: str | None = None
     #: The recipe format (:data:`RECIPE_VERSION`).
     version: int = RECIPE_VERSION
@@ -541,9 +543,22 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] = ()) -> Reci
         if "extends" in parent:
             raise ConfigError(f"{path}: extends {base}, which extends another recipe; extend the first one")
         raw = merge(parent, raw)
-    for item in overrides:
+    for item in overrides:  # an override (--data-root) is typed in a shell: from the working directory
         apply_override(raw, item)
-    return build_recipe(raw, where=str(path))
+    recipe = build_recipe(raw, where=str(path))
+    _no_early_stopping_without_validation(recipe)
+    return recipe
+
+
+def _no_early_stopping_without_validation(recipe: Recipe) -> None:
+    """A stage that stops early on validation scores, in a recipe without validation data
+    (``validation=null``), runs all its steps instead: said in one line now, not an error at its first
+    evaluation. Stages with folds validate on their held-out fold and keep their early stopping."""
+    for stage in recipe.stages:
+        if stage.early_stopping is not None and stage.folds is None and not recipe.for_stage(stage).validation:
+            logger.warning(f"stage {stage.name!r}: no validation data, so no early stopping "
+                           f"(on {stage.early_stopping.monitor}): it runs all its steps")
+            stage.early_stopping = None
 
 
 def _read_recipe(path: Path) -> dict:
@@ -560,6 +575,8 @@ def _read_recipe(path: Path) -> dict:
         raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe is a YAML mapping of keys to values")
+    if isinstance(raw.get("data_root"), str):  # written in a recipe: from its folder, wherever the run starts
+        raw["data_root"] = os.path.normpath(os.path.join(path.resolve().parent, os.path.expanduser(raw["data_root"])))
     return raw
 
 

@@ -7,6 +7,7 @@ recipe name of its source, which is how sampler groups find their rows.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from affectlab.data import SampleTable, concat_tables, read_source
 from affectlab.data.dataset import CONTEXT_PATH, FRAMING_COLUMNS
 from affectlab.data.sampling import GroupPool, assign_folds, downsample_frames
 from affectlab.data.table import add_skipped, soft_columns
-from affectlab.errors import AffectlabError
+from affectlab.errors import AffectlabError, DataError, not_there
 from affectlab.labels import LabelSchema
 from affectlab.log import logger
 from affectlab.train.config import TASKS, Folds, Group, Source
@@ -82,6 +83,9 @@ def context_paths(paths: pd.Series, source: Source) -> list[str | None]:
 def _table(path: str, images: str | None, split: str | None, schema: LabelSchema, cache: TableCache) -> SampleTable:
     """A dataset read once per recipe however many sources (or ``like`` subsets) use it."""
     key = (path, images, split)
+    if not os.path.exists(path):
+        raise DataError(path, f"{not_there(path)}; a recipe's source paths are read under its data_root (relative: "
+                              "from the recipe's folder): give --data-root DIR where your copy of the data is")
     if key not in cache:
         cache[key] = read_source(path, images=images, split=split, schema=schema)
     return cache[key]

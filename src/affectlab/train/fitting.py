@@ -22,9 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from affectlab import interrupt
 from affectlab.data.dataset import FaceDataset
 from affectlab.data.sampling import MultiSourceBatchSampler
-from affectlab.errors import AffectlabError, DataError
+from affectlab.errors import AffectlabError, DataError, first_line
 from affectlab.jsonfile import json_ready
 from affectlab.labels import LabelSchema
 from affectlab.log import logger
@@ -38,7 +39,7 @@ from affectlab.train.member_data import MemberData
 from affectlab.train.members import Member
 from affectlab.train.monitor import monitored
 from affectlab.train.objective import Objective, flatten_time, label_masks
-from affectlab.train.run_folder import MOVE_STATE, RunFolder, first_line, flat_scores
+from affectlab.train.run_folder import MOVE_STATE, RunFolder, flat_scores
 
 
 @dataclass
@@ -128,6 +129,9 @@ class Fitter:
 
     def fit(self, member: Member, tables: tdata.SourceTables, make_model: Callable[[Member], AffectModel]) -> dict:
         """Train one member on ``tables``: prepare it (or restore it), run its steps, save it."""
+        if member.recipe.train.progress and self.dist.main:  # building the model, caching teachers: minutes
+            logger.info(f"{member.name}: preparing its model{' and teacher outputs' if member.stage.distill else ''} "
+                        f"({len(tables.samples)} training rows)")
         fit = self._prepare(member, tables, make_model)
         loader = self._loader(fit, tables)
         scores, unreadable = self._loop(fit, loader)
@@ -350,7 +354,9 @@ class Fitter:
             if any(t.input_layout != "BCHW" for t in teachers):
                 raise ConfigError("cached teacher outputs need single-image (BCHW) teachers; "
                                   "use teacher_outputs=online")
-            outs = [self.data.outputs(t, samples, member.recipe) for t in teachers]
+            outs = [self.data.outputs(t, samples, member.recipe,
+                                      progress=f"{member.name}: {name}'s outputs, once" if self.dist.main else None)
+                    for name, t in zip(spec.teachers, teachers)]
             cached = CachedTeacher(ensemble_teacher([{k: torch.from_numpy(o[k]) for k in keys if k in o}
                                                      for o in outs]))
             return lambda batch, image: cached(batch["index"])
@@ -364,16 +370,20 @@ class Fitter:
 
 
 class DeferredInterrupt:
-    """Ctrl-C during training takes effect between steps, so the saved state is whole and ``--resume``
-    continues exactly from it; a second Ctrl-C stops at once. Only in the main thread of a single process."""
+    """Ctrl-C (or SIGTERM) during training takes effect between steps, so the saved state is whole and
+    ``--resume`` continues exactly from it; a second one stops at once. Only in the main thread of a
+    single process."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, enabled: bool = True):
         self.requested = self.forced = False
         self._previous = None
         if enabled and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def _handle(self, signum, frame) -> None:
+        interrupt.note(signum)
         if self.requested:
             self.forced = True
             raise KeyboardInterrupt
@@ -386,7 +396,8 @@ class DeferredInterrupt:
 
     def close(self) -> None:
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+            for s, previous in self._previous.items():
+                signal.signal(s, previous)
             self._previous = None
 
 

@@ -143,10 +143,13 @@ class MemberData:
         self.folder.metrics.log(member.stage.name, member.name, 0, added)
         return tdata.SourceTables(samples, names, tables.skipped)
 
-    def outputs(self, model: AffectModel, samples: pd.DataFrame, recipe: Recipe) -> dict[str, np.ndarray]:
-        """A finished model's raw outputs on every row (teacher soft labels, pseudo labels)."""
+    def outputs(self, model: AffectModel, samples: pd.DataFrame, recipe: Recipe,
+                progress: str | None = None) -> dict[str, np.ndarray]:
+        """A finished model's raw outputs on every row (teacher soft labels, pseudo labels); ``progress``:
+        a bar of that name on stderr where the recipe shows progress (a pass over a large table takes minutes)."""
         return collect_outputs(model, samples, InputSpec.of(model), batch_size=recipe.data.eval_batch_size,
-                               workers=recipe.data.workers, device=self.device, autocast=use_amp(recipe, self.device))
+                               workers=recipe.data.workers, device=self.device, autocast=use_amp(recipe, self.device),
+                               progress=progress if recipe.train.progress else None)
 
     def cached_features(self, member: Member, model: AffectModel, samples: pd.DataFrame,
                         spec: InputSpec) -> np.ndarray:

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import yaml
 
-from affectlab.errors import AffectlabError, DataError
+from affectlab.errors import AffectlabError, DataError, first_line
 from affectlab.jsonfile import write_atomic, write_json
 from affectlab.labels import LabelSchema
 from affectlab.models import AffectModel, load_model, save_checkpoint
@@ -191,11 +191,6 @@ class RunFolder:
 
 STATE_KEYS = ("member", "step", "model", "optimizer", "scheduler", "rng", "early", "sampler")
 MOVE_STATE = "move it away to restart the member in progress (finished members are kept)"
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def check_run_folder(out: Path) -> None:

@@ -30,6 +30,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from affectlab.errors import first_line
 from affectlab.devices import resolve_device
 from affectlab.labels import AU_SETS, LabelSchema, expression_names, schema as make_schema
 from affectlab.log import logger
@@ -40,7 +41,7 @@ from affectlab.train.fitting import Fitter, Hook, StepInfo, input_spec
 from affectlab.train.member_data import MemberData
 from affectlab.train.members import Member, members_of, stage_members
 from affectlab.train.monitor import monitored
-from affectlab.train.run_folder import RunFolder, first_line, flat_scores
+from affectlab.train.run_folder import RunFolder, flat_scores
 
 __all__ = ["Hook", "StepInfo", "Training", "recipe_schema", "train"]
 

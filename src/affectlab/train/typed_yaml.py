@@ -8,6 +8,7 @@ dicts, scalars), naming the file and the dotted key of anything it cannot use; a
 from __future__ import annotations
 
 import copy
+import math
 import dataclasses
 import types
 import typing
@@ -155,13 +156,18 @@ def _scalar(tp: Any, value: Any, where: str, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None and not math.isfinite(number):  # nan, inf: no setting means either
+            raise ConfigError(f"{where}: {key}: expected a finite number, got {value!r}")
+        if number is not None:
+            return number
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
