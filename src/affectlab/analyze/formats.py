@@ -149,11 +149,11 @@ def native_names(columns: Sequence[str], fmt: str) -> dict[str, str]:
 
 def from_format(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
     """A table written in ``fmt`` (as pandas reads it) back in native columns: what plots, ABAW files and
-    the summary read."""
+    the summary read. The columns the format has and affectlab left empty are dropped again."""
     if fmt == "native":
         return table
     table = table.rename(columns=str.strip)
-    out = table.rename(columns=native_names(list(table.columns), fmt))
+    out = _without_empty_places(table.rename(columns=native_names(list(table.columns), fmt)), fmt)
     if fmt == "openface":
         return out
     pose = {native: sign * np.radians(out[feat].astype(float))
@@ -163,6 +163,19 @@ def from_format(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
     video = out["timestamp"].notna() if "timestamp" in out.columns else pd.Series(False, index=out.index)
     out["frame"] = (out["frame"] + 1).where(video, -1)
     return out
+
+
+def _without_empty_places(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    """``table`` (native names) without the columns ``fmt`` always writes that hold no value although
+    faces were analysed (an AU the model has no head for, landmarks without --landmarks); with no
+    analysed face at all, every column stays."""
+    success = pd.to_numeric(table.get("success", pd.Series(dtype=float)), errors="coerce")
+    if not (success == 1).any():
+        return table
+    places = {*_LANDMARKS_2D, *_POSE, "X", "Y", "Z", *FEAT_GAZE_COLUMNS, *_GAZE_VECTORS, *OPENFACE_AUS_R, *FEAT_AUS,
+              *(f"{a}_c" for a in (*OPENFACE_AUS_C, *FEAT_AUS)), *(p for p, _ in _FEAT_POSE.values())}
+    empty = [c for c in table.columns if c in places and table[c].isna().all()]
+    return table.drop(columns=empty)
 
 
 def results_format(columns: Sequence[str]) -> str:
