@@ -26,10 +26,10 @@ def test_every_table_has_one_schema_and_the_csv_values(tiny_model, tmp_path):
     schemas = [pq.read_schema(folder / name) for name in ("blank.parquet", "grey.parquet", "images.parquet")]
     assert all(s.equals(schemas[0]) for s in schemas)
     types = {f.name: str(f.type) for f in schemas[0]}
-    assert types["frame"] == types["face_id"] == types["AU01_c"] == "int64"
+    assert types["frame"] == types["face_id"] == types["au01_c"] == "int64"  # py-feat's name for a decision
     assert types["input"] == types["expression"] == "string" and types["FaceScore"] == "double"
     blank = pq.read_table(folder / "blank.parquet")
-    assert blank.column("AU01_c").null_count == blank.num_rows == 4
+    assert blank.column("au01_c").null_count == blank.num_rows == 4
     grey = pq.read_table(folder / "grey.parquet").to_pandas()
     csv = pd.read_csv(out / "grey.csv")
     assert list(grey.columns) == list(csv.columns)

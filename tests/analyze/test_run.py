@@ -140,8 +140,11 @@ def test_sigint_keeps_rows_and_skip_existing_finishes(tiny_model, tmp_path, caps
     out, partial = tmp_path / "out", tmp_path / "out" / "long.csv.partial"
     args = ["analyze", str(clip), "--out", str(out), "--model", str(tiny_model), "--faces", "crops", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    # the default Ctrl-C disposition, as a shell gives it: a child inherits an ignored SIGINT (a library
+    # earlier in the suite may leave it ignored), and would then finish instead of stopping
     proc = subprocess.Popen([sys.executable, "-m", "affectlab.cli", *args, "--batch-size", "1"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not (partial.is_file() and partial.stat().st_size > 2000) and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -40,7 +40,11 @@ def arrow_table(table: pd.DataFrame, fmt: str, schema: LabelSchema):
     pa = _pyarrow()
 
     columns = set(table.columns)
-    typed = finalize(table, schema, geometry=GEOMETRY_COLUMNS[0] in columns, mesh=MESH_COLUMNS[0] in columns)
+    # Every geometry column, not just one: py-feat's and OpenFace's tables carry their own landmark (and
+    # OpenFace's pose) columns empty without --landmarks, which a face-less video's read-back keeps, while
+    # the rest (e.g. gaze_angle_x in a py-feat table) are written only with --landmarks.
+    geometry = set(GEOMETRY_COLUMNS) <= columns
+    typed = finalize(table, schema, geometry=geometry, mesh=MESH_COLUMNS[0] in columns)
     out = to_format(typed, fmt)
     kinds = {name: pa.int64() if isinstance(dtype, pd.Int64Dtype) or pd.api.types.is_integer_dtype(dtype)
              else pa.float64() if pd.api.types.is_float_dtype(dtype) else pa.string()
