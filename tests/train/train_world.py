@@ -143,7 +143,7 @@ def recipe_overrides(world: World, name: str) -> list[str]:
                 *(f"{key}.{n}.{k}=null" for key in ("sources", "validation")
                   for n, k in [("ferplus", "split"), ("ckplus", "subset"), ("sfew", "subset")]),
                 *q("expr", "expr_va", "au", "wild"), "model.backbone_weights=imagenet", "train.amp=off",
-                "stages.teacher.steps=3", "stages.student.steps=2"]
+                "stages.teacher.steps=3", "stages.student.steps=2", "stages.distilled.steps=2"]
     if name == "context-ensemble":
         return [f"sources.mtl.path={world.mtl}", f"sources.mtl.images={world.frames}",
                 f"validation.mtl.path={world.mtl_val}", f"validation.mtl.images={world.frames}",
