@@ -68,7 +68,7 @@ class Step:
         self.channels_last = channels_last and model.input_layout == "BCHW"
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
         self.objective = Objective(recipe.loss, schema, samples, has_va_bins=bool(model.config.get("va_bins", 0)))
-        self.optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
+        self.optimizer = make_optimizer(recipe, model)
         self.group_tasks, self.amp, self.device = group_tasks.to(device), amp, device
 
     def __call__(self, batch: dict) -> None:

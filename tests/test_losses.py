@@ -301,8 +301,11 @@ def test_va_bins_loss_reads_multi_database_eq2_once_per_batch_or_literally() -> 
     torch.testing.assert_close(L.va_bins_loss(logits, va, mask).double(), ce.double() + one_minus_ccc, atol=1e-5, rtol=0)
     torch.testing.assert_close(L.va_bins_loss(logits, va, mask, ccc_weight="1/B").double(),
                                ce.double() + one_minus_ccc / B, atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="ccc_weight"):
-        L.va_bins_loss(logits, va, mask, ccc_weight="B")
+    torch.testing.assert_close(L.va_bins_loss(logits, va, mask, ccc_weight=3.0).double(),
+                               ce.double() + 3 * one_minus_ccc, atol=1e-5, rtol=0)
+    for bad in ("B", -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="ccc_weight"):
+            L.va_bins_loss(logits, va, mask, ccc_weight=bad)
 
 
 def test_kd_kl_matches_kl_div_and_detaches_teacher() -> None:

@@ -245,8 +245,19 @@ def va_to_bins(va: torch.Tensor, n_bins: int = N_VA_BINS) -> torch.Tensor:
     return torch.where(torch.isnan(va), torch.full_like(idx, -1), idx).long()
 
 
+def ccc_scale(ccc_weight: str | float, batch: int) -> float:
+    """The factor of va_bins_loss's 1 - CCC term: 1 (``"once"``), 1/B (``"1/B"``) or a number >= 0."""
+    if ccc_weight == "once":
+        return 1.0
+    if ccc_weight == "1/B":
+        return 1.0 / batch
+    if isinstance(ccc_weight, (int, float)) and not isinstance(ccc_weight, bool) and 0 <= ccc_weight < float("inf"):
+        return float(ccc_weight)
+    raise ValueError(f"ccc_weight is 'once', '1/B' or a number >= 0, got {ccc_weight!r}")
+
+
 def va_bins_loss(bin_logits: torch.Tensor, va: torch.Tensor, mask: torch.Tensor,
-                 ccc_weight: Literal["once", "1/B"] = "once") -> torch.Tensor:
+                 ccc_weight: Literal["once", "1/B"] | float = "once") -> torch.Tensor:
     """VA loss, teacher-student eq. 3, summed over V and A as in its eq. 4 (L_V + L_A).
 
     L_{V,A} = -Σ_k y_{k,*} · log softmax(ŷ)_k + (1 - CCC(y, E[ŷ]))
@@ -259,6 +270,8 @@ def va_bins_loss(bin_logits: torch.Tensor, va: torch.Tensor, mask: torch.Tensor,
     Multi-database eq. 2 writes the CCC term of each sample as (1/B)(1 - CCC): summed over a batch's
     B samples that is the batch's 1 - CCC once, which is ``ccc_weight="once"`` (the CE a mean, the
     CCC once). ``"1/B"`` reads it literally against the mean CE: (1/B)(1 - CCC), B = ``len(bin_logits)``.
+    A number w weighs the batch's 1 - CCC by w against the CE (``"once"`` is w = 1): CCC rewards the
+    right mean and spread, which the bins' CE alone pulls towards the middle bins.
     """
     mask = mask.bool()
     n_bins = bin_logits.shape[-1]
@@ -266,9 +279,7 @@ def va_bins_loss(bin_logits: torch.Tensor, va: torch.Tensor, mask: torch.Tensor,
     va = _zero_masked(va.to(bin_logits.dtype), mask)
     ce = F.cross_entropy(bin_logits.reshape(-1, n_bins), va_to_bins(va, n_bins).reshape(-1), reduction="none")
     ce = _zero_masked(ce.reshape(mask.shape), mask).sum(0) / mask.sum(0).clamp(min=1)
-    if ccc_weight not in ("once", "1/B"):
-        raise ValueError(f"ccc_weight is 'once' or '1/B', got {ccc_weight!r}")
-    scale = 1.0 if ccc_weight == "once" else 1.0 / len(bin_logits)
+    scale = ccc_scale(ccc_weight, len(bin_logits))
     return ce.sum() + scale * ccc_loss(va_from_bin_logits(bin_logits), va, mask)
 
 

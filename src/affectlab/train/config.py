@@ -251,14 +251,19 @@ class Loss:
 
 @dataclass
 class Optimizer:
+    """``backbone_lr``: the pretrained trunks' own learning rate (None: ``lr``). A trunk without batch
+    norm (dlib's ResNet, its statistics frozen into affine layers) loses its features at the heads' rate."""
+
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
+    backbone_lr: float | None = None
 
     def __post_init__(self) -> None:
         _at_least(self, 0, "lr", above=True)
+        _at_least(self, 0, "backbone_lr", above=True)
         _at_least(self, 0, "momentum", "weight_decay")
 
 

@@ -30,6 +30,7 @@ from affectlab.jsonfile import json_ready
 from affectlab.labels import LabelSchema
 from affectlab.log import logger
 from affectlab.models import AffectModel, Prediction
+from affectlab.models.backbones import Backbone
 from affectlab.models.meta import InputSpec
 from affectlab.train import data as tdata
 from affectlab.train.config import ConfigError, Distill, Recipe, Stage
@@ -156,7 +157,7 @@ class Fitter:
         channels_last = model.input_layout == "BCHW" and recipe.train.channels_last in ("on", "auto")
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
+        optimizer = make_optimizer(recipe, model)
         scheduler = make_scheduler(recipe, optimizer, total, steps_per_epoch)
         teacher = self._teacher(member, tables.samples)
         step, early = self._restore(member, model, optimizer, scheduler, probe)
@@ -433,13 +434,21 @@ def training_step(net: nn.Module, batch: dict, objective: Objective, optimizer: 
     return loss, parts
 
 
-def make_optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """The recipe's optimiser over ``params``."""
+def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    """The recipe's optimiser over ``model``'s trainable parameters: the heads (the first group, whose
+    rate the log shows) at ``lr``, the backbones at ``backbone_lr`` where the recipe sets one."""
     o = recipe.optimizer
+    trunk = {id(p) for m in model.modules() if isinstance(m, Backbone) for p in m.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": params}]
+    if o.backbone_lr is not None:
+        groups = [{"params": [p for p in params if id(p) not in trunk]},
+                  {"params": [p for p in params if id(p) in trunk], "lr": o.backbone_lr}]
+        groups = [g for g in groups if g["params"]]
     if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
-    return cls(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    return cls(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
 
 
 def make_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, total: int, steps_per_epoch: int):
