@@ -88,3 +88,18 @@ def test_abaw_files_of_a_wide_table_give_no_pandas_warning(sample_analyzer, samp
         warnings.simplefilter("error", pd.errors.PerformanceWarning)
         rows = main_face(read_results(tmp_path / "wide.csv"))
     assert len(rows) == 4 and rows["x_3"].eq(13.0).all()
+
+
+def test_abaw_main_face_of_a_fragmented_table_gives_no_pandas_warning():
+    """A table built column by column in memory (the corpus engine's, with landmarks) is filled as one block."""
+    import warnings
+
+    table = pd.DataFrame({"input": "clip.mp4", "frame": [0, 1, 2, 2], "success": [1, 0, 1, 1], "face_id": [0, 0, 0, 1]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for i in range(150):
+            table[f"x_{i}"] = np.arange(4.0) + i
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        rows = main_face(table)
+    assert rows["frame"].tolist() == [0, 1, 2] and rows["x_1"].tolist() == [1.0, 1.0, 3.0]

@@ -33,7 +33,7 @@ def _one_face(table: pd.DataFrame, face_id: int) -> pd.DataFrame:
     """Every frame of ``table`` holding face ``face_id``'s row, filled from the nearest frame it was in."""
     faces = table[(table["success"] == 1) & (table["face_id"] == face_id)]
     frames = pd.Index(sorted(table["frame"].unique()), name="frame")
-    one = faces.drop_duplicates("frame").set_index("frame").reindex(frames)
+    one = faces.drop_duplicates("frame").set_index("frame").reindex(frames).copy()  # one block: no fragmentation
     return one.ffill().bfill().reset_index()
 
 
