@@ -17,6 +17,7 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
+from affectlab.analyze.results import META_COLUMNS
 from affectlab.errors import AffectlabError, DataError
 
 FLOAT_FORMAT = "%.4f"
@@ -197,6 +198,25 @@ def read_results(path: str | os.PathLike[str], fmt: str = "native") -> pd.DataFr
         raise DataError(path, f"is a results table in the {found} format, not {fmt}: run with --format {found}, "
                               "or move it away")
     return from_format(table, fmt)
+
+
+def checked_results(path: str | os.PathLike[str], fmt: str | None = None, advice: str = "") -> pd.DataFrame:
+    """A results table of analyze as a native table, in ``fmt`` (None: the format its header shows);
+    DataError naming the file and what is wrong, with ``advice`` after it, where it is not one."""
+    kind = "results table of affectlab analyze" + ("" if fmt in (None, "native") else f" in the {fmt} format")
+    try:
+        if fmt is None:
+            fmt = results_format(list(pd.read_csv(path, nrows=0, skipinitialspace=True).columns))
+        table = read_results(path, fmt)
+    except DataError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError, TypeError) as e:
+        raise DataError(path, f"not a {kind} ({e}){advice}") from None
+    missing = [c for c in META_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(path, f"not a {kind}: no {', '.join(map(repr, missing))} column{'s' if len(missing) > 1 else ''}"
+                              f"{advice}")
+    return table
 
 
 def _openface_line(cells: Sequence[str]) -> str:

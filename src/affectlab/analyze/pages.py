@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from affectlab.analyze.formats import read_results, results_format
+from affectlab.analyze.formats import checked_results
 from affectlab.analyze.media import read_image
 from affectlab.analyze.plots import EXPR_COLOURS, FACS_NAMES
-from affectlab.analyze.results import META_COLUMNS, main_face_id, summary
+from affectlab.analyze.results import main_face_id, summary
 from affectlab.errors import DataError
 from affectlab.labels import EXPR_NAMES
 
@@ -101,18 +101,7 @@ def write_pages(out_dir: PathLike, failures: Sequence[str] | None = None) -> Pag
 
 def load_table(path: PathLike) -> pd.DataFrame:
     """A results table in any of analyze's formats, as a native table; DataError naming what is missing."""
-    path = Path(path)
-    try:
-        header = list(pd.read_csv(path, nrows=0, skipinitialspace=True).columns)
-        table = read_results(path, results_format(header))
-    except DataError:
-        raise
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError, TypeError) as e:
-        raise DataError(path, f"not a results table of affectlab analyze ({e})") from None
-    missing = [c for c in META_COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(path, f"not a results table of affectlab analyze: no {', '.join(map(repr, missing))} "
-                              f"column{'s' if len(missing) > 1 else ''}")
+    table = checked_results(path)
     if table.empty:
         raise DataError(path, "results table without rows: nothing to show")
     return table

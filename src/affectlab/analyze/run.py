@@ -21,10 +21,10 @@ from tqdm import tqdm
 
 from affectlab.analyze.abaw import write_abaw_mtl, write_abaw_task_files
 from affectlab.analyze.analyzer import Analyzer
-from affectlab.analyze.formats import CsvRows, read_results
+from affectlab.analyze.formats import CsvRows, checked_results, read_results
 from affectlab.analyze.lock import OutputLock
 from affectlab.analyze.media import expand_inputs, is_video, video_info
-from affectlab.analyze.results import META_COLUMNS, describe
+from affectlab.analyze.results import describe
 from affectlab.errors import AffectlabError, DataError
 from affectlab.labels import LabelSchema
 
@@ -213,17 +213,7 @@ def _read_table(path: Path, fmt: str = "native") -> pd.DataFrame | None:
     there is none yet."""
     if not path.is_file() or path.stat().st_size == 0:
         return None
-    kind = "results table of affectlab analyze" + ("" if fmt == "native" else f" in the {fmt} format")
-    try:
-        table = read_results(path, fmt)
-    except DataError:
-        raise
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError, ValueError, TypeError) as e:
-        raise DataError(path, f"not a {kind} ({e}); move it away and run again") from None
-    missing = [c for c in META_COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(path, f"not a {kind} (no {missing[0]!r} column); move it away and run again")
-    return table
+    return checked_results(path, fmt, advice="; move it away and run again")
 
 
 def earlier_table(video: Path, final: Path, fmt: str, report: RunReport) -> pd.DataFrame | None:
