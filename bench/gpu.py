@@ -69,6 +69,20 @@ def train_step(model: torch.nn.Module, x: torch.Tensor, optimizer: torch.optim.O
     optimizer.zero_grad(set_to_none=True)
 
 
+def seconds_per_step(model: torch.nn.Module, x: torch.Tensor, optimizer: torch.optim.Optimizer, device: str,
+                     steps: int, warm_up: bool) -> float:
+    """Mean seconds of ``steps`` training steps, after one untimed step with ``warm_up`` (cuDNN's
+    algorithm search, the allocator)."""
+    if warm_up:
+        train_step(model, x, optimizer, device)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, x, optimizer, device)
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
 def training_rows(device: str, dry: bool, limit: float) -> list[list[object]]:
     """Each registered (paper) model's bf16 training step: images/s, GFLOP/s (3x the forward) and its
     share of ``limit``, the measured bf16 GEMM rate."""
@@ -82,14 +96,7 @@ def training_rows(device: str, dry: bool, limit: float) -> list[list[object]]:
             model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
         gflop = 3 * 2 * count_gflops(model, x)
-        if not dry:  # warm-up: cuDNN's algorithm search, the allocator
-            train_step(model, x, optimizer, device)
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            train_step(model, x, optimizer, device)
-        sync(device)
-        seconds = (time.perf_counter() - start) / steps
+        seconds = seconds_per_step(model, x, optimizer, device, steps, warm_up=not dry)
         images = x.shape[0] * (x.shape[1] if model.input_layout == "BTCHW" else 1)
         rows.append([name, size, tuple(x.shape), images / seconds, gflop / seconds, f"{gflop / seconds / limit:.1%}"])
         del model, optimizer, x
@@ -111,14 +118,9 @@ def ddp_step(device: str, dry: bool) -> None:
     ddp = DistributedDataParallel(model, device_ids=[rank] if cuda else None)
     x = model.example_input(size, batch=batch).to(device)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-3)
-    train_step(ddp, x, optimizer, device)
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        train_step(ddp, x, optimizer, device)
-    sync(device)
+    seconds = seconds_per_step(ddp, x, optimizer, device, steps, warm_up=True)
     if dist.get_rank() == 0:
-        print(json.dumps({"images_per_s": batch * steps / (time.perf_counter() - start), "world": dist.get_world_size(),
+        print(json.dumps({"images_per_s": batch / seconds, "world": dist.get_world_size(),
                           "backend": dist.get_backend(), "input": size, "batch": batch}))
     dist.destroy_process_group()
 

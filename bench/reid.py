@@ -34,7 +34,7 @@ from affectlab.analyze.media import read_image  # noqa: E402
 from affectlab.faces import MTCNN  # noqa: E402
 from affectlab.faces.descriptor import SAME_PERSON, FaceDescriptor, chips, describable  # noqa: E402
 from common import MEDIA, ROOT, report, table  # noqa: E402
-from reid_clips import SCENES, compose, face_photo, ids_by_person, image_person, video_person  # noqa: E402
+from reid_clips import SCENES, face_photo, ids_by_person, image_person, track, video_person  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 LFW = SHARED / "lfw_expressions"
@@ -159,16 +159,7 @@ def degrade_section(state: dict) -> str:
 
 
 def clip_ids(detector: MTCNN, describe: FaceDescriptor, frames: list, reid: bool) -> dict[str, set[int]]:
-    from affectlab.faces import FaceTracker, follow
-    from affectlab.faces.reid import ReIdentifier
-
-    tracker, reidentify, found = FaceTracker(), ReIdentifier(describe), []
-    for image in compose(frames):
-        faces = follow(detector, tracker, image, True)
-        if reid:
-            faces = reidentify.assign(image, faces, tracker)
-        found.append([(f.face_id, f.box) for f in faces])
-    return ids_by_person(found, frames)
+    return ids_by_person(track(detector, describe, frames, reid), frames)
 
 
 def video_section(pairs_of_lfw: int) -> str:

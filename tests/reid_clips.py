@@ -104,6 +104,21 @@ def crossing(a: list[np.ndarray], b: list[np.ndarray], steps: int = 7) -> list[l
 SCENES = {"leave and return": leave_and_return, "cut": cut, "mirrored return": mirrored_return, "crossing": crossing}
 
 
+def track(detector: MTCNN, describe, frames: list[list[Placement]], reid: bool = True) -> list[list[tuple[int, np.ndarray]]]:
+    """(face_id, box) per frame of a composed clip: the full detector on every frame, then re-identification
+    with ``describe`` (a FaceDescriptor) where ``reid``."""
+    from affectlab.faces import FaceTracker, follow
+    from affectlab.faces.reid import ReIdentifier
+
+    tracker, reidentify, out = FaceTracker(), ReIdentifier(describe), []
+    for image in compose(frames):
+        faces = follow(detector, tracker, image, True)
+        if reid:
+            faces = reidentify.assign(image, faces, tracker)
+        out.append([(f.face_id, f.box) for f in faces])
+    return out
+
+
 def ids_by_person(faces: list[list[tuple[int, np.ndarray]]], frames: list[list[Placement]]) -> dict[str, set[int]]:
     """The face_ids each person got: each (face_id, box) found goes to the placement of its frame whose
     centre lies nearest the box's; frames where a face was missed or too many were found are left out."""

@@ -11,18 +11,17 @@ from reid_clips import (
     MEDIA,
     RIGHT,
     SCENES,
-    compose,
     face_photo,
     hold,
     ids_by_person,
+    track,
     video_person,
 )
 
 from affectlab.analyze.media import read_image
 from affectlab.errors import AffectlabError
-from affectlab.faces import FaceTracker, follow
 from affectlab.faces.descriptor import FaceDescriptor
-from affectlab.faces.reid import GALLERY, Gallery, People, ReIdentifier, check_threshold, greedy_pairs
+from affectlab.faces.reid import GALLERY, Gallery, People, check_threshold, greedy_pairs
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +49,6 @@ def lfw_people(detector, shared_data) -> dict[str, list[np.ndarray]]:
     return {name: [face_photo(detector, read_image(root / p))
                    for p in labels.loc[labels["person"] == person, "path"].head(2)]
             for name, person in zip("AB", chosen)}
-
-
-def track(detector, describe, frames, reid: bool = True) -> list[list[tuple[int, np.ndarray]]]:
-    """(face_id, box) per frame of a composed clip, the full detector on every frame."""
-    tracker, reidentify, out = FaceTracker(), ReIdentifier(describe), []
-    for image in compose(frames):
-        faces = follow(detector, tracker, image, True)
-        if reid:
-            faces = reidentify.assign(image, faces, tracker)
-        out.append([(f.face_id, f.box) for f in faces])
-    return out
 
 
 @pytest.mark.parametrize("scene", SCENES)
