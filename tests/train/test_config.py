@@ -129,6 +129,10 @@ def test_the_smoke_run_of_the_makefile_is_a_small_default_recipe():
     assert [s.steps for s in r.stages] == [10, 10, 10] and r.data.input_size == 64
     assert list(r.validation) == ["ckplus"] and all(s.early_stopping is not None for s in r.stages)
     assert sum(g.quota for g in r.sampler.values()) == 16
+    for stage in ("student", "distilled"):  # and a fiftieth of the wild faces those stages add
+        later = r.for_stage(next(s for s in r.stages if s.name == stage))
+        assert {later.sources[n].subset.folds for n in ("lfw", "lfw_film")} == {50}
+        assert sum(g.quota for g in later.sampler.values()) == 20
 
 
 def test_every_paper_recipe_takes_its_data_from_data_root():

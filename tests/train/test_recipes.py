@@ -117,6 +117,12 @@ def test_recipe_runs_end_to_end(name, world, tmp_path):
         model = load_model(out / "model.safetensors")
         assert model.checkpoint_meta.extra["stage"] == "distilled"
         assert InputSpec.of(model).crop_framing == tuple(map(tuple, load_recipe(CONFIGS / "default.yaml").data.crop_framing))
+        # the wild faces reach the student and distilled stages only, their labels filtered by the teacher
+        filtered = log[log["name"].str.startswith("filter/lfw")]
+        assert set(filtered["member"]) == {"student", "distilled"}
+        kept = filtered[filtered["name"].str.endswith("_expr_kept")].groupby("member")["value"].sum()
+        masked = filtered[filtered["name"].str.endswith("_expr_masked")].groupby("member")["value"].sum()
+        assert ((kept + masked) == 2 * len(pd.read_csv(world.expr))).all()  # lfw and lfw_film: every labelled row
     if name == "context-ensemble":  # face and context nets joined into one two-view model
         model = load_model(out / "ensemble.safetensors")
         assert model.model_name == "context-ensemble" and model.checkpoint_meta.extra["crop"]["views"] == [0.0, 0.2]

@@ -137,12 +137,15 @@ def recipe_overrides(world: World, name: str) -> list[str]:
     if name == "smm-vs-mss":
         return [*abaw(world, "au"), *abaw(world, "expr"), *abaw(world, "va"), *abaw(world, "aff-wild2", "validation"),
                 *q("au", "expr", "va"), "stages.smm.steps=2", "stages.mss.steps=2", "data.input_size=48"]
-    if name == "default":  # the bundled model's recipe, its four sources stood in for by manifests
+    if name == "default":  # the bundled model's recipe, its sources (and its later stages' wild faces) stood in for by manifests
         sources = {"ferplus": world.expr, "affectnet": world.affectnet, "ckplus": world.au, "sfew": world.expr}
         return [*(f"{key}.{n}.path={p}" for n, p in sources.items() for key in ("sources", "validation")),
                 *(f"{key}.{n}.{k}=null" for key in ("sources", "validation")
                   for n, k in [("ferplus", "split"), ("ckplus", "subset"), ("sfew", "subset")]),
-                *q("expr", "expr_va", "au", "wild"), "model.backbone_weights=imagenet", "train.amp=off",
+                *(f"stages.{stage}.overrides.sources.{n}.{k}" for stage in ("student", "distilled")
+                  for n in ("lfw", "lfw_film") for k in (f"path={world.expr}", "split=null", "subset=null")),
+                *q("expr", "expr_va", "au", "wild"), "stages.student.overrides.sampler.faces.quota=2",
+                "stages.distilled.overrides.sampler.faces.quota=2", "model.backbone_weights=imagenet", "train.amp=off",
                 "stages.teacher.steps=3", "stages.student.steps=2", "stages.distilled.steps=2"]
     if name == "context-ensemble":
         return [f"sources.mtl.path={world.mtl}", f"sources.mtl.images={world.frames}",
