@@ -39,7 +39,7 @@ train-smoke: $(STAMP)
 	rm -rf runs/smoke
 	$(VENV)/bin/affectlab train configs/default.yaml --out runs/smoke $(SMOKE)
 
-# Retrain the default model from ../shared/data (about 2 hours on 2 CPU cores; docs/model-card.md): train,
+# Retrain the default model from ../shared/data (about 1 h 40 min on 2 CPU cores; docs/model-card.md): train,
 # calibrate its AU thresholds on the held-out CK+ subjects and its valence/arousal on the held-out AffectNet
 # images, then bundle it only if it beats the bundled model on the mean of the six validation numbers and is
 # worse beyond bootstrap noise on none (otherwise it says why and keeps the bundled one). No flip averaging:
