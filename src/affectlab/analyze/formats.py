@@ -188,16 +188,17 @@ def results_format(columns: Sequence[str]) -> str:
     return "native"
 
 
-def read_results(path: str | os.PathLike[str], fmt: str = "native") -> pd.DataFrame:
-    """A results table written by analyze in ``fmt``, as a native table; DataError if it is in another."""
-    # .copy(): pandas reads a block per column; with --landmarks (170+ columns) the fills of the ABAW
-    # files would warn of a fragmented frame
-    table = pd.read_csv(path, skipinitialspace=fmt == "openface").copy()
+def read_results(path: str | os.PathLike[str], fmt: str | None = "native") -> pd.DataFrame:
+    """A results table written by analyze in ``fmt`` (None: the format its header shows), as a native
+    table; DataError if it is in another."""
     found = results_format(list(pd.read_csv(path, nrows=0).columns))
-    if found != fmt:
+    if fmt is not None and found != fmt:
         raise DataError(path, f"is a results table in the {found} format, not {fmt}: run with --format {found}, "
                               "or move it away")
-    return from_format(table, fmt)
+    # .copy(): pandas reads a block per column; with --landmarks (170+ columns) the fills of the ABAW
+    # files would warn of a fragmented frame
+    table = pd.read_csv(path, skipinitialspace=found == "openface").copy()
+    return from_format(table, found)
 
 
 def checked_results(path: str | os.PathLike[str], fmt: str | None = None, advice: str = "") -> pd.DataFrame:
@@ -205,8 +206,6 @@ def checked_results(path: str | os.PathLike[str], fmt: str | None = None, advice
     DataError naming the file and what is wrong, with ``advice`` after it, where it is not one."""
     kind = "results table of affectlab analyze" + ("" if fmt in (None, "native") else f" in the {fmt} format")
     try:
-        if fmt is None:
-            fmt = results_format(list(pd.read_csv(path, nrows=0, skipinitialspace=True).columns))
         table = read_results(path, fmt)
     except DataError:
         raise

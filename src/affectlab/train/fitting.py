@@ -438,10 +438,10 @@ def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     """The recipe's optimiser over ``model``'s trainable parameters: the heads (the first group, whose
     rate the log shows) at ``lr``, the backbones at ``backbone_lr`` where the recipe sets one."""
     o = recipe.optimizer
-    trunk = {id(p) for m in model.modules() if isinstance(m, Backbone) for p in m.parameters()}
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": params}]
     if o.backbone_lr is not None:
+        trunk = {id(p) for m in model.modules() if isinstance(m, Backbone) for p in m.parameters()}
         groups = [{"params": [p for p in params if id(p) not in trunk]},
                   {"params": [p for p in params if id(p) in trunk], "lr": o.backbone_lr}]
         groups = [g for g in groups if g["params"]]
